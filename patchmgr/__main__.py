@@ -1,0 +1,5 @@
+import sys
+
+from patchmgr.cli import main
+
+sys.exit(main())

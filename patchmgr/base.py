@@ -1,0 +1,145 @@
+"""Which patch set a checkout needs, and the commits it applies onto.
+
+A checkout is a rust-lang/rust clone (its HEAD is, or descends from, the
+upstream commit a set declares) or a git import of a release tarball (its
+`git-commit-hash` file names the upstream commit). Commits the series itself
+made carry a `Patchmgr-Set` trailer, so the base of an applied tree is found
+by walking past them: no state file can go stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchmgr.errors import BadInput, UnknownBase, WrongState
+from patchmgr.gitio import Repo
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers
+from patchmgr.series import Manifest, PatchSet, nearest_sets
+
+
+@dataclass(frozen=True)
+class SeriesCommit:
+    sha: str
+    set: str
+    patch: str | None  # None for commits patchmgr made itself (Enzyme, gitlinks)
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """What is on top of a repository's base."""
+
+    base: str
+    series: tuple[SeriesCommit, ...]  # oldest first
+    foreign: tuple[str, ...]  # commits above the series' first commit that carry no trailer
+
+
+@dataclass(frozen=True)
+class Detected:
+    patch_set: PatchSet
+    how: str  # how the base was recognised, for status and messages
+    applied_set: str | None  # the set whose commits are on HEAD, if any
+
+
+def find_root(start: Path) -> Path:
+    """The superproject's top level, also when run from inside src/llvm-project."""
+    probe = Repo(start)
+    res = probe.try_run("rev-parse", "--show-superproject-working-tree", "--show-toplevel", readonly=True)
+    if res.status != 0:
+        raise WrongState(f"{start} is not inside a git checkout; import a tarball tree with scripts/realtree.py or pass --root")
+    lines = [line for line in res.out.splitlines() if line]
+    return Path(lines[0])
+
+
+def _classify(items: list[tuple[str, str]]) -> tuple[list[SeriesCommit], list[str]]:
+    series, foreign = [], []
+    for sha, message in items:
+        trailers = parse_trailers(message)
+        if TRAILER_SET in trailers:
+            series.append(SeriesCommit(sha, trailers[TRAILER_SET], trailers.get(TRAILER_PATCH)))
+        else:
+            foreign.append(sha)
+    return series, foreign
+
+
+def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
+    """Split HEAD's first-parent history into base, series commits and foreign commits.
+
+    With the base recorded at apply time every commit above it is classified,
+    so a commit of the user's between two series commits is still seen (and
+    unapply will not drop it). Without one, the series is found by walking
+    back over trailer-carrying commits.
+    """
+    head = repo.head()
+    if known_base and repo.try_run("merge-base", "--is-ancestor", known_base, head, readonly=True).status == 0:
+        series, foreign = _classify(repo.commits(f"{known_base}..{head}"))
+        return RepoState(base=known_base, series=tuple(series), foreign=tuple(foreign))
+    out = repo.run("log", "--first-parent", f"-n{limit + 1}", "--format=%H%x00%B%x00", head,
+                   readonly=True, strip=False)
+    items = out.split("\0")
+    newest_first = [(items[i].strip(), items[i + 1]) for i in range(0, len(items) - 1, 2)]
+    above, below = [], None
+    for index, (sha, message) in enumerate(newest_first):
+        if TRAILER_SET in parse_trailers(message):
+            above.append((sha, message))
+        elif any(TRAILER_SET in parse_trailers(m) for _, m in above):
+            below = sha
+            break
+        else:
+            above.append((sha, message))
+    if below is None:
+        if any(TRAILER_SET in parse_trailers(m) for _, m in above):
+            raise WrongState(f"{repo.label}: no commit below the patch series within {limit} commits; "
+                             "run patchmgr status to inspect")
+        return RepoState(base=head, series=(), foreign=())
+    series, foreign = _classify(list(reversed(above)))
+    return RepoState(base=below, series=tuple(series), foreign=tuple(foreign))
+
+
+def read_tarball_ids(repo: Repo, commit: str) -> tuple[str | None, str | None]:
+    """(version, upstream commit) from a release tree's `version` and `git-commit-hash` files."""
+    def show(name: str) -> str | None:
+        res = repo.try_run("show", f"{commit}:{name}", readonly=True)
+        return res.out.strip() if res.status == 0 else None
+    version = show("version")
+    commit_hash = show("git-commit-hash")
+    return (version.split()[0] if version else None), commit_hash
+
+
+def detect(repo: Repo, base: str, manifest: Manifest, set_name: str | None, applied_set: str | None) -> Detected:
+    if applied_set is not None:
+        if set_name is not None and set_name != applied_set:
+            raise WrongState(f"set {applied_set!r} is applied; run patchmgr unapply before working with {set_name!r}")
+        if applied_set not in manifest.sets:
+            raise UnknownBase(f"the tree carries set {applied_set!r}, which {manifest.path} no longer declares; "
+                              "run patchmgr unapply --set-from-tree or check out its base")
+        return Detected(manifest.sets[applied_set], "applied", applied_set)
+    if set_name is not None:
+        return Detected(manifest.get(set_name), "--set", None)
+
+    matches = [s for s in manifest.sets.values() if s.commit == base]
+    how = "HEAD is the upstream commit"
+    if not matches:
+        for s in manifest.sets.values():
+            if repo.rev(s.commit) and repo.try_run("merge-base", "--is-ancestor", s.commit, base, readonly=True).status == 0:
+                matches.append(s)
+        how = "HEAD descends from the upstream commit"
+    version = None
+    if not matches:
+        version, upstream = read_tarball_ids(repo, base)
+        matches = [s for s in manifest.sets.values() if upstream and s.commit == upstream]
+        how = "git-commit-hash file of a release tree"
+    if not matches:
+        found = f"rustc {version}" if version else f"commit {base[:12]}"
+        raise UnknownBase(f"no patch set is for this tree's base ({found}); {nearest_sets(manifest, version)}; "
+                          "pass --set NAME to force one")
+    if len(matches) > 1:
+        raise BadInput(f"sets {', '.join(s.name for s in matches)} are all for this base; pass --set NAME to choose")
+    return Detected(matches[0], how, None)
+
+
+def series_limit(manifest: Manifest) -> int:
+    """How far back to look for the base: the longest series, with room for the tool's own commits."""
+    return max((sum(len(r.patches) for r in s.repos) for s in manifest.sets.values()), default=0) + 8
+
+

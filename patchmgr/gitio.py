@@ -1,0 +1,165 @@
+"""The thin layer that runs git.
+
+Every git call in patchmgr goes through `Repo.run`: GitPython's `execute`
+with an argument list, never a shell, so strings from patches or manifests
+can only ever be single arguments. Read-only calls run with optional locks
+off, so that looking at a tree (status, no-op apply) never rewrites its index.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import git as gitpython
+from git.exc import GitCommandNotFound
+
+from patchmgr.errors import GitFailed, WrongState
+
+#: commits patchmgr makes itself (the Enzyme submodule, gitlinks) carry this
+#: identity and the base commit's date, so re-applying gives the same hashes.
+TOOL_IDENT = ("patchmgr", "patchmgr@localhost")
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+
+
+class Repo:
+    def __init__(self, path: Path | str, label: str = "."):
+        self.path = Path(path)
+        self.label = label  # how messages name it: "." or "src/llvm-project"
+        self._git = gitpython.cmd.Git(str(self.path))
+
+    def __repr__(self):
+        return f"Repo({self.label!r})"
+
+    def try_run(self, *args: str, input: str | bytes | None = None, env: dict | None = None,
+                readonly: bool = False, strip: bool = True) -> Result:
+        full_env = dict(env or {})
+        if readonly:
+            full_env["GIT_OPTIONAL_LOCKS"] = "0"
+        stdin = None
+        try:
+            if input is not None:
+                stdin = tempfile.TemporaryFile()
+                stdin.write(input.encode("utf-8") if isinstance(input, str) else input)
+                stdin.seek(0)
+            status, out, err = self._git.execute(
+                ["git", *args], istream=stdin, with_extended_output=True, with_exceptions=False,
+                env=full_env, strip_newline_in_stdout=strip)
+        except GitCommandNotFound:
+            raise GitFailed("git is not installed or not on PATH; install git (apt-get install git)") from None
+        finally:
+            if stdin is not None:
+                stdin.close()
+        return Result(status, out, err)
+
+    def run(self, *args: str, **kw) -> str:
+        res = self.try_run(*args, **kw)
+        if res.status != 0:
+            detail = (res.err or res.out).strip().splitlines()
+            raise GitFailed(f"git {' '.join(args[:3])} failed in {self.label}: {detail[-1] if detail else 'exit ' + str(res.status)}")
+        return res.out
+
+    def stream(self, *args: str, env: dict | None = None) -> int:
+        """Run with git's stderr (progress) passed through to ours."""
+        proc = self._git.execute(["git", *args], as_process=True, env=env or {})
+        while chunk := proc.proc.stderr.read1(4096) if hasattr(proc.proc.stderr, "read1") else proc.proc.stderr.read(4096):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+        proc.proc.stdout.read()
+        return proc.proc.wait()
+
+    # --- queries --------------------------------------------------------
+    def rev(self, rev: str) -> str | None:
+        res = self.try_run("rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}", readonly=True)
+        return res.out.strip() if res.status == 0 else None
+
+    def head(self) -> str:
+        sha = self.rev("HEAD")
+        if sha is None:
+            raise WrongState(f"{self.label} has no commits; patchmgr needs a checkout with history")
+        return sha
+
+    def branch(self) -> str | None:
+        """The checked-out branch's full ref, or None when HEAD is detached."""
+        res = self.try_run("symbolic-ref", "--quiet", "HEAD", readonly=True)
+        return res.out.strip() if res.status == 0 else None
+
+    def git_dir(self) -> Path:
+        return Path(self.run("rev-parse", "--absolute-git-dir", readonly=True).strip())
+
+    def dirty_files(self) -> list[str]:
+        """Tracked files with uncommitted changes (index or work tree), submodules included."""
+        out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none",
+                       readonly=True, strip=False)
+        files = []
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            if entry[:1] in ("R", "C"):
+                # the rename source follows as its own entry; it is listed too
+                pass
+            files.append(entry[3:])
+        return files
+
+    def commits(self, range_: str) -> list[tuple[str, str]]:
+        """(sha, full message) for each commit in range, oldest first, first parent only."""
+        out = self.run("log", "--first-parent", "--reverse", "--format=%H%x00%B%x00", range_, "--", readonly=True, strip=False)
+        items = out.split("\0")
+        return [(items[i].strip(), items[i + 1]) for i in range(0, len(items) - 1, 2)]
+
+    def ref_exists(self, ref: str) -> bool:
+        return self.try_run("show-ref", "--verify", "--quiet", ref, readonly=True).status == 0
+
+    def gitlink(self, commit: str, path: str) -> str | None:
+        """The commit a submodule path records in `commit`'s tree."""
+        out = self.run("ls-tree", "-z", commit, "--", path, readonly=True, strip=False)
+        for entry in out.split("\0"):
+            meta, _, name = entry.partition("\t")
+            if name == path and meta.startswith("160000 commit "):
+                return meta.split()[2]
+        return None
+
+    def patch_ids(self, commits: list[str]) -> dict[str, str]:
+        """commit -> stable patch-id, in one `git patch-id` run."""
+        if not commits:
+            return {}
+        diffs = self.run("show", "--format=commit %H", "--no-color", "--no-ext-diff", "-p", *commits,
+                         readonly=True, strip=False)
+        return {c: p for p, c in _parse_patch_ids(self.run("patch-id", "--stable", input=diffs, readonly=True))}
+
+    def patch_ids_of_diffs(self, diffs: list[str]) -> list[str | None]:
+        """Stable patch-id of each diff text, in one `git patch-id` run."""
+        if not diffs:
+            return []
+        text = "".join(f"commit {i + 1:040x}\n{d}" for i, d in enumerate(diffs))
+        by_index = {int(c, 16) - 1: p for p, c in _parse_patch_ids(self.run("patch-id", "--stable", input=text, readonly=True))}
+        return [by_index.get(i) for i in range(len(diffs))]
+
+
+def _parse_patch_ids(out: str) -> list[tuple[str, str]]:
+    return [tuple(line.split()[:2]) for line in out.splitlines() if line.strip()]
+
+
+def identity_env(repo: Repo) -> dict[str, str]:
+    """Committer identity for git am when the user has none configured (CI, fresh machines)."""
+    env = {}
+    if repo.try_run("config", "user.name", readonly=True).status != 0 and "GIT_COMMITTER_NAME" not in os.environ:
+        env["GIT_COMMITTER_NAME"] = TOOL_IDENT[0]
+    if repo.try_run("config", "user.email", readonly=True).status != 0 and "GIT_COMMITTER_EMAIL" not in os.environ:
+        env["GIT_COMMITTER_EMAIL"] = TOOL_IDENT[1]
+    return env
+
+
+def tool_commit_env(date: str) -> dict[str, str]:
+    name, email = TOOL_IDENT
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date,
+            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email, "GIT_COMMITTER_DATE": date}

@@ -1,0 +1,237 @@
+"""The manifest: which patch sets exist, and for which upstream base.
+
+Pure parsing and validation. Every error names the manifest file and the key,
+because the manifest is edited by hand and a typo must not turn into a
+half-applied series.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchmgr.errors import BadInput, UnknownBase
+from patchmgr.safety import path_problem, url_problem
+
+MANIFEST_NAME = "series.toml"
+SCHEMA = 1
+DEFAULT_ENZYME_PATH = "src/llvm-project/enzyme"
+SUPERPROJECT = "."
+
+_FULL_HASH = re.compile(r"^[0-9a-f]{40}$")
+_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
+_PATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.patch$")
+
+
+@dataclass(frozen=True)
+class RepoSeries:
+    """The ordered patches for one repository of the checkout."""
+
+    path: str  # "." or a submodule path such as "src/llvm-project"
+    dir: str  # relative to the patches directory
+    patches: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnzymePin:
+    url: str
+    commit: str
+    path: str
+
+
+@dataclass(frozen=True)
+class PatchSet:
+    name: str
+    rustc: str
+    commit: str
+    llvm: int
+    repos: tuple[RepoSeries, ...]
+    enzyme: EnzymePin | None
+    cover: str | None
+    root: Path  # the patches directory
+
+    def repo(self, path: str) -> RepoSeries | None:
+        return next((r for r in self.repos if r.path == path), None)
+
+    def patch_file(self, repo: RepoSeries, name: str) -> Path:
+        return self.root / repo.dir / name
+
+    def patch_label(self, repo: RepoSeries, name: str) -> str:
+        """How commits and messages name a patch: its path under patches/."""
+        return f"{repo.dir}/{name}"
+
+    def apply_order(self) -> list[RepoSeries]:
+        """Submodules before the superproject, deepest first.
+
+        The superproject's last commit records the submodules' new commits,
+        so they have to exist first.
+        """
+        return sorted(self.repos, key=lambda r: (r.path == SUPERPROJECT, -r.path.count("/")))
+
+    def enzyme_owner(self) -> str | None:
+        """The repository the Enzyme submodule is added to: the deepest one containing its path."""
+        if self.enzyme is None:
+            return None
+        owners = [r.path for r in self.repos if r.path == SUPERPROJECT or self.enzyme.path.startswith(r.path + "/")]
+        return max(owners, key=lambda p: (p != SUPERPROJECT, p.count("/")), default=SUPERPROJECT)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    sets: dict[str, PatchSet]
+
+    def get(self, name: str) -> PatchSet:
+        if name not in self.sets:
+            raise UnknownBase(f"no patch set named {name!r} in {self.path}; known sets: {', '.join(sorted(self.sets)) or 'none'}")
+        return self.sets[name]
+
+    def for_commit(self, commit: str) -> list[PatchSet]:
+        return [s for s in self.sets.values() if s.commit == commit]
+
+
+class _Where:
+    """Carries file name and key path for error messages."""
+
+    def __init__(self, file: Path, key: str = ""):
+        self.file, self.key = file, key
+
+    def __truediv__(self, key: str) -> "_Where":
+        return _Where(self.file, f"{self.key}.{key}" if self.key else key)
+
+    def fail(self, problem: str) -> BadInput:
+        return BadInput(f"{self.file}: key '{self.key}' {problem}")
+
+
+def _table(value, where: _Where, allowed: set[str], required: set[str]) -> dict:
+    if not isinstance(value, dict):
+        raise where.fail("must be a table")
+    for key in value:
+        if key not in allowed:
+            raise (where / key).fail(f"is not a known key (expected one of: {', '.join(sorted(allowed))})")
+    for key in sorted(required):
+        if key not in value:
+            raise (where / key).fail("is missing")
+    return value
+
+
+def _string(value, where: _Where) -> str:
+    if not isinstance(value, str):
+        raise where.fail("must be a string")
+    return value
+
+
+def _hash(value, where: _Where) -> str:
+    value = _string(value, where)
+    if not _FULL_HASH.match(value):
+        raise where.fail(f"must be a full 40-character lowercase commit hash, not {value!r}")
+    return value
+
+
+def _relpath(value, where: _Where) -> str:
+    value = _string(value, where)
+    problem = path_problem(value)
+    if problem:
+        raise where.fail(f"path {value!r} {problem}")
+    return value
+
+
+def _parse_repo(path: str, value, where: _Where) -> RepoSeries:
+    if path != SUPERPROJECT:
+        problem = path_problem(path)
+        if problem:
+            raise where.fail(f"repository path {path!r} {problem}")
+    table = _table(value, where, {"dir", "patches"}, {"dir", "patches"})
+    directory = _relpath(table["dir"], where / "dir")
+    patches = table["patches"]
+    if not isinstance(patches, list):
+        raise (where / "patches").fail("must be a list of patch file names")
+    seen: set[str] = set()
+    for name in patches:
+        if not isinstance(name, str) or not _PATCH_NAME.match(name):
+            raise (where / "patches").fail(f"entry {name!r} must be a plain file name ending in .patch")
+        if name in seen:
+            raise (where / "patches").fail(f"lists {name!r} twice")
+        seen.add(name)
+    return RepoSeries(path=path, dir=directory, patches=tuple(patches))
+
+
+def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
+    if not _SET_NAME.match(name):
+        raise where.fail("is not a valid set name (letters, digits, '.', '_', '-')")
+    table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover"}, {"rustc", "commit", "llvm", "repos"})
+    rustc = _string(table["rustc"], where / "rustc")
+    if not _VERSION.match(rustc):
+        raise (where / "rustc").fail(f"must be a version such as 1.63.0, not {rustc!r}")
+    llvm = table["llvm"]
+    if not isinstance(llvm, int) or isinstance(llvm, bool) or not 3 <= llvm <= 99:
+        raise (where / "llvm").fail("must be an LLVM major version number such as 14")
+    repos_table = _table(table["repos"], where / "repos", set(table["repos"]) if isinstance(table["repos"], dict) else set(), set())
+    if not repos_table:
+        raise (where / "repos").fail("must list at least one repository")
+    repos = tuple(_parse_repo(path, repo, where / "repos" / f'"{path}"') for path, repo in repos_table.items())
+    enzyme = None
+    if "enzyme" in table:
+        ew = where / "enzyme"
+        et = _table(table["enzyme"], ew, {"url", "commit", "path"}, {"url", "commit"})
+        url = _string(et["url"], ew / "url")
+        problem = url_problem(url)
+        if problem:
+            raise (ew / "url").fail(f"URL {url!r} {problem}")
+        enzyme = EnzymePin(url=url, commit=_hash(et["commit"], ew / "commit"),
+                           path=_relpath(et.get("path", DEFAULT_ENZYME_PATH), ew / "path"))
+        for repo in repos:
+            if repo.path != SUPERPROJECT and (enzyme.path == repo.path or repo.path.startswith(enzyme.path + "/")):
+                raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}")
+    cover = _relpath(table["cover"], where / "cover") if "cover" in table else None
+    return PatchSet(name=name, rustc=rustc, commit=_hash(table["commit"], where / "commit"), llvm=llvm,
+                    repos=repos, enzyme=enzyme, cover=cover, root=root)
+
+
+def parse_manifest(text: str, path: Path) -> Manifest:
+    """Parse and validate manifest text; `path` names the file in errors and anchors patch dirs."""
+    where = _Where(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: not valid TOML: {e}") from None
+    _table(data, where, {"schema", "sets"}, {"schema", "sets"})
+    if data["schema"] != SCHEMA:
+        raise (where / "schema").fail(f"is {data['schema']!r}; this patchmgr reads schema {SCHEMA}")
+    sets_where = where / "sets"
+    if not isinstance(data["sets"], dict) or not data["sets"]:
+        raise sets_where.fail("must hold at least one patch set table")
+    sets = {name: _parse_set(name, value, sets_where / name, path.parent) for name, value in data["sets"].items()}
+    return Manifest(path=path, sets=sets)
+
+
+def load_manifest(patches_dir: Path) -> Manifest:
+    path = patches_dir / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no manifest here; pass --patches DIR pointing at a patches/ directory with {MANIFEST_NAME}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text") from None
+    return parse_manifest(text, path)
+
+
+def missing_patch_files(patch_set: PatchSet) -> list[str]:
+    return [patch_set.patch_label(r, n) for r in patch_set.repos for n in r.patches
+            if not patch_set.patch_file(r, n).is_file()]
+
+
+def nearest_sets(manifest: Manifest, version: str | None) -> str:
+    """A hint naming the known sets, the nearest version first, for unknown-base errors."""
+    def distance(s: PatchSet) -> tuple:
+        if not version or not _VERSION.match(version):
+            return (0,)
+        want = [int(x) for x in version.split("-")[0].split(".")]
+        have = [int(x) for x in s.rustc.split("-")[0].split(".")]
+        return tuple(abs(a - b) for a, b in zip(want, have))
+    ordered = sorted(manifest.sets.values(), key=lambda s: (distance(s), s.name))
+    listing = ", ".join(f"{s.name} (rustc {s.rustc}, {s.commit[:12]})" for s in ordered)
+    return f"nearest: {ordered[0].name}; known sets: {listing}" if ordered else "no sets are known"

@@ -1,0 +1,66 @@
+"""status: where the tree stands against its patch set, as text or JSON."""
+
+from __future__ import annotations
+
+from patchmgr.workspace import View
+
+
+def to_dict(view: View, op_in_progress: str | None) -> dict:
+    ps = view.patch_set
+    out = {
+        "set": ps.name,
+        "rustc": ps.rustc,
+        "upstream_commit": ps.commit,
+        "llvm": ps.llvm,
+        "detected_by": view.detected.how,
+        "state": "applied" if view.fully_applied else "unapplied" if view.untouched else "partial",
+        "operation_in_progress": op_in_progress,
+        "repos": [],
+        "enzyme": None,
+        "stale_gitlinks": view.stale_gitlinks,
+    }
+    for v in view.repos:
+        branch = v.repo.branch()
+        out["repos"].append({
+            "path": v.path,
+            "branch": branch.removeprefix("refs/heads/") if branch else None,
+            "head": v.repo.head(),
+            "base": v.state.base,
+            "applied": v.applied,
+            "pending": v.pending,
+            "drifted": v.drifted,
+            "foreign_commits": list(v.state.foreign),
+            "dirty": v.repo.dirty_files(),
+        })
+    if view.enzyme:
+        e = view.enzyme
+        out["enzyme"] = {"path": e.path, "url": e.url, "pinned": e.pinned, "recorded": e.recorded,
+                         "checked_out": e.checked_out, "in_place": e.in_place}
+    return out
+
+
+def render(data: dict) -> str:
+    lines = [f"set {data['set']}: rustc {data['rustc']} ({data['upstream_commit'][:12]}), LLVM {data['llvm']}; "
+             f"base found by: {data['detected_by']}",
+             f"state: {data['state']}"]
+    if data["operation_in_progress"]:
+        lines.append(f"in progress: {data['operation_in_progress']} (patchmgr apply --continue, --skip or --abort)")
+    for r in data["repos"]:
+        lines.append(f"{r['path']}: on {r['branch'] or 'detached HEAD'} at {r['head'][:12]}, base {r['base'][:12]}")
+        for label in r["applied"]:
+            lines.append(f"  {'drifted' if label in r['drifted'] else 'applied'}  {label}")
+        for label in r["pending"]:
+            lines.append(f"  pending  {label}")
+        for sha in r["foreign_commits"]:
+            lines.append(f"  foreign  {sha[:12]} (not from the series)")
+        for path in r["dirty"]:
+            lines.append(f"  dirty    {path}")
+    e = data["enzyme"]
+    if e:
+        def short(sha):
+            return sha[:12] if sha else "none"
+        lines.append(f"enzyme {e['path']}: pinned {short(e['pinned'])}, recorded {short(e['recorded'])}, "
+                     f"checked out {short(e['checked_out'])}" + ("" if e["in_place"] else "  (not in place)"))
+    for path in data["stale_gitlinks"]:
+        lines.append(f"gitlink {path}: the superproject records another commit than the submodule's HEAD")
+    return "\n".join(lines)

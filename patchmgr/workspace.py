@@ -1,0 +1,188 @@
+"""A checkout as patchmgr sees it: superproject, submodules, manifest, state.
+
+Everything here reads; nothing changes a repository. apply, unapply and
+status share this view, so they agree on what "applied" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patchmgr import state
+from patchmgr.base import Detected, RepoState, detect, find_root, repo_state, series_limit
+from patchmgr.errors import DirtyTree, WrongState
+from patchmgr.gitio import Repo
+from patchmgr.lint import load_patches
+from patchmgr.patchfile import Patch
+from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, RepoSeries
+
+PATCH_BRANCH_PREFIX = "patchmgr/"
+
+
+def patch_branch(set_name: str) -> str:
+    return PATCH_BRANCH_PREFIX + set_name
+
+
+@dataclass
+class RepoView:
+    series: RepoSeries
+    repo: Repo
+    state: RepoState
+    applied: list[str] = field(default_factory=list)  # patch labels, in order
+    pending: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)
+    out_of_order: bool = False  # applied patches are not a prefix of the series
+    tool_commits: int = 0  # Enzyme and gitlink commits
+
+    @property
+    def path(self) -> str:
+        return self.series.path
+
+
+@dataclass
+class EnzymeView:
+    url: str
+    path: str
+    pinned: str
+    recorded: str | None  # the gitlink in its owner's HEAD
+    checked_out: str | None  # HEAD of the checked-out submodule
+
+    @property
+    def in_place(self) -> bool:
+        return self.recorded == self.pinned == self.checked_out
+
+
+@dataclass
+class View:
+    root: Path
+    detected: Detected
+    repos: list[RepoView]
+    enzyme: EnzymeView | None
+    stale_gitlinks: list[str]  # submodule paths whose superproject record lags their HEAD
+    patches: dict[str, list[Patch]]
+    applied_record: state.Record | None
+
+    @property
+    def patch_set(self) -> PatchSet:
+        return self.detected.patch_set
+
+    def view(self, path: str) -> RepoView:
+        return next(v for v in self.repos if v.path == path)
+
+    @property
+    def fully_applied(self) -> bool:
+        return (all(not v.pending and not v.drifted and not v.out_of_order and not v.state.foreign for v in self.repos)
+                and (self.enzyme is None or self.enzyme.in_place) and not self.stale_gitlinks
+                and all(v.state.series for v in self.repos))
+
+    @property
+    def untouched(self) -> bool:
+        return all(not v.state.series for v in self.repos)
+
+
+class Workspace:
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root = root
+        self.manifest = manifest
+        self.superproject = Repo(root, SUPERPROJECT)
+        self.git_dir = self.superproject.git_dir()
+
+    @classmethod
+    def open(cls, start: Path, manifest: Manifest) -> "Workspace":
+        return cls(find_root(start), manifest)
+
+    def repo(self, path: str) -> Repo:
+        if path == SUPERPROJECT:
+            return self.superproject
+        directory = self.root / path
+        if not (directory / ".git").exists():
+            raise WrongState(f"submodule {path} is not checked out; run: git submodule update --init {path}")
+        return Repo(directory, path)
+
+    def op_record(self) -> state.Record | None:
+        return state.load(self.git_dir, state.OP_FILE)
+
+    def applied_record(self) -> state.Record | None:
+        return state.load(self.git_dir, state.APPLIED_FILE)
+
+    def require_no_op(self) -> None:
+        op = self.op_record()
+        if op is not None:
+            raise WrongState(f"an apply of set {op.set} is in progress; run patchmgr apply --continue, --skip or --abort")
+
+    def require_clean(self, repos: list[Repo]) -> None:
+        """Refuse before any change when a tracked file anywhere has uncommitted changes."""
+        dirty = []
+        for repo in repos:
+            prefix = "" if repo.label == SUPERPROJECT else repo.label + "/"
+            dirty += [prefix + f for f in repo.dirty_files()]
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+            raise DirtyTree(f"uncommitted changes to tracked files: {shown}; commit or stash them first (nothing was changed)")
+
+    def inspect(self, set_name: str | None) -> View:
+        """Read every repository of the set and compare it with the manifest."""
+        record = self.applied_record()
+        limit = series_limit(self.manifest)
+        known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
+        sup_state = repo_state(self.superproject, known, limit)
+        applied_set = next((c.set for c in sup_state.series), None)
+        detected = detect(self.superproject, sup_state.base, self.manifest, set_name, applied_set)
+        patch_set = detected.patch_set
+        patches = load_patches(patch_set)
+        if applied_set is None:
+            record = None  # a record from an older apply that was undone by hand
+        views = []
+        for series in patch_set.repos:
+            repo = self.repo(series.path)
+            if series.path == SUPERPROJECT:
+                rstate = sup_state
+            else:
+                origin = record.origin(series.path) if record else None
+                known = origin.head if origin else self.superproject.gitlink(sup_state.base, series.path)
+                rstate = repo_state(repo, known, limit)
+            views.append(_compare(patch_set, series, repo, rstate, patches[series.path]))
+        enzyme = self._enzyme_view(patch_set)
+        stale = []
+        for series in patch_set.repos:
+            if series.path != SUPERPROJECT and self.superproject.gitlink("HEAD", series.path) != self.repo(series.path).head():
+                stale.append(series.path)
+        return View(self.root, detected, views, enzyme, stale, patches, record)
+
+    def _enzyme_view(self, patch_set: PatchSet) -> EnzymeView | None:
+        pin = patch_set.enzyme
+        if pin is None:
+            return None
+        owner_path = patch_set.enzyme_owner()
+        owner = self.repo(owner_path)
+        rel = enzyme_rel_path(patch_set)
+        checked_out = None
+        if (owner.path / rel / ".git").exists():
+            checked_out = Repo(owner.path / rel, pin.path).rev("HEAD")
+        return EnzymeView(pin.url, pin.path, pin.commit, owner.gitlink("HEAD", rel), checked_out)
+
+
+def enzyme_rel_path(patch_set: PatchSet) -> str:
+    """The Enzyme path relative to the repository that records it."""
+    owner = patch_set.enzyme_owner()
+    return patch_set.enzyme.path if owner == SUPERPROJECT else patch_set.enzyme.path[len(owner) + 1:]
+
+
+def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoState, patches: list[Patch]) -> RepoView:
+    view = RepoView(series=series, repo=repo, state=rstate)
+    labels = [patch_set.patch_label(series, n) for n in series.patches]
+    mine = [c for c in rstate.series if c.set == patch_set.name]
+    on_branch = [c for c in mine if c.patch is not None]
+    view.tool_commits = len(mine) - len(on_branch)
+    applied = [c.patch for c in on_branch]
+    view.out_of_order = applied != labels[:len(applied)]
+    view.applied = applied
+    view.pending = [label for label in labels if label not in applied]
+    if on_branch:
+        by_label = dict(zip(labels, patches))
+        commit_ids = repo.patch_ids([c.sha for c in on_branch])
+        file_ids = repo.patch_ids_of_diffs([by_label[c.patch].diff if c.patch in by_label else "" for c in on_branch])
+        view.drifted = [c.patch for c, fid in zip(on_branch, file_ids)
+                        if c.patch not in by_label or commit_ids.get(c.sha) != fid]
+    return view

@@ -1,0 +1,221 @@
+"""Small real git repositories shaped like a rustc checkout, for the tests.
+
+An upstream superproject with a src/llvm-project submodule, a local Enzyme
+stand-in, a user's clone of them, and a patches/ directory made with git
+format-patch. Hermetic: a private global git config redirects the manifest's
+real-looking URLs to the local repositories through url.<base>.insteadOf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ENZYME_URL = "https://example.invalid/EnzymeAD/Enzyme"
+LLVM_URL = "https://example.invalid/rust-lang/llvm-project"
+RUST_VERSION = "1.63.0"
+
+
+def git(cwd: Path, *args: str, env: dict | None = None, check: bool = True) -> str:
+    res = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {res.stderr}")
+    return res.stdout
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def commit_all(repo: Path, message: str, env: dict) -> str:
+    git(repo, "add", "-A", env=env)
+    git(repo, "commit", "-q", "-m", message, env=env)
+    return git(repo, "rev-parse", "HEAD", env=env).strip()
+
+
+LIB_RS = "".join(f"pub fn f{i}(x: f64) -> f64 {{\n    x * {i}.0\n}}\n\n" for i in range(12))
+CMAKE = "".join(f"set(LLVM_OPTION_{i} OFF)\n" for i in range(12))
+
+
+@dataclass
+class World:
+    tmp: Path
+    env: dict
+    upstream: Path  # bare-ish upstream superproject
+    llvm_upstream: Path
+    enzyme_upstream: Path
+    enzyme_pin: str
+    checkout: Path  # the user's tree
+    patches: Path
+    base: str  # upstream superproject commit
+
+    def run(self, *args: str, cwd: Path | None = None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+        env = dict(self.env, **(env_extra or {}))
+        return subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(self.patches), *args],
+                              cwd=cwd or self.checkout, env=env, capture_output=True, text=True)
+
+    def git(self, *args: str, repo: str = ".", check: bool = True) -> str:
+        return git(self.checkout / repo, *args, env=self.env, check=check)
+
+    @property
+    def llvm(self) -> Path:
+        return self.checkout / "src/llvm-project"
+
+    def write_manifest(self, body: str) -> None:
+        write(self.patches / "series.toml", body)
+
+
+def hermetic_env(tmp: Path) -> dict:
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    config = home / ".gitconfig"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(HOME=str(home), GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1",
+               GIT_AUTHOR_DATE="2022-08-08T12:00:00+00:00", GIT_COMMITTER_DATE="2022-08-08T12:00:00+00:00")
+    for key, value in [("user.name", "Dev Eloper"), ("user.email", "dev@example.invalid"),
+                       ("init.defaultBranch", "main"), ("protocol.file.allow", "always"),
+                       ("advice.detachedHead", "false")]:
+        git(tmp, "config", "--file", str(config), key, value)
+    return env
+
+
+def manifest_text(set_name: str, commit: str, enzyme_pin: str, super_patches: list[str], llvm_patches: list[str],
+                  enzyme_url: str = ENZYME_URL, enzyme_path: str | None = None) -> str:
+    def quoted(names):
+        return ", ".join(f'"{n}"' for n in names)
+    path_line = f'path = "{enzyme_path}"\n' if enzyme_path else ""
+    return f"""schema = 1
+
+[sets."{set_name}"]
+rustc = "{RUST_VERSION}"
+commit = "{commit}"
+llvm = 14
+
+[sets."{set_name}".enzyme]
+url = "{enzyme_url}"
+commit = "{enzyme_pin}"
+{path_line}
+[sets."{set_name}".repos."."]
+dir = "{set_name}/rust"
+patches = [{quoted(super_patches)}]
+
+[sets."{set_name}".repos."src/llvm-project"]
+dir = "{set_name}/llvm-project"
+patches = [{quoted(llvm_patches)}]
+"""
+
+
+def build_world(tmp: Path, tarball_style: bool = False) -> World:
+    env = hermetic_env(tmp)
+    config = Path(env["GIT_CONFIG_GLOBAL"])
+
+    enzyme = tmp / "enzyme-upstream"
+    enzyme.mkdir()
+    git(enzyme, "init", "-q", env=env)
+    write(enzyme / "enzyme/CMakeLists.txt", "project(Enzyme)\n")
+    pin = commit_all(enzyme, "Enzyme v0.0.24", env)
+    write(enzyme / "enzyme/NEWS", "after the pin\n")
+    commit_all(enzyme, "later Enzyme work", env)
+
+    llvm_up = tmp / "llvm-upstream"
+    llvm_up.mkdir()
+    git(llvm_up, "init", "-q", env=env)
+    write(llvm_up / "llvm/CMakeLists.txt", CMAKE)
+    write(llvm_up / "llvm/lib/Passes/PassBuilder.cpp", "// pass builder\n")
+    llvm_base = commit_all(llvm_up, "llvm 14", env)
+
+    upstream = tmp / "rust-upstream"
+    upstream.mkdir()
+    git(upstream, "init", "-q", env=env)
+    write(upstream / "compiler/rustc_codegen_llvm/src/lib.rs", LIB_RS)
+    write(upstream / "compiler/rustc_session/src/options.rs", "// options\npub struct Z;\n")
+    write(upstream / "x.py", "#!/usr/bin/env python3\nprint('bootstrap')\n")
+    write(upstream / "README.md", "rust\n")
+    write(upstream / ".gitmodules", f'[submodule "src/llvm-project"]\n\tpath = src/llvm-project\n\turl = {LLVM_URL}\n')
+    git(upstream, "add", "-A", env=env)
+    git(upstream, "update-index", "--add", "--cacheinfo", f"160000,{llvm_base},src/llvm-project", env=env)
+    git(upstream, "commit", "-q", "-m", "Rust 1.63.0", env=env)
+    base = git(upstream, "rev-parse", "HEAD", env=env).strip()
+    if tarball_style:
+        # a release tree imported from a tarball: the upstream id lives in files
+        upstream_id = "4b91a6ea7258a947e59c6522cd5898e7c0a6a88f"
+        write(upstream / "version", f"{RUST_VERSION} (4b91a6ea7 2022-08-08)")
+        write(upstream / "git-commit-hash", upstream_id)
+        git(upstream, "add", "version", "git-commit-hash", env=env)
+        git(upstream, "commit", "-q", "-m", "Import rustc-1.63.0-src", env=env)
+    for url, path in [(ENZYME_URL, enzyme), (LLVM_URL, llvm_up)]:
+        git(tmp, "config", "--file", str(config), f"url.{path}.insteadOf", url)
+
+    checkout = tmp / "rust"
+    git(tmp, "clone", "-q", str(upstream), str(checkout), env=env)
+    git(checkout, "submodule", "update", "-q", "--init", env=env)
+
+    # the series, written as commits in a scratch clone and exported with format-patch
+    work = tmp / "series-work"
+    git(tmp, "clone", "-q", str(upstream), str(work), env=env)
+    git(work, "submodule", "update", "-q", "--init", env=env)
+    lib = work / "compiler/rustc_codegen_llvm/src/lib.rs"
+    lib.write_text(lib.read_text().replace("x * 3.0", "x * 3.0 // autodiff: differentiable"))
+    commit_all(work, "codegen_llvm: mark f3 differentiable\n\nThe first patch.", env)
+    write(work / "compiler/rustc_codegen_ssa/src/traits/autodiff.rs", "pub trait AutoDiffMethods {}\n")
+    opts = work / "compiler/rustc_session/src/options.rs"
+    opts.write_text(opts.read_text() + "// -Z autodiff\n")
+    commit_all(work, "Add the autodiff trait and -Z autodiff", env)
+    llvm_work = work / "src/llvm-project"
+    cm = llvm_work / "llvm/CMakeLists.txt"
+    cm.write_text(cm.read_text().replace("LLVM_OPTION_5 OFF", "LLVM_OPTION_5 ON"))
+    commit_all(llvm_work, "Build Enzyme as an external project", env)
+
+    set_name = "autodiff-1.63.0"
+    patches = tmp / "patches"
+    rust_dir, llvm_dir = patches / set_name / "rust", patches / set_name / "llvm-project"
+    git(work, "format-patch", "-q", "--zero-commit", "-o", str(rust_dir), f"{base if not tarball_style else 'HEAD~2'}..HEAD", env=env)
+    git(llvm_work, "format-patch", "-q", "--zero-commit", "-o", str(llvm_dir), "HEAD~1..HEAD", env=env)
+    # --zero-commit writes 0000...; keep real-looking mbox lines for validation
+    commit = "4b91a6ea7258a947e59c6522cd5898e7c0a6a88f" if tarball_style else base
+    world = World(tmp, env, upstream, llvm_up, enzyme, pin, checkout, patches, commit)
+    world.write_manifest(manifest_text(set_name, commit, pin, sorted(p.name for p in rust_dir.iterdir()),
+                                       sorted(p.name for p in llvm_dir.iterdir())))
+    return world
+
+
+def snapshot(world: World) -> dict:
+    """Everything 'exactly restored' means: refs, HEADs, index, status and every work-tree byte."""
+    snap = {}
+    for label, path in [(".", world.checkout), ("src/llvm-project", world.llvm)]:
+        env = dict(world.env, GIT_OPTIONAL_LOCKS="0")
+        snap[label] = {
+            "refs": git(path, "for-each-ref", "--format=%(refname) %(objectname)", env=env),
+            "head": git(path, "rev-parse", "HEAD", env=env),
+            "symbolic": git(path, "symbolic-ref", "-q", "HEAD", env=env, check=False),
+            "index": git(path, "ls-files", "-s", env=env),
+            "status": git(path, "status", "--porcelain=v1", "-uall", "--ignored", env=env),
+        }
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(world.checkout):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        rel = os.path.relpath(dirpath, world.checkout)
+        files[rel + "/"] = "dir"
+        for name in filenames:
+            p = Path(dirpath) / name
+            if name == ".git":
+                files[os.path.join(rel, name)] = p.read_text() if p.is_file() else "gitdir"
+                continue
+            files[os.path.join(rel, name)] = (oct(p.lstat().st_mode), hashlib.sha256(p.read_bytes()).hexdigest())
+    snap["files"] = files
+    return snap
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames + dirnames:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(root))] = p.lstat().st_mtime_ns
+    return out
