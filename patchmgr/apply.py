@@ -32,7 +32,7 @@ def apply(ws: Workspace, set_name: str | None) -> View:
     view = ws.inspect(set_name)
     patch_set = view.patch_set
     repos = [v.repo for v in view.repos]
-    if view.fully_applied:
+    if view.fully_applied and not any(v.drifted for v in view.repos):
         ws.require_clean(repos)
         _say(f"set {patch_set.name} is already applied; nothing to do")
         return view
@@ -41,6 +41,10 @@ def apply(ws: Workspace, set_name: str | None) -> View:
             what = ("commits that are not from the series" if v.state.foreign
                     else f"patch {(v.drifted or v.applied)[0]} applied in a form that differs from its file")
             raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply (--force keeps a backup) and apply again")
+    skipped = [label for v in view.repos for label in v.skipped]
+    if skipped:
+        raise WrongState(f"patch {skipped[0]} was skipped and later patches are applied; "
+                         "run patchmgr unapply, then apply again to include it")
     ws.require_clean(repos)
     for v in view.repos:
         pending = [p for p in view.patches[v.path] if p.label in v.pending]
@@ -94,6 +98,9 @@ def resume(ws: Workspace, how: str) -> View:
     for origin in record.repos:
         repo = ws.repo(origin.path)
         if _am_in_progress(repo):
+            if how == "--skip":
+                record.extra.setdefault("skipped", []).append(_current_label(repo))
+                state.save(ws.git_dir, state.OP_FILE, record)
             res = repo.try_run("am", "--skip" if how == "--skip" else "--continue", env=identity_env(repo))
             if res.status != 0:
                 raise _conflict(ws, repo, patch_set, res.out + res.err)
@@ -141,6 +148,11 @@ def remove_enzyme(ws: Workspace, patch_set: PatchSet, drop_module: bool) -> None
     target = owner.path / rel
     if owner.gitlink("HEAD", rel) is None and target.exists():
         shutil.rmtree(target)
+        # and the directories submodule add created for it, as git does for files
+        parent = target.parent
+        while parent != owner.path and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
     owner.try_run("config", "--remove-section", f"submodule.{rel}")
     if drop_module:
         shutil.rmtree(owner.git_dir() / "modules" / rel, ignore_errors=True)
@@ -158,9 +170,11 @@ def _run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)
         _checkout_patch_branch(ws, repo, record)
+        skipped = record.extra.get("skipped", [])
         labels = [patch_set.patch_label(series, n) for n in series.patches]
+        labels = [label for label in labels if label not in skipped]
         done = _applied_labels(repo, bases[series.path], patch_set.name)
-        pending = [p for p in patches[series.path] if p.label not in done]
+        pending = [p for p in patches[series.path] if p.label not in done and p.label not in skipped]
         if done != labels[:len(done)]:
             raise WrongState(f"{series.path}: the patch branch no longer matches the series; run patchmgr apply --abort")
         if pending:
@@ -216,13 +230,8 @@ def _conflict(ws: Workspace, repo: Repo, patch_set: PatchSet, git_output: str) -
         detail = [line for line in git_output.strip().splitlines() if line.strip()]
         return Conflict(f"git am failed in {repo.label}: {detail[-1] if detail else 'no output'}; "
                         "run patchmgr apply --abort to restore the tree")
-    current = int((apply_dir / "next").read_text().strip())
-    message = (apply_dir / f"{current:04d}").read_text(encoding="utf-8", errors="replace")
-    from patchmgr.patchfile import parse_trailers
-
-    label = parse_trailers(message.split("\n---\n")[0].split("\ndiff --git ")[0]).get(TRAILER_PATCH)
-    if label is None:
-        label = next((line.split(": ", 1)[1] for line in message.splitlines() if line.startswith(TRAILER_PATCH + ": ")), "?")
+    message = _current_message(repo)
+    label = _current_label(repo)
     diff = message[message.find("diff --git "):]
 
     def read(path: str) -> str | None:
@@ -243,6 +252,19 @@ def _conflict(ws: Workspace, repo: Repo, patch_set: PatchSet, git_output: str) -
     lines.append("or: 'patchmgr apply --skip' drops this patch, 'patchmgr apply --abort' restores every repository")
     return Conflict(f"patch {label} conflicts in {repo.label}; resolve it and run patchmgr apply --continue, or --abort",
                     "\n".join(lines))
+
+
+def _current_message(repo: Repo) -> str:
+    """The mail git am stopped on."""
+    apply_dir = repo.git_dir() / "rebase-apply"
+    current = int((apply_dir / "next").read_text().strip())
+    return (apply_dir / f"{current:04d}").read_text(encoding="utf-8", errors="replace")
+
+
+def _current_label(repo: Repo) -> str:
+    prefix = TRAILER_PATCH + ": "
+    return next((line[len(prefix):].strip() for line in _current_message(repo).splitlines()
+                 if line.startswith(prefix)), "?")
 
 
 def _base_date(repo: Repo, base: str) -> str:

@@ -97,17 +97,31 @@ class Repo:
         return Path(self.run("rev-parse", "--absolute-git-dir", readonly=True).strip())
 
     def dirty_files(self) -> list[str]:
-        """Tracked files with uncommitted changes (index or work tree), submodules included."""
-        out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none",
+        """Tracked files with uncommitted changes (index or work tree).
+
+        A submodule counts when it is checked out at another commit than the
+        one recorded; changes inside it are its own repository's to report.
+        """
+        out = self.run("status", "--porcelain=v2", "-z", "--untracked-files=no", "--ignore-submodules=none",
                        readonly=True, strip=False)
         files = []
-        for entry in out.split("\0"):
+        entries = iter(out.split("\0"))
+        for entry in entries:
             if not entry:
                 continue
-            if entry[:1] in ("R", "C"):
-                # the rename source follows as its own entry; it is listed too
-                pass
-            files.append(entry[3:])
+            kind, fields = entry[0], entry.split(" ")
+            if kind == "1":
+                sub, path = fields[2], entry.split(" ", 8)[8]
+            elif kind == "2":
+                sub, path = fields[2], entry.split(" ", 9)[9]
+                next(entries, None)  # the rename's source path
+            elif kind == "u":
+                sub, path = fields[2], entry.split(" ", 10)[10]
+            else:
+                continue
+            if sub.startswith("S") and sub[1] != "C":
+                continue
+            files.append(path + (" (checked out at another commit than recorded)" if sub.startswith("S") else ""))
         return files
 
     def commits(self, range_: str) -> list[tuple[str, str]]:

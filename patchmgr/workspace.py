@@ -32,7 +32,8 @@ class RepoView:
     applied: list[str] = field(default_factory=list)  # patch labels, in order
     pending: list[str] = field(default_factory=list)
     drifted: list[str] = field(default_factory=list)
-    out_of_order: bool = False  # applied patches are not a prefix of the series
+    out_of_order: bool = False  # applied patches are not in series order
+    skipped: list[str] = field(default_factory=list)  # pending patches that come before applied ones
     tool_commits: int = 0  # Enzyme and gitlink commits
 
     @property
@@ -72,7 +73,8 @@ class View:
 
     @property
     def fully_applied(self) -> bool:
-        return (all(not v.pending and not v.drifted and not v.out_of_order and not v.state.foreign for v in self.repos)
+        """Every patch is on its branch, Enzyme and gitlinks in place (drifted patches still count)."""
+        return (all(not v.pending and not v.out_of_order and not v.state.foreign for v in self.repos)
                 and (self.enzyme is None or self.enzyme.in_place) and not self.stale_gitlinks
                 and all(v.state.series for v in self.repos))
 
@@ -176,9 +178,11 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     on_branch = [c for c in mine if c.patch is not None]
     view.tool_commits = len(mine) - len(on_branch)
     applied = [c.patch for c in on_branch]
-    view.out_of_order = applied != labels[:len(applied)]
+    positions = [labels.index(label) if label in labels else -1 for label in applied]
+    view.out_of_order = -1 in positions or positions != sorted(positions)
     view.applied = applied
     view.pending = [label for label in labels if label not in applied]
+    view.skipped = [label for label in view.pending if positions and labels.index(label) < max(positions)]
     if on_branch:
         by_label = dict(zip(labels, patches))
         commit_ids = repo.patch_ids([c.sha for c in on_branch])
