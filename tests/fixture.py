@@ -184,11 +184,16 @@ def build_world(tmp: Path, tarball_style: bool = False) -> World:
     return world
 
 
-def snapshot(world: World) -> dict:
+def snapshot(world) -> dict:
     """Everything 'exactly restored' means: refs, HEADs, index, status and every work-tree byte."""
+    return tree_snapshot(world.checkout, ["src/llvm-project"], world.env)
+
+
+def tree_snapshot(root: Path, submodules: list[str], env: dict) -> dict:
     snap = {}
-    for label, path in [(".", world.checkout), ("src/llvm-project", world.llvm)]:
-        env = dict(world.env, GIT_OPTIONAL_LOCKS="0")
+    env = dict(env, GIT_OPTIONAL_LOCKS="0")
+    for label in [".", *submodules]:
+        path = root / label
         snap[label] = {
             "refs": git(path, "for-each-ref", "--format=%(refname) %(objectname)", env=env),
             "head": git(path, "rev-parse", "HEAD", env=env),
@@ -197,14 +202,17 @@ def snapshot(world: World) -> dict:
             "status": git(path, "status", "--porcelain=v1", "-uall", "--ignored", env=env),
         }
     files = {}
-    for dirpath, dirnames, filenames in os.walk(world.checkout):
+    for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != ".git"]
-        rel = os.path.relpath(dirpath, world.checkout)
+        rel = os.path.relpath(dirpath, root)
         files[rel + "/"] = "dir"
         for name in filenames:
             p = Path(dirpath) / name
             if name == ".git":
                 files[os.path.join(rel, name)] = p.read_text() if p.is_file() else "gitdir"
+                continue
+            if p.is_symlink():
+                files[os.path.join(rel, name)] = ("link", os.readlink(p))
                 continue
             files[os.path.join(rel, name)] = (oct(p.lstat().st_mode), hashlib.sha256(p.read_bytes()).hexdigest())
     snap["files"] = files
