@@ -26,8 +26,8 @@ def _say(message: str) -> None:
     print(f"patchmgr: {message}", file=sys.stderr)
 
 
-def apply(ws: Workspace, set_name: str | None) -> View:
-    """Apply the set for this tree's base; returns the final view."""
+def apply(ws: Workspace, set_name: str | None) -> None:
+    """Apply the set for this tree's base."""
     ws.require_no_op()
     view = ws.inspect(set_name)
     patch_set = view.patch_set
@@ -35,7 +35,7 @@ def apply(ws: Workspace, set_name: str | None) -> View:
     if view.fully_applied and not any(v.drifted for v in view.repos):
         ws.require_clean(repos)
         _say(f"set {patch_set.name} is already applied; nothing to do")
-        return view
+        return
     for v in view.repos:
         if v.state.foreign or v.drifted or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
@@ -66,7 +66,7 @@ def apply(ws: Workspace, set_name: str | None) -> View:
                                  "bases": {v.path: v.state.base for v in view.repos}})
     state.save(ws.git_dir, state.OP_FILE, record)
     _run_steps(ws, record, patch_set)
-    return _finish(ws, record, set_name)
+    _finish(ws, record)
 
 
 def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
@@ -76,20 +76,18 @@ def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
         raise WrongState(f"{patch_set.enzyme.path} exists and is not the Enzyme submodule; move it away, then apply again")
 
 
-def _finish(ws: Workspace, record: state.Record, set_name: str | None) -> View:
+def _finish(ws: Workspace, record: state.Record) -> None:
     applied = state.Record(set=record.set, patch_branch=record.patch_branch,
                            repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]])
     for origin in applied.repos:
         origin.branch_created = True
     state.save(ws.git_dir, state.APPLIED_FILE, applied)
     state.remove(ws.git_dir, state.OP_FILE)
-    view = ws.inspect(set_name)
-    counts = ", ".join(f"{v.path}: {len(v.applied)} patches" for v in view.repos)
-    _say(f"applied set {record.set} on branch {record.patch_branch} ({counts})")
-    return view
+    _say(f"applied set {record.set} on branch {record.patch_branch} in {', '.join(o.path for o in record.repos)}; "
+         "patchmgr status shows each patch")
 
 
-def resume(ws: Workspace, how: str) -> View:
+def resume(ws: Workspace, how: str) -> None:
     """--continue or --skip: finish the stopped git am, then run the remaining steps."""
     record = ws.op_record()
     if record is None:
@@ -105,7 +103,7 @@ def resume(ws: Workspace, how: str) -> View:
             if res.status != 0:
                 raise _conflict(ws, repo, patch_set, res.out + res.err)
     _run_steps(ws, record, patch_set)
-    return _finish(ws, record, None)
+    _finish(ws, record)
 
 
 def abort(ws: Workspace) -> None:
@@ -127,11 +125,12 @@ def _restore(repo: Repo, origin: state.RepoOrigin, branch: str) -> None:
     git_dir = repo.git_dir()
     if _am_in_progress(repo) and repo.try_run("am", "--quit").status != 0:
         shutil.rmtree(git_dir / "rebase-apply", ignore_errors=True)
-    lock = git_dir / "index.lock"
-    if lock.exists():
-        # Only a killed patchmgr run can have left it: op.json says one was under way.
-        lock.unlink()
-        _say(f"removed the stale {lock} left by the interrupted run")
+    # Only a killed patchmgr run can have left these: op.json says one was under way.
+    for name in ["index", "HEAD", f"refs/heads/{branch}", origin.branch]:
+        lock = git_dir / f"{name}.lock" if name else None
+        if lock is not None and lock.exists():
+            lock.unlink()
+            _say(f"removed the stale {lock} left by the interrupted run")
     repo.run("reset", "-q", "--hard")
     if origin.branch:
         repo.run("checkout", "-f", "-q", "-B", origin.branch.removeprefix("refs/heads/"), origin.head, "--")
@@ -196,7 +195,10 @@ def _checkout_patch_branch(ws: Workspace, repo: Repo, record: state.Record) -> N
         return
     origin.branch_created = True
     state.save(ws.git_dir, state.OP_FILE, record)  # before the branch exists, so abort deletes it
-    repo.run("checkout", "-q", "-b", record.patch_branch)
+    # The branch starts at HEAD, so moving HEAD onto it changes no file: two ref
+    # writes instead of a checkout that would re-stat the whole index.
+    repo.run("update-ref", "-m", "patchmgr: start the patch branch", ref, "HEAD", "")
+    repo.run("symbolic-ref", "-m", f"patchmgr: switch to {record.patch_branch}", "HEAD", ref)
 
 
 def _applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:

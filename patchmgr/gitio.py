@@ -65,7 +65,8 @@ class Repo:
         res = self.try_run(*args, **kw)
         if res.status != 0:
             detail = (res.err or res.out).strip().splitlines()
-            raise GitFailed(f"git {' '.join(args[:3])} failed in {self.label}: {detail[-1] if detail else 'exit ' + str(res.status)}")
+            first = next((line for line in detail if line.startswith(("fatal:", "error:"))), detail[-1] if detail else None)
+            raise GitFailed(f"git {args[0]} failed in {self.label}: {first or 'exit ' + str(res.status)}")
         return res.out
 
     def stream(self, *args: str, env: dict | None = None) -> int:
