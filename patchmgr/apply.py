@@ -37,10 +37,13 @@ def apply(ws: Workspace, set_name: str | None) -> None:
         _say(f"set {patch_set.name} is already applied; nothing to do")
         return
     for v in view.repos:
-        if v.state.foreign or v.drifted or v.out_of_order:
+        if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
-                    else f"patch {(v.drifted or v.applied)[0]} applied in a form that differs from its file")
+                    else f"patch {(v.edited or v.applied)[0]} applied in a form that differs from its file")
             raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply (--force keeps a backup) and apply again")
+        if v.drifted:
+            raise WrongState(f"patch file {v.drifted[0]} changed since it was applied; "
+                             "run patchmgr unapply, then patchmgr apply, to apply the new version")
     skipped = [label for v in view.repos for label in v.skipped]
     if skipped:
         raise WrongState(f"patch {skipped[0]} was skipped and later patches are applied; "
@@ -66,7 +69,7 @@ def apply(ws: Workspace, set_name: str | None) -> None:
                                  "bases": {v.path: v.state.base for v in view.repos}})
     state.save(ws.git_dir, state.OP_FILE, record)
     _run_steps(ws, record, patch_set)
-    _finish(ws, record)
+    _finish(ws, record, patch_set)
 
 
 def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
@@ -76,15 +79,41 @@ def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
         raise WrongState(f"{patch_set.enzyme.path} exists and is not the Enzyme submodule; move it away, then apply again")
 
 
-def _finish(ws: Workspace, record: state.Record) -> None:
+def _finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
     applied = state.Record(set=record.set, patch_branch=record.patch_branch,
-                           repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]])
+                           repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]],
+                           extra={"patch_ids": _patch_ids(ws, record, patch_set)})
     for origin in applied.repos:
         origin.branch_created = True
     state.save(ws.git_dir, state.APPLIED_FILE, applied)
     state.remove(ws.git_dir, state.OP_FILE)
     _say(f"applied set {record.set} on branch {record.patch_branch} in {', '.join(o.path for o in record.repos)}; "
          "patchmgr status shows each patch")
+
+
+def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> dict[str, dict[str, str]]:
+    """repo path -> patch label -> patch-id of its commit as applied, where it matches its file.
+
+    Status and unapply compare against these to tell a patch file changed since
+    apply (nothing to lose) from a commit edited after it (work to keep). A
+    commit from a resolved conflict already differs from its file: it gets no
+    entry, so it counts as edited.
+    """
+    from patchmgr.lint import load_patches
+    from patchmgr.patchfile import parse_trailers
+
+    files = {p.label: p.diff for patches in load_patches(patch_set).values() for p in patches}
+    ids = {}
+    for origin in record.repos:
+        repo = ws.repo(origin.path)
+        commits = [(sha, parse_trailers(message).get(TRAILER_PATCH))
+                   for sha, message in repo.commits(f"{record.extra['bases'][origin.path]}..HEAD")]
+        commits = [(sha, label) for sha, label in commits if label in files]
+        by_sha = repo.patch_ids([sha for sha, _ in commits])
+        by_file = dict(zip([label for _, label in commits],
+                           repo.patch_ids_of_diffs([files[label] for _, label in commits])))
+        ids[origin.path] = {label: by_sha.get(sha) for sha, label in commits if by_sha.get(sha) == by_file[label]}
+    return ids
 
 
 def resume(ws: Workspace, how: str) -> None:
@@ -103,7 +132,7 @@ def resume(ws: Workspace, how: str) -> None:
             if res.status != 0:
                 raise _conflict(ws, repo, patch_set, res.out + res.err)
     _run_steps(ws, record, patch_set)
-    _finish(ws, record)
+    _finish(ws, record, patch_set)
 
 
 def abort(ws: Workspace) -> None:

@@ -29,6 +29,7 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
             "applied": v.applied,
             "pending": v.pending,
             "drifted": v.drifted,
+            "edited": v.edited,
             "foreign_commits": list(v.state.foreign),
             "dirty": v.repo.dirty_files(),
         })
@@ -43,12 +44,16 @@ def render(data: dict) -> str:
     lines = [f"set {data['set']}: rustc {data['rustc']} ({data['upstream_commit'][:12]}), LLVM {data['llvm']}; "
              f"base found by: {data['detected_by']}",
              f"state: {data['state']}"]
+    if any(r["drifted"] for r in data["repos"]):
+        lines.append("drifted: the patch file changed since apply; edited: the commit changed after apply "
+                     "(unapply keeps it only with --force, under refs/patchmgr/backup/)")
     if data["operation_in_progress"]:
         lines.append(f"in progress: {data['operation_in_progress']} (patchmgr apply --continue, --skip or --abort)")
     for r in data["repos"]:
         lines.append(f"{r['path']}: on {r['branch'] or 'detached HEAD'} at {r['head'][:12]}, base {r['base'][:12]}")
         for label in r["applied"]:
-            lines.append(f"  {'drifted' if label in r['drifted'] else 'applied'}  {label}")
+            kind = "edited " if label in r["edited"] else "drifted" if label in r["drifted"] else "applied"
+            lines.append(f"  {kind}  {label}")
         for label in r["pending"]:
             lines.append(f"  pending  {label}")
         for sha in r["foreign_commits"]:

@@ -26,12 +26,12 @@ def unapply(ws: Workspace, set_name: str | None, force: bool) -> list[str]:
     ws.require_clean([v.repo for v in view.repos])
     patch_set = view.patch_set
     branch = "patchmgr/" + patch_set.name
-    unsafe = [v for v in view.repos if v.state.foreign or v.drifted]
+    unsafe = [v for v in view.repos if v.state.foreign or v.edited]
     backups = []
     if unsafe and not force:
         v = unsafe[0]
         what = (f"{len(v.state.foreign)} commits that are not from the series (first {v.state.foreign[0][:12]})"
-                if v.state.foreign else f"patch {v.drifted[0]} changed after it was applied")
+                if v.state.foreign else f"patch {v.edited[0]} was edited after it was applied")
         raise ForeignCommits(f"{v.path} has {what}; export or move them, or run patchmgr unapply --force "
                              "to save the branch under refs/patchmgr/backup/ first")
     stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -31,7 +31,8 @@ class RepoView:
     state: RepoState
     applied: list[str] = field(default_factory=list)  # patch labels, in order
     pending: list[str] = field(default_factory=list)
-    drifted: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)  # applied commit differs from its patch file
+    edited: list[str] = field(default_factory=list)  # ... because the commit changed after apply
     out_of_order: bool = False  # applied patches are not in series order
     skipped: list[str] = field(default_factory=list)  # pending patches that come before applied ones
     tool_commits: int = 0  # Enzyme and gitlink commits
@@ -144,7 +145,8 @@ class Workspace:
                 origin = record.origin(series.path) if record else None
                 known = origin.head if origin else self.superproject.gitlink(sup_state.base, series.path)
                 rstate = repo_state(repo, known, limit)
-            views.append(_compare(patch_set, series, repo, rstate, patches[series.path]))
+            recorded = record.extra.get("patch_ids", {}).get(series.path, {}) if record else {}
+            views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded))
         enzyme = self._enzyme_view(patch_set)
         stale = []
         for series in patch_set.repos:
@@ -171,7 +173,14 @@ def enzyme_rel_path(patch_set: PatchSet) -> str:
     return patch_set.enzyme.path if owner == SUPERPROJECT else patch_set.enzyme.path[len(owner) + 1:]
 
 
-def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoState, patches: list[Patch]) -> RepoView:
+def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoState, patches: list[Patch],
+             recorded: dict[str, str]) -> RepoView:
+    """Compare one repository with its series.
+
+    `recorded` holds the patch-ids of the commits as apply made them: a drifted
+    commit that still has its recorded id was not touched (its file changed),
+    one that does not was edited, and only that is work unapply could lose.
+    """
     view = RepoView(series=series, repo=repo, state=rstate)
     labels = [patch_set.patch_label(series, n) for n in series.patches]
     mine = [c for c in rstate.series if c.set == patch_set.name]
@@ -189,4 +198,6 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
         file_ids = repo.patch_ids_of_diffs([by_label[c.patch].diff if c.patch in by_label else "" for c in on_branch])
         view.drifted = [c.patch for c, fid in zip(on_branch, file_ids)
                         if c.patch not in by_label or commit_ids.get(c.sha) != fid]
+        view.edited = [c.patch for c in on_branch if c.patch in view.drifted
+                       and recorded.get(c.patch) != commit_ids.get(c.sha)]
     return view

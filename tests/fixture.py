@@ -75,6 +75,9 @@ def hermetic_env(tmp: Path) -> dict:
     home.mkdir(exist_ok=True)
     config = home / ".gitconfig"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    # the patchmgr under test is this checkout's, whatever copy pip installed
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                      os.environ.get("PYTHONPATH")]))
     env.update(HOME=str(home), GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1",
                GIT_AUTHOR_DATE="2022-08-08T12:00:00+00:00", GIT_COMMITTER_DATE="2022-08-08T12:00:00+00:00")
     for key, value in [("user.name", "Dev Eloper"), ("user.email", "dev@example.invalid"),

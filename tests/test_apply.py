@@ -113,8 +113,10 @@ def test_conflict_resolved_then_continue(world):
     ok(world.run("apply", "--continue"))
     data = status(world)
     assert data["state"] == "applied"
-    # the resolved patch differs from its file: status calls it drifted, honestly
+    # the resolved patch differs from its file: drifted, and edited, since the resolution is work
     assert data["repos"][0]["drifted"] == [f"{SET}/rust/0001-codegen_llvm-mark-f3-differentiable.patch"]
+    assert data["repos"][0]["edited"] == data["repos"][0]["drifted"]
+    assert world.run("unapply").returncode == 9
 
 
 def test_skip_drops_the_patch(world):
@@ -205,7 +207,30 @@ def test_drifted_patch_file_is_reported_and_apply_refuses(world):
     assert data["repos"][0]["drifted"] == [f"{SET}/rust/{patch.name}"]
     assert "drifted  " in ok(world.run("status")).stdout
     res = world.run("apply")
-    assert res.returncode == 7 and "differs from its file" in res.stderr
+    assert res.returncode == 7 and "changed since it was applied" in res.stderr
+    # the commit is as apply made it: nothing to lose, so unapply needs no --force
+    ok(world.run("unapply"))
+    ok(world.run("apply"))
+    assert status(world)["repos"][0]["drifted"] == []
+
+
+def test_edited_commit_needs_force_to_unapply(world):
+    ok(world.run("apply"))
+    old_tip = world.git("rev-parse", "HEAD").strip()  # the gitlink commit, above patch 0002
+    options = world.checkout / "compiler/rustc_session/src/options.rs"
+    world.git("checkout", "-q", "HEAD~1")
+    options.write_text(options.read_text() + "// my fix to the patch\n")
+    world.git("add", "compiler/rustc_session/src/options.rs")
+    world.git("commit", "-q", "--amend", "--no-edit")
+    world.git("cherry-pick", old_tip)
+    world.git("checkout", "-q", "-B", BRANCH)
+    data = status(world)
+    assert data["repos"][0]["edited"] == [f"{SET}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch"]
+    assert "edited " in ok(world.run("status")).stdout
+    res = world.run("unapply")
+    assert res.returncode == 9 and "was edited after it was applied" in res.stderr
+    res = ok(world.run("unapply", "--force"))
+    assert "refs/patchmgr/backup/" in res.stderr
 
 
 def test_new_patch_is_applied_incrementally(world):
@@ -292,6 +317,7 @@ def test_exit_codes_are_listed_in_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for code, (name, _) in EXIT_CODES.items():
         assert f"| {code} | {name} |" in readme, f"README lacks exit code {code} ({name})"
-    help_text = subprocess.run([sys.executable, "-m", "patchmgr", "--help"], capture_output=True, text=True).stdout
+    help_text = subprocess.run([sys.executable, "-m", "patchmgr", "--help"], capture_output=True, text=True,
+                               cwd=Path(__file__).parent.parent).stdout
     for code, (name, _) in EXIT_CODES.items():
         assert f"{code:>2}  {name}:" in help_text

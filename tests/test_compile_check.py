@@ -1,0 +1,52 @@
+"""The series compiles: x.py check on the real, patched rustc 1.63.0 tree (minutes).
+
+The tree is prepared for an offline bootstrap as Debian does (its quilt series,
+pruned checksums, settled Cargo.lock, local-rebuild with Debian's rustc 1.63),
+the series is applied with patchmgr, then `x.py check compiler/rustc_codegen_llvm`
+runs with Enzyme off and again with `llvm.enzyme = true` (the compiler crates see
+`--cfg llvm_enzyme`; a check does not build Enzyme itself).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from realtree import REPO, RealTree, unavailable
+
+pytestmark = [pytest.mark.realtree, pytest.mark.slow]
+
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+@pytest.fixture(scope="module")
+def patched(tmp_path_factory):
+    rustc = shutil.which("rustc", path="/usr/bin")
+    version = subprocess.run([rustc, "--version"], capture_output=True, text=True).stdout if rustc else ""
+    if not version.startswith("rustc 1.63.") or not shutil.which("llvm-config", path="/usr/lib/llvm-14/bin"):
+        unavailable("Debian's rustc 1.63 and llvm-14-dev are needed for x.py check; run scripts/install_deps.sh as root")
+    import prepare_bootstrap
+
+    real = RealTree(tmp_path_factory.mktemp("check"))
+    prepare_bootstrap.prepare(real.root, "/usr/lib/llvm-14/bin/llvm-config")
+    res = real.run("apply")
+    assert res.returncode == 0, res.stderr
+    return real
+
+
+@pytest.mark.parametrize("enzyme_cfg", [False, True], ids=["enzyme-off", "cfg-llvm_enzyme"])
+def test_xpy_check_codegen_llvm(patched, enzyme_cfg):
+    import compile_check
+
+    log = patched.tmp / f"check-{'on' if enzyme_cfg else 'off'}.log"
+    rc = compile_check.check(patched.root, enzyme_cfg, log)
+    assert rc == 0, f"x.py check failed; see {log}:\n" + log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Checking rustc_codegen_llvm" in text
+    # patchmgr still sees the applied set, and x.py left the tracked tree alone
+    status = patched.run("status")
+    assert status.returncode == 0 and "state: applied" in status.stdout
+    assert "dirty" not in status.stdout
