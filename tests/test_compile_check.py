@@ -46,6 +46,11 @@ def test_xpy_check_codegen_llvm(patched, enzyme_cfg):
     assert rc == 0, f"x.py check failed; see {log}:\n" + log.read_text()[-3000:]
     text = log.read_text()
     assert "Checking rustc_codegen_llvm" in text
+    # cargo's fingerprints record the flags the LLVM backend was checked with
+    prints = [p.read_text() for p in patched.root.glob(
+        "build/*/stage0-rustc/*/release/.fingerprint/rustc_codegen_llvm-*/lib-rustc_codegen_llvm.json")]
+    assert prints
+    assert any('"--cfg=llvm_enzyme"' in p for p in prints) == enzyme_cfg
     # patchmgr still sees the applied set, and x.py left the tracked tree alone
     status = patched.run("status")
     assert status.returncode == 0 and "state: applied" in status.stdout

@@ -44,7 +44,7 @@ def run_xpy(tree: Path, args: list[str], log: Path, echo: Callable[[str], None] 
             python: str = sys.executable) -> XpyResult:
     """Run `x.py ARGS` in `tree`, writing every line to `log` and passing each to `echo`."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w", encoding="utf-8") as out:
+    with open(log, "w", encoding="utf-8", buffering=1) as out:  # line-buffered: tail -f works
         proc = subprocess.Popen([python, "x.py", *args], cwd=tree, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
         assert proc.stdout is not None
