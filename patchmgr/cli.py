@@ -44,8 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", dest="set_name", metavar="NAME",
                        help="use this patch set instead of the one detected from the tree's base")
 
+    def config_options(p: argparse.ArgumentParser) -> None:
+        g = p.add_argument_group("bootstrap config (rendered from config.toml.in, merged into config.toml)")
+        g.add_argument("--llvm-config", default="auto", metavar="PATH",
+                       help="external LLVM: a path, 'auto' (/usr/lib/llvm-<set's major>/bin/llvm-config or one on "
+                            "PATH) or 'none' (build src/llvm-project)")
+        g.add_argument("--stage0", default="auto", metavar="WHERE",
+                       help="'auto' (a system rustc of the tree's version for local-rebuild, else download), "
+                            "'download', or a bin directory with rustc and cargo")
+        g.add_argument("--online", action="store_true", help="do not force vendored crates")
+        g.add_argument("--profile", help="bootstrap profile (src/bootstrap/defaults)")
+
     p = command("apply", "apply the patch set for this tree's base onto patch branches (patchmgr/<set>)")
     with_set(p)
+    p.add_argument("--no-config", action="store_true", help="do not write the bootstrap config")
+    config_options(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--continue", dest="mode", action="store_const", const="--continue",
                       help="after resolving a conflict (and git add), finish the apply")
@@ -67,6 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the scratch clones for inspection")
 
     command("lint", "validate the manifest and every patch of every set, without a tree")
+
+    p = command("config", "write (or --show) the bootstrap config for this tree, from config.toml.in")
+    with_set(p)
+    p.add_argument("--show", action="store_true", help="print the merged result and change nothing")
+    config_options(p)
+
+    p = command("build", "build the patched compiler with x.py: progress line, full log, first error, smoke test")
+    with_set(p)
+    p.add_argument("--stage", type=int, default=1, help="stage to build (default 1)")
+    p.add_argument("-j", "--jobs", type=int, help="parallel jobs for x.py")
+    p.add_argument("--dry-run", action="store_true", help="print the config and the x.py command, run nothing")
+    p.add_argument("--log", type=Path, help="log file (default: build/patchmgr-build.log in the tree)")
+    p.add_argument("--toolchain", default=None, metavar="NAME",
+                   help="rustup toolchain name to link the stage's sysroot as (default patchmgr-<set>-stage<N>)")
+    p.add_argument("--no-link", action="store_true", help="do not link a rustup toolchain")
+    p.add_argument("paths", nargs="*", default=["library/std"], help="what to build (default library/std)")
+    config_options(p)
     return parser
 
 
@@ -94,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             apply.resume(ws, args.mode)
         else:
             apply.apply(ws, args.set_name)
+            if not args.no_config:
+                _write_config(ws, args, quiet_if_not_rustc=True)
         return 0
     if args.command == "unapply":
         from patchmgr.unapply import unapply
@@ -115,7 +147,88 @@ def run(args: argparse.Namespace) -> int:
         print(text)
         check.require_ok(results)
         return 0
+    if args.command == "config":
+        _write_config(ws, args, show=args.show)
+        return 0
+    if args.command == "build":
+        return _build(ws, args)
     raise AssertionError(args.command)
+
+
+def _config_params(ws, args):
+    from xpy_ext.config import detect_params
+
+    view = ws.inspect(args.set_name)
+    ps = view.patch_set
+    params = detect_params(ws.root, ps.rustc, ps.llvm, args.llvm_config, args.stage0, args.online, args.profile)
+    return view, params
+
+
+def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False) -> None:
+    """Render config.toml.in for the tree and merge it in (or print the result with show)."""
+    from xpy_ext import config
+    from xpy_ext.versions import bootstrap_for
+
+    view, params = _config_params(ws, args)
+    row = bootstrap_for(view.patch_set.rustc)
+    if quiet_if_not_rustc and not (ws.root / row.example_file).exists():
+        print(f"patchmgr: no {row.example_file} in the tree, so no bootstrap config was written", file=sys.stderr)
+        return
+    if show:
+        rendered, row = config.render_for_tree(ws.root, view.patch_set.rustc, params)
+        path = ws.root / row.config_file
+        text = config.merge(path.read_text(encoding="utf-8"), rendered)[0] if path.exists() else rendered
+        print(f"# {path} as patchmgr would write it", file=sys.stderr)
+        print(text, end="")
+        return
+    path, changes, written = config.write_config(ws.root, view.patch_set.rustc, params)
+    for line in changes:
+        print(f"patchmgr: {path.name}: {line}", file=sys.stderr)
+    if not written:
+        print(f"patchmgr: {path.name} is up to date", file=sys.stderr)
+
+
+def _build(ws, args) -> int:
+    import shlex
+
+    from patchmgr.errors import BuildFailed, WrongState
+    from xpy_ext import build, preflight
+    from xpy_ext.versions import bootstrap_for
+
+    view, params = _config_params(ws, args)
+    if not view.fully_applied:
+        raise WrongState(f"set {view.patch_set.name} is not fully applied; run patchmgr apply first")
+    ps = view.patch_set
+    row = bootstrap_for(ps.rustc)
+    xpy_args = build.command(args.stage, args.jobs, args.paths)
+    log = args.log or ws.root / "build" / "patchmgr-build.log"
+    if args.dry_run:
+        _write_config(ws, args, show=True)
+        print(f"# then, in {ws.root}:", file=sys.stderr)
+        print(shlex.join([sys.executable, "x.py", *xpy_args]))
+        return 0
+    _write_config(ws, args)
+    problems = preflight.check(ws.root, row, ps.rustc, llvm_config=params.llvm_config, stage0_rustc=params.stage0_rustc,
+                               offline=bool(params.offline), enzyme=ps.enzyme is not None,
+                               stage1_sysroot=build.stage_sysroot(ws.root, params.host, args.stage))
+    for problem in problems:
+        print(f"patchmgr: preflight: {problem}", file=sys.stderr)
+    if problems:
+        raise BuildFailed(f"preflight found {len(problems)} problem(s), listed above; fix them and build again")
+    print(f"patchmgr: x.py {' '.join(xpy_args)} (full log: {log})", file=sys.stderr)
+    result = build.run_build(ws.root, xpy_args, log, enzyme=ps.enzyme is not None, stage=args.stage)
+    if result.returncode != 0:
+        raise BuildFailed(f"x.py build failed: {result.first_error}; full log: {log}")
+    if args.stage >= 1:
+        sysroot = build.stage_sysroot(ws.root, params.host, args.stage)
+        problems = build.smoke_test(sysroot, enzyme=ps.enzyme is not None)
+        if problems:
+            raise BuildFailed(f"stage{args.stage} smoke test: {problems[0]}")
+        print(f"patchmgr: stage{args.stage} compiler at {sysroot} passed the smoke test", file=sys.stderr)
+        if not args.no_link:
+            name = args.toolchain or f"patchmgr-{ps.name}-stage{args.stage}"
+            print(f"patchmgr: {build.link_toolchain(sysroot, name)}", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

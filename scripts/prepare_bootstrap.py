@@ -11,11 +11,12 @@ LLVM and without network. This script, on a tree made by import_rustc.py:
 3. lets cargo settle Cargo.lock against the vendored crates, offline (the first x.py
    run would rewrite it otherwise, and patchmgr would find the tree dirty),
 4. commits all three on a branch `prepared` (fixed identity and date: the same
-   commit everywhere), on top of the imported `upstream` commit,
-5. writes an untracked `config.toml` for an offline `local-rebuild` with
-   Debian's rustc/cargo 1.63 as stage0 and the system LLVM (`--llvm-config`).
+   commit everywhere), on top of the imported `upstream` commit.
 
-    scripts/prepare_bootstrap.py TREE [--llvm-config /usr/lib/llvm-14/bin/llvm-config]
+    scripts/prepare_bootstrap.py TREE
+
+`patchmgr apply` then writes config.toml from config.toml.in: an offline
+`local-rebuild` with Debian's rustc/cargo 1.63 as stage0 and the system LLVM.
 
 Debian packages needed for the build itself: rustc (1.63), cargo, llvm-14-dev
 (or llvm-13-dev), libclang-common-14-dev, cmake, ninja-build.
@@ -74,35 +75,7 @@ def resolve_lockfile(tree: Path, cargo: str = "/usr/bin/cargo") -> None:
         "metadata", "--offline", "--format-version", "1", cwd=tree)
 
 
-def write_config(tree: Path, llvm_config: str) -> Path:
-    config = tree / "config.toml"
-    config.write_text(f"""# Offline local-rebuild with Debian's rustc/cargo {VERSION} (written by prepare_bootstrap.py)
-changelog-seen = 2
-
-[build]
-submodules = false
-vendor = true
-locked-deps = false
-rustc = "/usr/bin/rustc"
-cargo = "/usr/bin/cargo"
-local-rebuild = true
-docs = false
-extended = false
-
-[target.x86_64-unknown-linux-gnu]
-llvm-config = "{llvm_config}"
-
-[llvm]
-link-shared = true
-
-[rust]
-deny-warnings = false
-jemalloc = false
-""")
-    return config
-
-
-def prepare(tree: Path, llvm_config: str) -> str:
+def prepare(tree: Path) -> str:
     _, _, upstream, date = RELEASES[VERSION]
     if (tree / "git-commit-hash").read_text().strip() != upstream:
         raise SystemExit(f"prepare_bootstrap: {tree} is not a rustc {VERSION} tree")
@@ -122,19 +95,16 @@ def prepare(tree: Path, llvm_config: str) -> str:
     run("git", "add", "-A", cwd=tree, env=env)
     run("git", "commit", "-q", "-m", f"Debian {RELEASES[VERSION][1]}: quilt series ({len(patches)} patches), "
         f"pruned checksums ({pruned} crates)", cwd=tree, env=env)
-    config = write_config(tree, llvm_config)
     head = run("git", "rev-parse", "HEAD", cwd=tree, env=env).strip()
-    log(f"{tree}: branch prepared at {head[:12]}: {len(patches)} Debian patches, {pruned} checksum files pruned; "
-        f"wrote {config.name}")
+    log(f"{tree}: branch prepared at {head[:12]}: {len(patches)} Debian patches, {pruned} checksum files pruned")
     return head
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tree", type=Path)
-    parser.add_argument("--llvm-config", default="/usr/lib/llvm-14/bin/llvm-config")
     args = parser.parse_args()
-    prepare(args.tree.resolve(), args.llvm_config)
+    prepare(args.tree.resolve())
     return 0
 
 

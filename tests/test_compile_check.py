@@ -2,7 +2,8 @@
 
 The tree is prepared for an offline bootstrap as Debian does (its quilt series,
 pruned checksums, settled Cargo.lock, local-rebuild with Debian's rustc 1.63),
-the series is applied with patchmgr, then `x.py check compiler/rustc_codegen_llvm`
+the series is applied with patchmgr (which writes config.toml from config.toml.in),
+then `x.py check compiler/rustc_codegen_llvm`
 runs with Enzyme off and again with `llvm.enzyme = true` (the compiler crates see
 `--cfg llvm_enzyme`; a check does not build Enzyme itself).
 """
@@ -31,9 +32,15 @@ def patched(tmp_path_factory):
     import prepare_bootstrap
 
     real = RealTree(tmp_path_factory.mktemp("check"))
-    prepare_bootstrap.prepare(real.root, "/usr/lib/llvm-14/bin/llvm-config")
+    prepare_bootstrap.prepare(real.root)
     res = real.run("apply")
     assert res.returncode == 0, res.stderr
+    # apply rendered config.toml.in for 1.63: offline local-rebuild on the system LLVM 14
+    config = (real.root / "config.toml").read_text()
+    assert config.startswith("changelog-seen = 2\n")
+    for line in ['vendor = true', 'rustc = "/usr/bin/rustc"', 'local-rebuild = true', 'enzyme = true',
+                 'llvm-config = "/usr/lib/llvm-14/bin/llvm-config"']:
+        assert line in config, line
     return real
 
 

@@ -1,0 +1,178 @@
+"""Render config.toml.in for a tree and merge it into the tree's bootstrap config.
+
+Rendering is pure: template text, the release's row of the version table, the
+keys the tree's bootstrap knows and the parameters in, TOML text out. Merging
+keeps the user's file byte for byte where it does not add a key: values and
+comments the user wrote win, and nothing is written when nothing changes (so
+x.py, which rebuilds on a newer config, sees no change).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+from tomlkit.items import Table
+
+from patchmgr.errors import BadInput
+from xpy_ext.versions import Bootstrap, bootstrap_for, header_value, known_keys
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "config.toml.in"
+BACKUP_SUFFIX = ".patchmgr-backup"
+
+
+@dataclass(frozen=True)
+class Params:
+    """The choices a rendered config makes; None leaves a key out."""
+
+    host: str = "x86_64-unknown-linux-gnu"
+    profile: str | None = None
+    offline: bool | None = None
+    stage0_rustc: str | None = None
+    stage0_cargo: str | None = None
+    llvm_config: str | None = None
+    jobs: int | None = None
+
+    def values(self) -> dict[str, object]:
+        local = self.stage0_rustc is not None
+        return {
+            "host": self.host, "profile": self.profile, "offline": self.offline,
+            "stage0_rustc": self.stage0_rustc, "stage0_cargo": self.stage0_cargo,
+            "local_rebuild": True if local else None, "jobs": self.jobs,
+            "llvm_config": self.llvm_config, "llvm_link_shared": True if self.llvm_config else None,
+        }
+
+
+def _placeholder(value) -> str | None:
+    if isinstance(value, str) and len(value) > 2 and value.startswith("@") and value.endswith("@"):
+        return value[1:-1]
+    return None
+
+
+def _fill(table, values: dict[str, object], path: str, keys: set[str], used: set[str]) -> None:
+    for key in list(table.keys()):
+        name = _placeholder(key)
+        if name is not None:  # a table named by a value, e.g. [target."@host@"]
+            item = table.pop(key)
+            key = str(values[name])
+            table[key] = item
+        item = table[key]
+        dotted = f"{path}.{key}" if path else key
+        if isinstance(item, Table):
+            if path == "target":
+                dotted = "target.*"  # the example documents one target table for all
+            _fill(item, values, dotted, keys, used)
+            if not item:
+                del table[key]
+            continue
+        name = _placeholder(item.unwrap() if hasattr(item, "unwrap") else item)
+        if name is not None:
+            if name not in values:
+                raise BadInput(f"{TEMPLATE.name}: unknown placeholder @{name}@ for key {dotted}")
+            if values[name] is None:
+                del table[key]
+                continue
+            table[key] = values[name]
+        if dotted not in keys:
+            raise BadInput(f"{TEMPLATE.name}: key {dotted} is not known to this tree's bootstrap; "
+                           "drop it from the template or leave its value unset for this release")
+        used.add(dotted)
+
+
+def render(template: str, row: Bootstrap, keys: set[str], header: int, params: Params) -> str:
+    doc = tomlkit.parse(template)
+    _fill(doc, params.values(), "", keys | {row.header}, set())
+    if row.header in doc:
+        del doc[row.header]
+    rendered = tomlkit.document()
+    # the header goes first, where bootstrap's own files have it
+    rendered.add(row.header, header)
+    for key, item in doc.body:
+        rendered.append(key, item)
+    return tomlkit.dumps(rendered)
+
+
+def render_for_tree(tree: Path, version: str, params: Params, template: str | None = None) -> tuple[str, Bootstrap]:
+    row = bootstrap_for(version)
+    text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
+    return render(text, row, known_keys(tree, row), header_value(tree, row), params), row
+
+
+def merge(existing: str, rendered: str) -> tuple[str, list[str]]:
+    """(merged text, what changed): rendered keys the user has not set are added."""
+    mine = tomlkit.parse(existing)
+    theirs = tomlkit.parse(rendered)
+    changes: list[str] = []
+
+    def walk(dst, src, prefix: str) -> None:
+        for key, value in src.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, Table):
+                if key not in dst:
+                    dst[key] = value
+                    changes.append(f"added [{dotted}]")
+                elif isinstance(dst[key], Table):
+                    walk(dst[key], value, dotted + ".")
+            elif key not in dst:
+                dst[key] = value
+                changes.append(f"added {dotted} = {tomlkit.dumps({key: value}).split('=', 1)[1].strip()}")
+            elif dst[key] != value:
+                changes.append(f"kept your {dotted} = {tomlkit.dumps({key: dst[key]}).split('=', 1)[1].strip()} "
+                               f"(the template has {tomlkit.dumps({key: value}).split('=', 1)[1].strip()})")
+
+    walk(mine, theirs, "")
+    return tomlkit.dumps(mine), changes
+
+
+def write_config(tree: Path, version: str, params: Params) -> tuple[Path, list[str], bool]:
+    """Render and merge into the tree's config; returns (path, change lines, written)."""
+    rendered, row = render_for_tree(tree, version, params)
+    path = tree / row.config_file
+    if not path.exists():
+        _atomic_write(path, rendered)
+        return path, [f"wrote {path.name} from {TEMPLATE.name}"], True
+    existing = path.read_text(encoding="utf-8")
+    merged, changes = merge(existing, rendered)
+    if merged == existing:
+        return path, [line for line in changes if line.startswith("kept")], False
+    backup = path.with_name(path.name + BACKUP_SUFFIX)
+    shutil.copy2(path, backup)
+    _atomic_write(path, merged)
+    return path, changes + [f"previous {path.name} saved as {backup.name}"], True
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def detect_params(tree: Path, version: str, llvm_major: int, llvm_config: str = "auto", stage0: str = "auto",
+                  online: bool = False, profile: str | None = None, host: str = "x86_64-unknown-linux-gnu") -> Params:
+    """Sensible defaults for this machine: a system LLVM of the set's major, a matching system
+    rustc as stage0, offline when the tree vendors its crates."""
+    if llvm_config == "auto":
+        candidate = Path(f"/usr/lib/llvm-{llvm_major}/bin/llvm-config")
+        llvm_config = str(candidate) if candidate.exists() else shutil.which("llvm-config")
+    elif llvm_config == "none":
+        llvm_config = None
+    rustc = cargo = None
+    if stage0 != "download":
+        bindir = Path("/usr/bin") if stage0 == "auto" else Path(stage0)
+        want = "rustc " + ".".join(version.split(".")[:2]) + "."
+        import subprocess
+
+        try:
+            found = subprocess.run([str(bindir / "rustc"), "--version"], capture_output=True, text=True).stdout
+        except OSError:
+            found = ""
+        if found.startswith(want) and (bindir / "cargo").exists():
+            rustc, cargo = str(bindir / "rustc"), str(bindir / "cargo")
+        elif stage0 != "auto":
+            raise BadInput(f"--stage0 {stage0}: no rustc {want[6:-1]} with cargo there (found {found.strip() or 'none'})")
+    offline = None if online else ((tree / "vendor").is_dir() or None)
+    return Params(host=host, profile=profile, offline=offline, stage0_rustc=rustc, stage0_cargo=cargo,
+                  llvm_config=llvm_config)
