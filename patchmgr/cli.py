@@ -125,12 +125,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             apply.apply(ws, args.set_name)
             if not args.no_config:
-                _write_config(ws, args, quiet_if_not_rustc=True)
+                _write_config(ws, args, quiet_if_not_rustc=True, remember=True)
         return 0
     if args.command == "unapply":
         from patchmgr.unapply import unapply
 
+        record = ws.applied_record()
         unapply(ws, args.set_name, args.force)
+        written = record.extra.get("config") if record else None
+        if written:
+            from xpy_ext.config import revert
+
+            print(f"patchmgr: {revert(Path(written['path']), written['sha256'], written['had_backup'])}",
+                  file=sys.stderr)
         return 0
     if args.command == "status":
         from patchmgr import status
@@ -164,8 +171,12 @@ def _config_params(ws, args):
     return view, params
 
 
-def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False) -> None:
-    """Render config.toml.in for the tree and merge it in (or print the result with show)."""
+def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False, remember: bool = False) -> None:
+    """Render config.toml.in for the tree and merge it in (or print the result with show).
+
+    With remember, what was written goes into the applied record, so that
+    unapply can put the config back as it was.
+    """
     from xpy_ext import config
     from xpy_ext.versions import bootstrap_for
 
@@ -181,11 +192,19 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
         print(f"# {path} as patchmgr would write it", file=sys.stderr)
         print(text, end="")
         return
+    path_existed = (ws.root / row.config_file).exists()
     path, changes, written = config.write_config(ws.root, view.patch_set.rustc, params)
     for line in changes:
         print(f"patchmgr: {path.name}: {line}", file=sys.stderr)
     if not written:
         print(f"patchmgr: {path.name} is up to date", file=sys.stderr)
+    elif remember:
+        from patchmgr import state
+
+        record = ws.applied_record()
+        if record is not None:
+            record.extra["config"] = {"path": str(path), "sha256": config.digest(path), "had_backup": path_existed}
+            state.save(ws.git_dir, state.APPLIED_FILE, record)
 
 
 def _build(ws, args) -> int:

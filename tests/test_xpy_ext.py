@@ -205,3 +205,32 @@ def test_patchmgr_build_dry_run_and_build(world):
 def test_build_refuses_an_unapplied_tree(world):
     res = world.run("build", "--dry-run")
     assert res.returncode == 7 and "run patchmgr apply first" in res.stderr
+
+
+def test_apply_writes_config_and_unapply_puts_it_back(world):
+    from fixture import snapshot
+
+    (world.checkout / "config.toml.example").write_text(EXAMPLE_163)
+    (world.checkout / "config.toml").write_text(USER_CONFIG)
+    before = snapshot(world)
+    res = world.run("apply", "--llvm-config", "none", "--stage0", "download")
+    assert res.returncode == 0, res.stderr
+    assert "config.toml: added" in res.stderr
+    merged = (world.checkout / "config.toml").read_text()
+    assert "enzyme = true" in merged and merged.startswith(USER_CONFIG.split("\n")[0])
+    again = world.run("apply", "--llvm-config", "none", "--stage0", "download")
+    assert "config.toml is up to date" in again.stderr
+    res = world.run("unapply")
+    assert res.returncode == 0, res.stderr
+    assert "config.toml restored from config.toml.patchmgr-backup" in res.stderr
+    assert snapshot(world) == before
+
+
+def test_unapply_leaves_a_config_the_user_changed(world):
+    (world.checkout / "config.toml.example").write_text(EXAMPLE_163)
+    assert world.run("apply", "--llvm-config", "none", "--stage0", "download").returncode == 0
+    config_file = world.checkout / "config.toml"
+    config_file.write_text(config_file.read_text() + "\n[dist]\ncompression-formats = [\"xz\"]\n")
+    res = world.run("unapply")
+    assert res.returncode == 0 and "changed since patchmgr wrote it; left as it is" in res.stderr
+    assert "compression-formats" in config_file.read_text()

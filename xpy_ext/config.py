@@ -144,6 +144,24 @@ def write_config(tree: Path, version: str, params: Params) -> tuple[Path, list[s
     return path, changes + [f"previous {path.name} saved as {backup.name}"], True
 
 
+def digest(path: Path) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def revert(path: Path, written: str, had_backup: bool) -> str:
+    """Undo a write_config, unless the file changed since: then it is the user's and stays."""
+    if digest(path) != written:
+        return f"{path.name} changed since patchmgr wrote it; left as it is"
+    backup = path.with_name(path.name + BACKUP_SUFFIX)
+    if had_backup and backup.exists():
+        os.replace(backup, path)
+        return f"{path.name} restored from {backup.name}"
+    path.unlink()
+    return f"removed the {path.name} that apply wrote"
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
