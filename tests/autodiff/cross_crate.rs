@@ -1,0 +1,11 @@
+// Differentiates a function defined in another crate (the rlib `poly`):
+// d/dx (x^3 + 2x) = 3x^2 + 2.
+extern "C" {
+    fn __enzyme_autodiff(f: fn(f64) -> f64, x: f64) -> f64;
+}
+
+fn main() {
+    let x = 2.0;
+    let dx = unsafe { __enzyme_autodiff(poly::cube_plus, x) };
+    println!("cube_plus'({}) = {}", x, dx);
+}

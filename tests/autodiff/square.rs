@@ -1,0 +1,14 @@
+// Differentiated in the same crate: d/dx x^2 = 2x.
+extern "C" {
+    fn __enzyme_autodiff(f: fn(f64) -> f64, x: f64) -> f64;
+}
+
+fn square(x: f64) -> f64 {
+    x * x
+}
+
+fn main() {
+    let x = 3.0;
+    let dx = unsafe { __enzyme_autodiff(square, x) };
+    println!("square'({}) = {}", x, dx);
+}
