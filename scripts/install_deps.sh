@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the real-tree tests and the offline bootstrap need:
 # Debian's rustc/cargo 1.63 as stage0, LLVM 14 for llvm-config, patch for
-# Debian's quilt series. Installs them when run as root; otherwise says what
-# is missing.
+# Debian's quilt series, cmake, ninja and g++ for the Enzyme build. Installs
+# them when run as root; otherwise says what is missing.
 set -euo pipefail
-packages=(rustc cargo llvm-14-dev patch xz-utils git)
+packages=(rustc cargo llvm-14-dev patch xz-utils git cmake ninja-build g++)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
