@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 from patchmgr import state
 from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import BadInput, Conflict, GitFailed, WrongState
 from patchmgr.gitio import Repo, identity_env, tool_commit_env
-from patchmgr.lint import check_symlinks
-from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, with_trailers
+from patchmgr.lint import check_symlinks, load_patches
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import View, Workspace, enzyme_rel_path, patch_branch
 
@@ -26,8 +25,8 @@ def _say(message: str) -> None:
     print(f"patchmgr: {message}", file=sys.stderr)
 
 
-def apply(ws: Workspace, set_name: str | None) -> None:
-    """Apply the set for this tree's base."""
+def apply(ws: Workspace, set_name: str | None) -> PatchSet:
+    """Apply the set for this tree's base; returns the set."""
     ws.require_no_op()
     view = ws.inspect(set_name)
     patch_set = view.patch_set
@@ -35,7 +34,7 @@ def apply(ws: Workspace, set_name: str | None) -> None:
     if view.fully_applied and not any(v.drifted for v in view.repos):
         ws.require_clean(repos)
         _say(f"set {patch_set.name} is already applied; nothing to do")
-        return
+        return patch_set
     for v in view.repos:
         if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
@@ -70,6 +69,7 @@ def apply(ws: Workspace, set_name: str | None) -> None:
     state.save(ws.git_dir, state.OP_FILE, record)
     _run_steps(ws, record, patch_set)
     _finish(ws, record, patch_set)
+    return patch_set
 
 
 def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
@@ -99,9 +99,6 @@ def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> dict
     commit from a resolved conflict already differs from its file: it gets no
     entry, so it counts as edited.
     """
-    from patchmgr.lint import load_patches
-    from patchmgr.patchfile import parse_trailers
-
     files = {p.label: p.diff for patches in load_patches(patch_set).values() for p in patches}
     ids = {}
     for origin in record.repos:
@@ -191,8 +188,6 @@ def _am_in_progress(repo: Repo) -> bool:
 
 
 def _run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
-    from patchmgr.lint import load_patches
-
     patches = load_patches(patch_set)
     bases = record.extra["bases"]
     for series in patch_set.apply_order():
@@ -231,8 +226,6 @@ def _checkout_patch_branch(ws: Workspace, repo: Repo, record: state.Record) -> N
 
 
 def _applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
-    from patchmgr.patchfile import parse_trailers
-
     labels = []
     for _, message in repo.commits(f"{base}..HEAD"):
         trailers = parse_trailers(message)

@@ -78,17 +78,16 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
                    readonly=True, strip=False)
     items = out.split("\0")
     newest_first = [(items[i].strip(), items[i + 1]) for i in range(0, len(items) - 1, 2)]
-    above, below = [], None
-    for index, (sha, message) in enumerate(newest_first):
+    above, below, seen_series = [], None, False
+    for sha, message in newest_first:
         if TRAILER_SET in parse_trailers(message):
-            above.append((sha, message))
-        elif any(TRAILER_SET in parse_trailers(m) for _, m in above):
+            seen_series = True
+        elif seen_series:
             below = sha
             break
-        else:
-            above.append((sha, message))
+        above.append((sha, message))
     if below is None:
-        if any(TRAILER_SET in parse_trailers(m) for _, m in above):
+        if seen_series:
             raise WrongState(f"{repo.label}: no commit below the patch series within {limit} commits; "
                              "run patchmgr status to inspect")
         return RepoState(base=head, series=(), foreign=())

@@ -123,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
         elif args.mode:
             apply.resume(ws, args.mode)
         else:
-            apply.apply(ws, args.set_name)
+            patch_set = apply.apply(ws, args.set_name)
             if not args.no_config:
-                _write_config(ws, args, quiet_if_not_rustc=True, remember=True)
+                _write_config(ws, args, quiet_if_not_rustc=True, remember=True, patch_set=patch_set)
         return 0
     if args.command == "unapply":
         from patchmgr.unapply import unapply
@@ -162,16 +162,15 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-def _config_params(ws, args):
+def _config_params(ws, args, patch_set=None):
     from xpy_ext.config import detect_params
 
-    view = ws.inspect(args.set_name)
-    ps = view.patch_set
-    params = detect_params(ws.root, ps.rustc, ps.llvm, args.llvm_config, args.stage0, args.online, args.profile)
-    return view, params
+    ps = patch_set or ws.inspect(args.set_name).patch_set
+    return ps, detect_params(ws.root, ps.rustc, ps.llvm, args.llvm_config, args.stage0, args.online, args.profile)
 
 
-def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False, remember: bool = False) -> None:
+def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False, remember: bool = False,
+                  patch_set=None) -> None:
     """Render config.toml.in for the tree and merge it in (or print the result with show).
 
     With remember, what was written goes into the applied record, so that
@@ -180,20 +179,20 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
     from xpy_ext import config
     from xpy_ext.versions import bootstrap_for
 
-    view, params = _config_params(ws, args)
-    row = bootstrap_for(view.patch_set.rustc)
+    patch_set, params = _config_params(ws, args, patch_set)
+    row = bootstrap_for(patch_set.rustc)
     if quiet_if_not_rustc and not (ws.root / row.example_file).exists():
         print(f"patchmgr: no {row.example_file} in the tree, so no bootstrap config was written", file=sys.stderr)
         return
     if show:
-        rendered, row = config.render_for_tree(ws.root, view.patch_set.rustc, params)
+        rendered, row = config.render_for_tree(ws.root, patch_set.rustc, params)
         path = ws.root / row.config_file
         text = config.merge(path.read_text(encoding="utf-8"), rendered)[0] if path.exists() else rendered
         print(f"# {path} as patchmgr would write it", file=sys.stderr)
         print(text, end="")
         return
     path_existed = (ws.root / row.config_file).exists()
-    path, changes, written = config.write_config(ws.root, view.patch_set.rustc, params)
+    path, changes, written = config.write_config(ws.root, patch_set.rustc, params)
     for line in changes:
         print(f"patchmgr: {path.name}: {line}", file=sys.stderr)
     if not written:
@@ -214,19 +213,19 @@ def _build(ws, args) -> int:
     from xpy_ext import build, preflight
     from xpy_ext.versions import bootstrap_for
 
-    view, params = _config_params(ws, args)
+    view = ws.inspect(args.set_name)
+    ps, params = _config_params(ws, args, view.patch_set)
     if not view.fully_applied:
-        raise WrongState(f"set {view.patch_set.name} is not fully applied; run patchmgr apply first")
-    ps = view.patch_set
+        raise WrongState(f"set {ps.name} is not fully applied; run patchmgr apply first")
     row = bootstrap_for(ps.rustc)
     xpy_args = build.command(args.stage, args.jobs, args.paths)
     log = args.log or ws.root / "build" / "patchmgr-build.log"
     if args.dry_run:
-        _write_config(ws, args, show=True)
+        _write_config(ws, args, show=True, patch_set=ps)
         print(f"# then, in {ws.root}:", file=sys.stderr)
         print(shlex.join([sys.executable, "x.py", *xpy_args]))
         return 0
-    _write_config(ws, args)
+    _write_config(ws, args, patch_set=ps)
     problems = preflight.check(ws.root, row, ps.rustc, llvm_config=params.llvm_config, stage0_rustc=params.stage0_rustc,
                                offline=bool(params.offline), enzyme=ps.enzyme is not None,
                                stage1_sysroot=build.stage_sysroot(ws.root, params.host, args.stage))

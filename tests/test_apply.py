@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fixture import build_world, git, mtimes, snapshot, write
+from fixture import git, mtimes, snapshot, write
 
 SET = "autodiff-1.63.0"
 BRANCH = "patchmgr/" + SET

@@ -44,6 +44,15 @@ def patched(tmp_path_factory):
     return real
 
 
+def test_build_dry_run_on_the_real_tree(patched):
+    res = patched.run("build", "--dry-run", "-j", "2")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[-1].endswith("x.py build --stage 1 -j 2 library/std")
+    assert "changelog-seen = 2" in lines and "enzyme = true" in lines
+    assert not (patched.root / "build" / "patchmgr-build.log").exists()
+
+
 @pytest.mark.parametrize("enzyme_cfg", [False, True], ids=["enzyme-off", "cfg-llvm_enzyme"])
 def test_xpy_check_codegen_llvm(patched, enzyme_cfg):
     import compile_check

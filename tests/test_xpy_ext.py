@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from patchmgr.errors import BadInput
 from xpy_ext import config
 from xpy_ext.build import Progress, expected_steps, run_build
-from xpy_ext.versions import bootstrap_for, header_value, known_keys
+from xpy_ext.versions import bootstrap_for, header_value
 from xpy_ext.xpy import first_error, run_xpy
 
 HERE = Path(__file__).parent
