@@ -20,7 +20,15 @@ from tomlkit.items import Table
 from patchmgr.errors import BadInput
 from xpy_ext.versions import Bootstrap, bootstrap_for, header_value, known_keys
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "config.toml.in"
+def _template() -> Path:
+    """config.toml.in: at the top of a source checkout, or where pip installed its data files."""
+    import sys
+
+    beside = Path(__file__).resolve().parent.parent / "config.toml.in"
+    return beside if beside.exists() else Path(sys.prefix) / "share" / "patchmgr" / "config.toml.in"
+
+
+TEMPLATE = _template()
 BACKUP_SUFFIX = ".patchmgr-backup"
 
 
