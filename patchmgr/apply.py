@@ -113,7 +113,7 @@ def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> dict
     return ids
 
 
-def resume(ws: Workspace, how: str) -> None:
+def resume(ws: Workspace, how: str) -> PatchSet:
     """--continue or --skip: finish the stopped git am, then run the remaining steps."""
     record = ws.op_record()
     if record is None:
@@ -130,6 +130,7 @@ def resume(ws: Workspace, how: str) -> None:
                 raise _conflict(ws, repo, patch_set, res.out + res.err)
     _run_steps(ws, record, patch_set)
     _finish(ws, record, patch_set)
+    return patch_set
 
 
 def abort(ws: Workspace) -> None:

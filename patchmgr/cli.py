@@ -120,12 +120,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.mode == "--abort":
             apply.abort(ws)
-        elif args.mode:
-            apply.resume(ws, args.mode)
-        else:
-            patch_set = apply.apply(ws, args.set_name)
-            if not args.no_config:
-                _write_config(ws, args, quiet_if_not_rustc=True, remember=True, patch_set=patch_set)
+            return 0
+        patch_set = apply.resume(ws, args.mode) if args.mode else apply.apply(ws, args.set_name)
+        if not args.no_config:
+            _write_config(ws, args, quiet_if_not_rustc=True, remember=True, patch_set=patch_set)
         return 0
     if args.command == "unapply":
         from patchmgr.unapply import unapply
