@@ -59,6 +59,21 @@ def test_through_std(rustc, tmp_path):
     assert build_and_run(rustc, tmp_path, "with_std.rs") == "weighted'(0) = 7"
 
 
+def test_fat_lto_path(rustc, tmp_path):
+    run([rustc, *FLAGS, "--crate-type", "rlib", "--crate-name", "poly", str(PROGRAMS / "poly.rs"),
+         "--out-dir", str(tmp_path)], tmp_path)
+    out = build_and_run(rustc, tmp_path, "cross_crate.rs", "--extern", f"poly={tmp_path / 'libpoly.rlib'}",
+                        "-C", "lto=fat")
+    assert out == "cube_plus'(2) = 14"
+
+
+def test_without_the_flag_enzyme_never_runs(rustc, tmp_path):
+    """What the series is for: nothing replaces the call to __enzyme_autodiff without -Z autodiff."""
+    res = subprocess.run([rustc, *FLAGS, str(PROGRAMS / "square.rs"), "-o", str(tmp_path / "prog")],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "undefined reference to `__enzyme_autodiff'" in res.stderr
+
+
 def test_without_enzyme_requirements_is_an_error(rustc, tmp_path):
     res = subprocess.run([rustc, "-Z", "autodiff", "-C", "embed-bitcode=no", str(PROGRAMS / "square.rs"),
                           "-o", str(tmp_path / "prog")], capture_output=True, text=True)

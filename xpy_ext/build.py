@@ -32,12 +32,15 @@ def command(stage: int, jobs: int | None, paths: list[str]) -> list[str]:
 
 
 def expected_steps(stage: int, enzyme: bool) -> int:
-    """How many steps bootstrap announces for a stage-N build of std, for the progress line.
+    """How many steps bootstrap 1.63 announces for a stage-N build of std, for the progress line.
 
-    stage0 std, stage0 compiler, stage0 LLVM backend, [Enzyme], then per stage
-    above 0: assembling the compiler and building its std.
+    Seen in a real stage1 build: stage0 std, stage0 compiler, assembling the
+    stage1 compiler, Enzyme, stage1 std; each further stage adds its
+    compiler, its assembly and its std.
     """
-    return 3 + (1 if enzyme else 0) + 2 * max(stage - 1, 0) + (2 if stage >= 1 else 0)
+    if stage == 0:
+        return 1
+    return 4 + (1 if enzyme else 0) + 3 * (stage - 1)
 
 
 @dataclass

@@ -1,5 +1,7 @@
 // Differentiates a function defined in another crate (the rlib `poly`):
 // d/dx (x^3 + 2x) = 3x^2 + 2.
+// Enzyme takes the Rust function pointer as it is: no FFI call happens at run time.
+#[allow(improper_ctypes)]
 extern "C" {
     fn __enzyme_autodiff(f: fn(f64) -> f64, x: f64) -> f64;
 }
