@@ -189,19 +189,26 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
         print(f"# {path} as patchmgr would write it", file=sys.stderr)
         print(text, end="")
         return
-    path_existed = (ws.root / row.config_file).exists()
+    from patchmgr import state
+
+    path = ws.root / row.config_file
+    record = ws.applied_record() if remember else None
+    key = config.inputs_key(ws.root, patch_set.rustc, params)
+    last = record.extra.get("config_inputs") if record else None
+    if last and last["key"] == key and last["result"] == config.digest(path):
+        print(f"patchmgr: {path.name} is up to date", file=sys.stderr)
+        return
+    path_existed = path.exists()
     path, changes, written = config.write_config(ws.root, patch_set.rustc, params)
     for line in changes:
         print(f"patchmgr: {path.name}: {line}", file=sys.stderr)
     if not written:
         print(f"patchmgr: {path.name} is up to date", file=sys.stderr)
-    elif remember:
-        from patchmgr import state
-
-        record = ws.applied_record()
-        if record is not None:
+    if record is not None:
+        if written:
             record.extra["config"] = {"path": str(path), "sha256": config.digest(path), "had_backup": path_existed}
-            state.save(ws.git_dir, state.APPLIED_FILE, record)
+        record.extra["config_inputs"] = {"key": key, "result": config.digest(path)}
+        state.save(ws.git_dir, state.APPLIED_FILE, record)
 
 
 def _build(ws, args) -> int:

@@ -14,9 +14,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomlkit
-from tomlkit.items import Table
-
 from patchmgr.errors import BadInput
 from xpy_ext.versions import Bootstrap, bootstrap_for, header_value, known_keys
 
@@ -61,6 +58,8 @@ def _placeholder(value) -> str | None:
 
 
 def _fill(table, values: dict[str, object], path: str, keys: set[str], used: set[str]) -> None:
+    from tomlkit.items import Table
+
     for key in list(table.keys()):
         name = _placeholder(key)
         if name is not None:  # a table named by a value, e.g. [target."@host@"]
@@ -91,6 +90,8 @@ def _fill(table, values: dict[str, object], path: str, keys: set[str], used: set
 
 
 def render(template: str, row: Bootstrap, keys: set[str], header: int, params: Params) -> str:
+    import tomlkit  # imported here: a no-op apply never needs it
+
     doc = tomlkit.parse(template)
     _fill(doc, params.values(), "", keys | {row.header}, set())
     if row.header in doc:
@@ -111,6 +112,9 @@ def render_for_tree(tree: Path, version: str, params: Params, template: str | No
 
 def merge(existing: str, rendered: str) -> tuple[str, list[str]]:
     """(merged text, what changed): rendered keys the user has not set are added."""
+    import tomlkit
+    from tomlkit.items import Table
+
     mine = tomlkit.parse(existing)
     theirs = tomlkit.parse(rendered)
     changes: list[str] = []
@@ -150,6 +154,18 @@ def write_config(tree: Path, version: str, params: Params) -> tuple[Path, list[s
     shutil.copy2(path, backup)
     _atomic_write(path, merged)
     return path, changes + [f"previous {path.name} saved as {backup.name}"], True
+
+
+def inputs_key(tree: Path, version: str, params: Params) -> str:
+    """A digest of everything a rendering depends on: when it and the file are unchanged since the
+    last write, the config is up to date without rendering (which a no-op apply should not pay for)."""
+    import hashlib
+
+    row = bootstrap_for(version)
+    h = hashlib.sha256(repr((version, params)).encode())
+    for path in (TEMPLATE, tree / row.example_file, tree / (row.change_tracker or row.example_file)):
+        h.update(path.read_bytes() if path.exists() else b"-")
+    return h.hexdigest()
 
 
 def digest(path: Path) -> str | None:
