@@ -177,12 +177,13 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
     from xpy_ext import config
     from xpy_ext.versions import bootstrap_for
 
-    patch_set, params = _config_params(ws, args, patch_set)
+    patch_set = patch_set or ws.inspect(args.set_name).patch_set
     row = bootstrap_for(patch_set.rustc)
     if quiet_if_not_rustc and not (ws.root / row.example_file).exists():
         print(f"patchmgr: no {row.example_file} in the tree, so no bootstrap config was written", file=sys.stderr)
         return
     if show:
+        _, params = _config_params(ws, args, patch_set)
         rendered, row = config.render_for_tree(ws.root, patch_set.rustc, params)
         path = ws.root / row.config_file
         text = config.merge(path.read_text(encoding="utf-8"), rendered)[0] if path.exists() else rendered
@@ -193,11 +194,13 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
 
     path = ws.root / row.config_file
     record = ws.applied_record() if remember else None
-    key = config.inputs_key(ws.root, patch_set.rustc, params)
+    choices = (args.llvm_config, args.stage0, args.online, args.profile)
+    key = config.inputs_key(ws.root, patch_set.rustc, choices, patch_set.llvm)
     last = record.extra.get("config_inputs") if record else None
     if last and last["key"] == key and last["result"] == config.digest(path):
         print(f"patchmgr: {path.name} is up to date", file=sys.stderr)
         return
+    _, params = _config_params(ws, args, patch_set)
     path_existed = path.exists()
     path, changes, written = config.write_config(ws.root, patch_set.rustc, params)
     for line in changes:

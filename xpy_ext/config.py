@@ -156,15 +156,19 @@ def write_config(tree: Path, version: str, params: Params) -> tuple[Path, list[s
     return path, changes + [f"previous {path.name} saved as {backup.name}"], True
 
 
-def inputs_key(tree: Path, version: str, params: Params) -> str:
-    """A digest of everything a rendering depends on: when it and the file are unchanged since the
-    last write, the config is up to date without rendering (which a no-op apply should not pay for)."""
+def inputs_key(tree: Path, version: str, choices: tuple, llvm_major: int) -> str:
+    """A digest of everything a rendering depends on: the user's choices, the files read, and the
+    toolchains `detect_params` would run. When it and the config file are unchanged since the last
+    write, the config is up to date without detecting or rendering anything (a no-op apply should
+    not pay for either)."""
     import hashlib
 
     row = bootstrap_for(version)
-    h = hashlib.sha256(repr((version, params)).encode())
+    h = hashlib.sha256(repr((version, choices)).encode())
     for path in (TEMPLATE, tree / row.example_file, tree / (row.change_tracker or row.example_file)):
         h.update(path.read_bytes() if path.exists() else b"-")
+    for tool in (Path("/usr/bin/rustc"), Path("/usr/bin/cargo"), Path(f"/usr/lib/llvm-{llvm_major}/bin/llvm-config")):
+        h.update(repr(tool.stat()[6:9] if tool.exists() else None).encode())
     return h.hexdigest()
 
 
