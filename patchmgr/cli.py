@@ -186,7 +186,8 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
         _, params = _config_params(ws, args, patch_set)
         rendered, row = config.render_for_tree(ws.root, patch_set.rustc, params)
         path = ws.root / row.config_file
-        text = config.merge(path.read_text(encoding="utf-8"), rendered)[0] if path.exists() else rendered
+        force = config.forced_keys(args.llvm_config, args.stage0)
+        text = config.merge(path.read_text(encoding="utf-8"), rendered, force)[0] if path.exists() else rendered
         print(f"# {path} as patchmgr would write it", file=sys.stderr)
         print(text, end="")
         return
@@ -202,7 +203,8 @@ def _write_config(ws, args, show: bool = False, quiet_if_not_rustc: bool = False
         return
     _, params = _config_params(ws, args, patch_set)
     path_existed = path.exists()
-    path, changes, written = config.write_config(ws.root, patch_set.rustc, params)
+    path, changes, written = config.write_config(ws.root, patch_set.rustc, params,
+                                                 config.forced_keys(args.llvm_config, args.stage0))
     for line in changes:
         print(f"patchmgr: {path.name}: {line}", file=sys.stderr)
     if not written:
@@ -234,8 +236,12 @@ def _build(ws, args) -> int:
         print(shlex.join([sys.executable, "x.py", *xpy_args]))
         return 0
     _write_config(ws, args, patch_set=ps)
-    problems = preflight.check(ws.root, row, ps.rustc, llvm_config=params.llvm_config, stage0_rustc=params.stage0_rustc,
-                               offline=bool(params.offline), enzyme=ps.enzyme is not None,
+    from xpy_ext.config import effective
+
+    used = effective(ws.root, row, params.host)  # what x.py will read, the user's values included
+    problems = preflight.check(ws.root, row, ps.rustc, llvm_config=used["llvm_config"],
+                               stage0_rustc=used["stage0_rustc"], offline=used["offline"],
+                               enzyme=ps.enzyme is not None,
                                stage1_sysroot=build.stage_sysroot(ws.root, params.host, args.stage))
     for problem in problems:
         print(f"patchmgr: preflight: {problem}", file=sys.stderr)

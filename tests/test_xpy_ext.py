@@ -234,3 +234,17 @@ def test_unapply_leaves_a_config_the_user_changed(world):
     res = world.run("unapply")
     assert res.returncode == 0 and "changed since patchmgr wrote it; left as it is" in res.stderr
     assert "compression-formats" in config_file.read_text()
+
+
+def test_explicit_choice_replaces_the_file_value(tmp_path):
+    tree = tree_163(tmp_path)
+    (tree / "config.toml").write_text('changelog-seen = 2\n\n[target.x86_64-unknown-linux-gnu]\n'
+                                      'llvm-config = "/usr/lib/llvm-14/bin/llvm-config"  # mine\n')
+    params = config.Params(llvm_config="/usr/lib/llvm-13/bin/llvm-config")
+    _, changes, written = config.write_config(tree, "1.63.0", params)
+    assert written and any(c.startswith("kept your target.x86_64-unknown-linux-gnu.llvm-config") for c in changes)
+    _, changes, written = config.write_config(tree, "1.63.0", params,
+                                              config.forced_keys("/usr/lib/llvm-13/bin/llvm-config", "auto"))
+    assert written and any(c.startswith("set target.x86_64-unknown-linux-gnu.llvm-config") for c in changes)
+    assert config.effective(tree, bootstrap_for("1.63.0"), "x86_64-unknown-linux-gnu")["llvm_config"] == \
+        "/usr/lib/llvm-13/bin/llvm-config"

@@ -110,8 +110,12 @@ def render_for_tree(tree: Path, version: str, params: Params, template: str | No
     return render(text, row, known_keys(tree, row), header_value(tree, row), params), row
 
 
-def merge(existing: str, rendered: str) -> tuple[str, list[str]]:
-    """(merged text, what changed): rendered keys the user has not set are added."""
+def merge(existing: str, rendered: str, force: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """(merged text, what changed): rendered keys the user has not set are added.
+
+    Keys in `force` (dotted, targets as `target.*`) were asked for on the command line just now:
+    they replace the file's value.
+    """
     import tomlkit
     from tomlkit.items import Table
 
@@ -122,6 +126,7 @@ def merge(existing: str, rendered: str) -> tuple[str, list[str]]:
     def walk(dst, src, prefix: str) -> None:
         for key, value in src.items():
             dotted = f"{prefix}{key}"
+            generic = "target.*." + key if prefix.startswith("target.") else dotted
             if isinstance(value, Table):
                 if key not in dst:
                     dst[key] = value
@@ -131,6 +136,10 @@ def merge(existing: str, rendered: str) -> tuple[str, list[str]]:
             elif key not in dst:
                 dst[key] = value
                 changes.append(f"added {dotted} = {tomlkit.dumps({key: value}).split('=', 1)[1].strip()}")
+            elif dst[key] != value and generic in force:
+                changes.append(f"set {dotted} = {tomlkit.dumps({key: value}).split('=', 1)[1].strip()} "
+                               f"(was {tomlkit.dumps({key: dst[key]}).split('=', 1)[1].strip()}), as asked")
+                dst[key] = value
             elif dst[key] != value:
                 changes.append(f"kept your {dotted} = {tomlkit.dumps({key: dst[key]}).split('=', 1)[1].strip()} "
                                f"(the template has {tomlkit.dumps({key: value}).split('=', 1)[1].strip()})")
@@ -139,7 +148,8 @@ def merge(existing: str, rendered: str) -> tuple[str, list[str]]:
     return tomlkit.dumps(mine), changes
 
 
-def write_config(tree: Path, version: str, params: Params) -> tuple[Path, list[str], bool]:
+def write_config(tree: Path, version: str, params: Params,
+                 force: frozenset[str] = frozenset()) -> tuple[Path, list[str], bool]:
     """Render and merge into the tree's config; returns (path, change lines, written)."""
     rendered, row = render_for_tree(tree, version, params)
     path = tree / row.config_file
@@ -147,7 +157,7 @@ def write_config(tree: Path, version: str, params: Params) -> tuple[Path, list[s
         _atomic_write(path, rendered)
         return path, [f"wrote {path.name} from {TEMPLATE.name}"], True
     existing = path.read_text(encoding="utf-8")
-    merged, changes = merge(existing, rendered)
+    merged, changes = merge(existing, rendered, force)
     if merged == existing:
         return path, [line for line in changes if line.startswith("kept")], False
     backup = path.with_name(path.name + BACKUP_SUFFIX)
@@ -194,6 +204,27 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def forced_keys(llvm_config: str, stage0: str) -> frozenset[str]:
+    """The keys an explicit command-line choice sets over the config file's values."""
+    keys = set()
+    if llvm_config not in ("auto", "none"):
+        keys.add("target.*.llvm-config")
+    if stage0 not in ("auto", "download"):
+        keys |= {"build.rustc", "build.cargo", "build.local-rebuild"}
+    return frozenset(keys)
+
+
+def effective(tree: Path, row: Bootstrap, host: str) -> dict[str, object]:
+    """What x.py will use from the written config: llvm-config and stage0 rustc."""
+    import tomllib
+
+    path = tree / row.config_file
+    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return {"llvm_config": data.get("target", {}).get(host, {}).get("llvm-config"),
+            "stage0_rustc": data.get("build", {}).get("rustc"),
+            "offline": bool(data.get("build", {}).get("vendor"))}
 
 
 def detect_params(tree: Path, version: str, llvm_major: int, llvm_config: str = "auto", stage0: str = "auto",
