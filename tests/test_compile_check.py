@@ -53,6 +53,27 @@ def test_build_dry_run_on_the_real_tree(patched):
     assert not (patched.root / "build" / "patchmgr-build.log").exists()
 
 
+def test_bootstrap_builds_enzyme_with_cmake(patched):
+    """The series' bootstrap step builds Enzyme (here the stand-in) against the system LLVM."""
+    import compile_check
+
+    from xpy_ext.xpy import run_xpy
+
+    compile_check.set_enzyme(patched.root, True)
+    log = patched.tmp / "enzyme-build.log"
+    result = run_xpy(patched.root, ["build", "src/llvm-project/enzyme"], log)
+    assert result.returncode == 0, f"{result.first_error}; see {log}:\n" + log.read_text()[-3000:]
+    assert "Building Enzyme for x86_64-unknown-linux-gnu against LLVM 14." in log.read_text()
+    library = next(patched.root.glob("build/*/native/enzyme/build/Enzyme/LLVMEnzyme-14.so"))
+    # like Enzyme v0.0.24, the library registers a legacy pass named `enzyme` when loaded
+    ir = patched.tmp / "f.ll"
+    ir.write_text("define double @f(double %x) {\n  ret double %x\n}\n")
+    res = subprocess.run(["/usr/lib/llvm-14/bin/opt", "-enable-new-pm=0", "-load", str(library), "-enzyme", "-S",
+                          str(ir)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "define double @f(double %x)" in res.stdout
+
+
 @pytest.mark.parametrize("enzyme_cfg", [False, True], ids=["enzyme-off", "cfg-llvm_enzyme"])
 def test_xpy_check_codegen_llvm(patched, enzyme_cfg):
     import compile_check
