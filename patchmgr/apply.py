@@ -80,9 +80,11 @@ def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
 
 
 def _finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
+    previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
+    extra = dict(previous.extra) if previous and previous.set == record.set else {}
+    extra["patch_ids"] = _patch_ids(ws, record, patch_set)
     applied = state.Record(set=record.set, patch_branch=record.patch_branch,
-                           repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]],
-                           extra={"patch_ids": _patch_ids(ws, record, patch_set)})
+                           repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]], extra=extra)
     for origin in applied.repos:
         origin.branch_created = True
     state.save(ws.git_dir, state.APPLIED_FILE, applied)
