@@ -321,3 +321,16 @@ def test_exit_codes_are_listed_in_readme():
                                cwd=Path(__file__).parent.parent).stdout
     for code, (name, _) in EXIT_CODES.items():
         assert f"{code:>2}  {name}:" in help_text
+
+
+def test_unreachable_enzyme_then_redirect_and_continue(world):
+    manifest = world.patches / "series.toml"
+    manifest.write_text(manifest.read_text().replace("https://example.invalid/EnzymeAD/Enzyme",
+                                                     "https://example.invalid/mirror/Enzyme"))
+    res = world.run("apply")
+    assert res.returncode == 8 and "url.<local>.insteadOf https://example.invalid/mirror/Enzyme" in res.stderr
+    git(world.tmp, "config", "--file", world.env["GIT_CONFIG_GLOBAL"],
+        f"url.{world.enzyme_upstream}.insteadOf", "https://example.invalid/mirror/Enzyme")
+    ok(world.run("apply", "--continue"))
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
