@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("lint", "validate the manifest and every patch of every set, without a tree")
 
+    p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically")
+    with_set(p)
+
     p = command("config", "write (or --show) the bootstrap config for this tree, from config.toml.in")
     with_set(p)
     p.add_argument("--show", action="store_true", help="print the merged result and change nothing")
@@ -151,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         text, _ = check.report(results)
         print(text)
         check.require_ok(results)
+        return 0
+    if args.command == "export":
+        from patchmgr import export
+
+        export.report(export.export_set(ws, args.set_name))
         return 0
     if args.command == "config":
         _write_config(ws, args, show=args.show)

@@ -1,0 +1,87 @@
+"""export: the patch branches back to patch files and the manifest, deterministically.
+
+Exporting an unchanged series gives byte-identical files: no commit hashes
+(`--zero-commit`), full blob ids (abbreviations grow with the repository),
+no tool version (`--no-signature`), no patchmgr trailers, and the dates are
+the commits' author dates, which an unchanged commit keeps.
+File names come from the subjects (git's own naming), the order from the
+branch. Files whose content did not change are not rewritten.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from patchmgr.errors import WrongState
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers
+from patchmgr.series import PatchSet
+from patchmgr.workspace import Workspace
+
+_OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
+
+
+def strip_trailers(text: str) -> str:
+    """The mail without the trailers apply added, exactly as it was before apply."""
+    head, sep, rest = text.partition("\n---\n")
+    headers, _, body = head.partition("\n\n")
+    body = _OURS.sub("", body).rstrip("\n")
+    return headers + "\n\n" + (body + "\n" if body else "") + sep[1:] + rest
+
+
+def export_set(ws: Workspace, set_name: str | None) -> list[str]:
+    """Write the set's patch files from its branches; returns one line per change made."""
+    view = ws.inspect(set_name)
+    if view.untouched:
+        raise WrongState(f"set {view.patch_set.name} is not applied here, so there is nothing to export; "
+                         "run patchmgr apply first")
+    patch_set = view.patch_set
+    changes: list[str] = []
+    lists: dict[str, list[str]] = {}
+    for v in view.repos:
+        commits = [sha for sha, message in v.repo.commits(f"{v.state.base}..HEAD")
+                   if not (TRAILER_SET in (t := parse_trailers(message)) and TRAILER_PATCH not in t)]
+        directory = patch_set.root / v.series.dir
+        if commits:
+            directory.mkdir(parents=True, exist_ok=True)
+        names = []
+        with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
+            for number, sha in enumerate(commits, 1):
+                out = v.repo.run("format-patch", "--zero-commit", "--full-index", "--no-signature", "--no-numbered",
+                                 f"--start-number={number}", "-o", tmp, "-1", sha).strip()
+                produced = Path(out.splitlines()[-1])
+                text = strip_trailers(produced.read_text(encoding="utf-8"))
+                target = directory / produced.name
+                names.append(produced.name)
+                if not target.exists() or target.read_text(encoding="utf-8") != text:
+                    target.write_text(text, encoding="utf-8")
+                    changes.append(f"wrote {patch_set.patch_label(v.series, produced.name)}")
+        for old in sorted(set(v.series.patches) - set(names)):
+            stale = directory / old
+            if stale.exists():
+                stale.unlink()
+                changes.append(f"removed {patch_set.patch_label(v.series, old)}")
+        lists[v.path] = names
+    if any(lists[r.path] != list(r.patches) for r in patch_set.repos):
+        _write_lists(ws.manifest.path, patch_set, lists)
+        changes.append(f"updated the patch lists of {patch_set.name} in {ws.manifest.path.name}")
+    return changes
+
+
+def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]]) -> None:
+    import tomlkit
+
+    doc = tomlkit.parse(manifest.read_text(encoding="utf-8"))
+    for path, names in lists.items():
+        array = tomlkit.array()
+        array.extend(names)
+        array.multiline(True)
+        doc["sets"][patch_set.name]["repos"][path]["patches"] = array
+    manifest.write_text(tomlkit.dumps(doc), encoding="utf-8")
+
+
+def report(changes: list[str]) -> None:
+    for line in changes or ["nothing changed: the files match the branches"]:
+        print(f"patchmgr: {line}", file=sys.stderr)
