@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically")
     with_set(p)
 
+    p = command("import", "make a set's patch list from a revision range, a directory of .patch files, or a quilt series")
+    p.add_argument("source", help="BASE..BRANCH (in the checkout), a directory of format-patch files, or a quilt series file")
+    p.add_argument("--set", dest="set_name", required=True, metavar="NAME", help="the set to create or update")
+    p.add_argument("--repo", default=".", metavar="PATH", help="the repository the patches are for (default '.')")
+    p.add_argument("--rustc", help="upstream version, for a new set")
+    p.add_argument("--commit", help="full upstream commit hash, for a new set")
+    p.add_argument("--llvm", type=int, help="LLVM major, for a new set")
+
     p = command("config", "write (or --show) the bootstrap config for this tree, from config.toml.in")
     with_set(p)
     p.add_argument("--show", action="store_true", help="print the merged result and change nothing")
@@ -113,6 +121,27 @@ def run(args: argparse.Namespace) -> int:
         for patch_set in manifest.sets.values():
             count = sum(len(p) for p in load_patches(patch_set).values())
             print(f"ok {patch_set.name}: {count} patches")
+        return 0
+
+    if args.command == "import":
+        from patchmgr import importer
+        from patchmgr.series import parse_manifest
+
+        source = Path(args.source)
+        if source.is_dir():
+            mails = importer.mails_from_directory(source)
+        elif source.is_file():
+            mails = importer.mails_from_quilt(source)
+        else:
+            from patchmgr.base import find_root
+            from patchmgr.gitio import Repo
+
+            root = find_root(args.root.resolve())
+            mails = importer.mails_from_range(Repo(root / args.repo, args.repo), args.source)
+        meta = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
+        for line in importer.write_set(manifest, args.set_name, args.repo, mails, meta):
+            print(f"patchmgr: {line}", file=sys.stderr)
+        parse_manifest(manifest.path.read_text(encoding="utf-8"), manifest.path)  # what was written still validates
         return 0
 
     from patchmgr.workspace import Workspace
