@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically")
     with_set(p)
 
+    p = command("diff-sets", "show what changed between two patch sets, patch by patch (git range-diff)")
+    p.add_argument("first", metavar="A")
+    p.add_argument("second", metavar="B")
+
     p = command("import", "make a set's patch list from a revision range, a directory of .patch files, or a quilt series")
     p.add_argument("source", help="BASE..BRANCH (in the checkout), a directory of format-patch files, or a quilt series file")
     p.add_argument("--set", dest="set_name", required=True, metavar="NAME", help="the set to create or update")
@@ -183,6 +187,11 @@ def run(args: argparse.Namespace) -> int:
         text, _ = check.report(results)
         print(text)
         check.require_ok(results)
+        return 0
+    if args.command == "diff-sets":
+        from patchmgr.diffsets import diff_sets
+
+        print(diff_sets(ws, args.first, args.second), end="")
         return 0
     if args.command == "export":
         from patchmgr import export

@@ -1,0 +1,70 @@
+"""diff-sets A B: what changed between two patch sets, patch by patch, as git range-diff shows it.
+
+Both sets are applied in scratch clones that borrow the checkout's objects (the
+user's tree is only read), each on its own base, then `git range-diff` compares
+the two series, repository by repository.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from patchmgr.base import read_tarball_ids, repo_state, series_limit
+from patchmgr.errors import CheckFailed, UnknownBase
+from patchmgr.gitio import Repo, identity_env
+from patchmgr.lint import load_patches
+from patchmgr.series import SUPERPROJECT, PatchSet
+from patchmgr.workspace import Workspace
+
+
+def find_base(repo: Repo, ws_base: str, patch_set: PatchSet) -> str:
+    """The commit of this repository that is the set's upstream base."""
+    if repo.rev(patch_set.commit):
+        return patch_set.commit
+    tips = [ws_base] + [line.split()[0] for line in
+                        repo.run("for-each-ref", "--format=%(objectname)", "refs/heads/", readonly=True).splitlines()]
+    for tip in tips:
+        if read_tarball_ids(repo, tip)[1] == patch_set.commit:
+            return tip
+    raise UnknownBase(f"no commit of this checkout is the base of {patch_set.name} (rustc {patch_set.rustc}, "
+                      f"{patch_set.commit[:12]}); check out or import that tree first")
+
+
+def _series_on(clone: Repo, base: str, patches, env: dict, name: str) -> str:
+    clone.run("checkout", "-q", "--detach", base)
+    for patch in patches:
+        mbox = clone.path / ".git" / "diffsets.mbox"
+        mbox.write_text(patch.text, encoding="utf-8")
+        if clone.try_run("am", "--3way", "--quiet", str(mbox), env=env).status != 0:
+            clone.try_run("am", "--abort")
+            raise CheckFailed(f"{patch.label} of set {name} does not apply to its base; run patchmgr check --set {name}")
+    return clone.head()
+
+
+def diff_sets(ws: Workspace, first: str, second: str) -> str:
+    record = ws.applied_record()
+    known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
+    current_base = repo_state(ws.superproject, known, series_limit(ws.manifest)).base
+    sets = [ws.manifest.get(first), ws.manifest.get(second)]
+    paths = sorted({r.path for s in sets for r in s.repos}, key=lambda p: (p != SUPERPROJECT, p))
+    sections = []
+    scratch = Path(tempfile.mkdtemp(prefix="patchmgr-diffsets-"))
+    try:
+        super_bases = [find_base(ws.superproject, current_base, s) for s in sets]
+        for path in paths:
+            repo = ws.repo(path)
+            clone = Repo(scratch / ("superproject" if path == SUPERPROJECT else path.replace("/", "_")), path)
+            repo.run("clone", "-q", "--shared", "--no-checkout", "--", str(repo.path), str(clone.path))
+            env = identity_env(clone)
+            ranges = []
+            for patch_set, super_base in zip(sets, super_bases):
+                base = super_base if path == SUPERPROJECT else ws.superproject.gitlink(super_base, path)
+                patches = load_patches(patch_set).get(path, [])
+                ranges.append(f"{base}..{_series_on(clone, base, patches, env, patch_set.name)}")
+            out = clone.run("range-diff", "--no-color", *ranges, strip=False)
+            sections.append(f"## {path}\n{out.rstrip() or '(no patches in either set)'}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return f"# {first} -> {second}\n" + "\n".join(sections) + "\n"
