@@ -16,7 +16,7 @@ from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import BadInput, Conflict, GitFailed, WrongState
 from patchmgr.gitio import Repo, identity_env, tool_commit_env
 from patchmgr.lint import check_symlinks, load_patches
-from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers, with_trailers
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, diff_digest, parse_trailers, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import View, Workspace, enzyme_rel_path, patch_branch
 
@@ -82,7 +82,7 @@ def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
 def _finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
     previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
     extra = dict(previous.extra) if previous and previous.set == record.set else {}
-    extra["patch_ids"] = _patch_ids(ws, record, patch_set)
+    extra["patch_ids"], extra["verified"] = _patch_ids(ws, record, patch_set)
     applied = state.Record(set=record.set, patch_branch=record.patch_branch,
                            repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]], extra=extra)
     for origin in applied.repos:
@@ -93,16 +93,18 @@ def _finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
          "patchmgr status shows each patch")
 
 
-def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> dict[str, dict[str, str]]:
-    """repo path -> patch label -> patch-id of its commit as applied, where it matches its file.
+def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> tuple[dict, dict]:
+    """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
+    and repo path -> label -> [commit, digest of the file's diff] for those same commits.
 
-    Status and unapply compare against these to tell a patch file changed since
+    Status and unapply compare against the ids to tell a patch file changed since
     apply (nothing to lose) from a commit edited after it (work to keep). A
     commit from a resolved conflict already differs from its file: it gets no
-    entry, so it counts as edited.
+    entry, so it counts as edited. While commit and file are the ones recorded,
+    no patch-id needs computing at all (the slow part of status).
     """
     files = {p.label: p.diff for patches in load_patches(patch_set).values() for p in patches}
-    ids = {}
+    ids, verified = {}, {}
     for origin in record.repos:
         repo = ws.repo(origin.path)
         commits = [(sha, parse_trailers(message).get(TRAILER_PATCH))
@@ -111,8 +113,10 @@ def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> dict
         by_sha = repo.patch_ids([sha for sha, _ in commits])
         by_file = dict(zip([label for _, label in commits],
                            repo.patch_ids_of_diffs([files[label] for _, label in commits])))
-        ids[origin.path] = {label: by_sha.get(sha) for sha, label in commits if by_sha.get(sha) == by_file[label]}
-    return ids
+        matching = [(sha, label) for sha, label in commits if by_sha.get(sha) == by_file[label]]
+        ids[origin.path] = {label: by_sha[sha] for sha, label in matching}
+        verified[origin.path] = {label: [sha, diff_digest(files[label])] for sha, label in matching}
+    return ids, verified
 
 
 def resume(ws: Workspace, how: str) -> PatchSet:

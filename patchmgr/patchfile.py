@@ -170,6 +170,13 @@ def with_trailers(text: str, trailers: list[tuple[str, str]]) -> str:
     return "\n".join(lines[:header_end + 1] + body + lines[sep:])
 
 
+def diff_digest(diff: str) -> str:
+    """A cheap fingerprint of a patch's diff, to recognise a file unchanged since apply."""
+    import hashlib
+
+    return hashlib.sha256(diff.encode("utf-8")).hexdigest()
+
+
 def parse_trailers(message: str) -> dict[str, str]:
     """The Patchmgr-* trailers of a commit message (last paragraph only)."""
     paragraphs = message.strip().split("\n\n")

@@ -14,7 +14,7 @@ from patchmgr.base import Detected, RepoState, detect, find_root, repo_state, se
 from patchmgr.errors import DirtyTree, WrongState
 from patchmgr.gitio import Repo
 from patchmgr.lint import load_patches
-from patchmgr.patchfile import Patch
+from patchmgr.patchfile import Patch, diff_digest
 from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, RepoSeries
 
 PATCH_BRANCH_PREFIX = "patchmgr/"
@@ -146,7 +146,8 @@ class Workspace:
                 known = origin.head if origin else self.superproject.gitlink(sup_state.base, series.path)
                 rstate = repo_state(repo, known, limit)
             recorded = record.extra.get("patch_ids", {}).get(series.path, {}) if record else {}
-            views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded))
+            verified = record.extra.get("verified", {}).get(series.path, {}) if record else {}
+            views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
         enzyme = self._enzyme_view(patch_set)
         stale = []
         for series in patch_set.repos:
@@ -174,12 +175,14 @@ def enzyme_rel_path(patch_set: PatchSet) -> str:
 
 
 def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoState, patches: list[Patch],
-             recorded: dict[str, str]) -> RepoView:
+             recorded: dict[str, str], verified: dict[str, list[str]]) -> RepoView:
     """Compare one repository with its series.
 
     `recorded` holds the patch-ids of the commits as apply made them: a drifted
     commit that still has its recorded id was not touched (its file changed),
     one that does not was edited, and only that is work unapply could lose.
+    `verified` holds the commits and file digests apply saw matching: those are
+    not compared again.
     """
     view = RepoView(series=series, repo=repo, state=rstate)
     labels = [patch_set.patch_label(series, n) for n in series.patches]
@@ -192,12 +195,14 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     view.applied = applied
     view.pending = [label for label in labels if label not in applied]
     view.skipped = [label for label in view.pending if positions and labels.index(label) < max(positions)]
-    if on_branch:
-        by_label = dict(zip(labels, patches))
-        commit_ids = repo.patch_ids([c.sha for c in on_branch])
-        file_ids = repo.patch_ids_of_diffs([by_label[c.patch].diff if c.patch in by_label else "" for c in on_branch])
-        view.drifted = [c.patch for c, fid in zip(on_branch, file_ids)
+    by_label = dict(zip(labels, patches))
+    unverified = [c for c in on_branch if c.patch not in by_label
+                  or verified.get(c.patch) != [c.sha, diff_digest(by_label[c.patch].diff)]]
+    if unverified:
+        commit_ids = repo.patch_ids([c.sha for c in unverified])
+        file_ids = repo.patch_ids_of_diffs([by_label[c.patch].diff if c.patch in by_label else "" for c in unverified])
+        view.drifted = [c.patch for c, fid in zip(unverified, file_ids)
                         if c.patch not in by_label or commit_ids.get(c.sha) != fid]
-        view.edited = [c.patch for c in on_branch if c.patch in view.drifted
+        view.edited = [c.patch for c in unverified if c.patch in view.drifted
                        and recorded.get(c.patch) != commit_ids.get(c.sha)]
     return view
