@@ -74,12 +74,8 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
     if known_base and repo.try_run("merge-base", "--is-ancestor", known_base, head, readonly=True).status == 0:
         series, foreign = _classify(repo.commits(f"{known_base}..{head}"))
         return RepoState(base=known_base, series=tuple(series), foreign=tuple(foreign))
-    out = repo.run("log", "--first-parent", f"-n{limit + 1}", "--format=%H%x00%B%x00", head,
-                   readonly=True, strip=False)
-    items = out.split("\0")
-    newest_first = [(items[i].strip(), items[i + 1]) for i in range(0, len(items) - 1, 2)]
     above, below, seen_series = [], None, False
-    for sha, message in newest_first:
+    for sha, message in repo.commits(head, newest=limit + 1):
         if TRAILER_SET in parse_trailers(message):
             seen_series = True
         elif seen_series:

@@ -125,9 +125,11 @@ class Repo:
             files.append(path + (" (checked out at another commit than recorded)" if sub.startswith("S") else ""))
         return files
 
-    def commits(self, range_: str) -> list[tuple[str, str]]:
-        """(sha, full message) for each commit in range, oldest first, first parent only."""
-        out = self.run("log", "--first-parent", "--reverse", "--format=%H%x00%B%x00", range_, "--", readonly=True, strip=False)
+    def commits(self, range_: str, newest: int | None = None) -> list[tuple[str, str]]:
+        """(sha, full message) for each commit in range, first parent only: all of them oldest
+        first, or with `newest` only that many, newest first."""
+        order = ["--reverse"] if newest is None else [f"-n{newest}"]
+        out = self.run("log", "--first-parent", *order, "--format=%H%x00%B%x00", range_, "--", readonly=True, strip=False)
         items = out.split("\0")
         return [(items[i].strip(), items[i + 1]) for i in range(0, len(items) - 1, 2)]
 
