@@ -187,6 +187,18 @@ def build_world(tmp: Path, tarball_style: bool = False) -> World:
     return world
 
 
+def amend_patch_commit(world: World, line: str) -> None:
+    """Edit the last superproject patch commit (below the gitlink commit) as a user would amend it."""
+    tip = world.git("rev-parse", "HEAD").strip()
+    options = world.checkout / "compiler/rustc_session/src/options.rs"
+    world.git("checkout", "-q", "HEAD~1")
+    options.write_text(options.read_text() + line)
+    world.git("add", "compiler/rustc_session/src/options.rs")
+    world.git("commit", "-q", "--amend", "--no-edit")
+    world.git("cherry-pick", tip)
+    world.git("checkout", "-q", "-B", "patchmgr/autodiff-1.63.0")
+
+
 def snapshot(world) -> dict:
     """Everything 'exactly restored' means: refs, HEADs, index, status and every work-tree byte."""
     return tree_snapshot(world.checkout, ["src/llvm-project"], world.env)

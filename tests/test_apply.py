@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fixture import git, mtimes, snapshot, write
+from fixture import amend_patch_commit, git, mtimes, snapshot, write
 
 SET = "autodiff-1.63.0"
 BRANCH = "patchmgr/" + SET
@@ -216,14 +216,7 @@ def test_drifted_patch_file_is_reported_and_apply_refuses(world):
 
 def test_edited_commit_needs_force_to_unapply(world):
     ok(world.run("apply"))
-    old_tip = world.git("rev-parse", "HEAD").strip()  # the gitlink commit, above patch 0002
-    options = world.checkout / "compiler/rustc_session/src/options.rs"
-    world.git("checkout", "-q", "HEAD~1")
-    options.write_text(options.read_text() + "// my fix to the patch\n")
-    world.git("add", "compiler/rustc_session/src/options.rs")
-    world.git("commit", "-q", "--amend", "--no-edit")
-    world.git("cherry-pick", old_tip)
-    world.git("checkout", "-q", "-B", BRANCH)
+    amend_patch_commit(world, "// my fix to the patch\n")
     data = status(world)
     assert data["repos"][0]["edited"] == [f"{SET}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch"]
     assert "edited " in ok(world.run("status")).stdout

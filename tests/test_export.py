@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fixture import mtimes, write
+from fixture import amend_patch_commit, mtimes, write
 from patchmgr.export import strip_trailers
 from patchmgr.patchfile import with_trailers
 
@@ -54,15 +54,8 @@ def test_export_is_deterministic_and_stable_across_reapply(world):
 
 def test_export_takes_an_edited_commit_and_a_new_one(world):
     assert world.run("apply").returncode == 0
-    # a fix amended into the last superproject patch (below the gitlink commit) and a new commit on top
-    tip = world.git("rev-parse", "HEAD").strip()
-    options = world.checkout / "compiler/rustc_session/src/options.rs"
-    world.git("checkout", "-q", "HEAD~1")
-    options.write_text(options.read_text() + "// fixed\n")
-    world.git("add", "compiler/rustc_session/src/options.rs")
-    world.git("commit", "-q", "--amend", "--no-edit")
-    world.git("cherry-pick", tip)
-    world.git("checkout", "-q", "-B", f"patchmgr/{SET}")
+    # a fix amended into the last superproject patch and a new commit on top
+    amend_patch_commit(world, "// fixed\n")
     write(world.checkout / "compiler/rustc_codegen_ssa/src/back/autodiff.rs", "// glue\n")
     world.git("add", "-A")
     world.git("commit", "-qm", "Add the back-end glue")
