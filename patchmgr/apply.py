@@ -121,19 +121,17 @@ def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> tupl
 
 def resume(ws: Workspace, how: str) -> PatchSet:
     """--continue or --skip: finish the stopped git am, then run the remaining steps."""
-    record = ws.op_record()
-    if record is None:
-        raise WrongState(f"no apply is in progress, so there is nothing to {how.lstrip('-')}; run patchmgr status")
+    record = ws.op_record(state.KIND_APPLY, how)
     patch_set = ws.manifest.get(record.set)
     for origin in record.repos:
         repo = ws.repo(origin.path)
-        if _am_in_progress(repo):
+        if am_in_progress(repo):
             if how == "--skip":
-                record.extra.setdefault("skipped", []).append(_current_label(repo))
+                record.extra.setdefault("skipped", []).append(current_label(repo))
                 state.save(ws.git_dir, state.OP_FILE, record)
             res = repo.try_run("am", "--skip" if how == "--skip" else "--continue", env=identity_env(repo))
             if res.status != 0:
-                raise _conflict(ws, repo, patch_set, res.out + res.err)
+                raise conflict(repo, res.out + res.err)
     _run_steps(ws, record, patch_set)
     _finish(ws, record, patch_set)
     return patch_set
@@ -141,22 +139,20 @@ def resume(ws: Workspace, how: str) -> PatchSet:
 
 def abort(ws: Workspace) -> None:
     """Put every repository back where op.json says it was."""
-    record = ws.op_record()
-    if record is None:
-        raise WrongState("no apply is in progress, so there is nothing to abort; run patchmgr status")
+    record = ws.op_record(state.KIND_APPLY, "--abort")
     patch_set = ws.manifest.sets.get(record.set)
     for origin in record.repos:
         repo = ws.repo(origin.path)
-        _restore(repo, origin, record.patch_branch)
+        restore(repo, origin, record.patch_branch)
     if record.enzyme_created and patch_set and patch_set.enzyme:
         remove_enzyme(ws, patch_set, drop_module=record.enzyme_module_created)
     state.remove(ws.git_dir, state.OP_FILE)
     _say(f"aborted: {', '.join(o.path for o in record.repos)} restored to where they were before the apply of {record.set}")
 
 
-def _restore(repo: Repo, origin: state.RepoOrigin, branch: str) -> None:
+def restore(repo: Repo, origin: state.RepoOrigin, branch: str) -> None:
     git_dir = repo.git_dir()
-    if _am_in_progress(repo) and repo.try_run("am", "--quit").status != 0:
+    if am_in_progress(repo) and repo.try_run("am", "--quit").status != 0:
         shutil.rmtree(git_dir / "rebase-apply", ignore_errors=True)
     # Only a killed patchmgr run can have left these: op.json says one was under way.
     for name in ["index", "HEAD", f"refs/heads/{branch}", origin.branch]:
@@ -190,7 +186,7 @@ def remove_enzyme(ws: Workspace, patch_set: PatchSet, drop_module: bool) -> None
         shutil.rmtree(owner.git_dir() / "modules" / rel, ignore_errors=True)
 
 
-def _am_in_progress(repo: Repo) -> bool:
+def am_in_progress(repo: Repo) -> bool:
     return (repo.git_dir() / "rebase-apply").exists()
 
 
@@ -203,12 +199,12 @@ def _run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None
         skipped = record.extra.get("skipped", [])
         labels = [patch_set.patch_label(series, n) for n in series.patches]
         labels = [label for label in labels if label not in skipped]
-        done = _applied_labels(repo, bases[series.path], patch_set.name)
+        done = applied_labels(repo, bases[series.path], patch_set.name)
         pending = [p for p in patches[series.path] if p.label not in done and p.label not in skipped]
         if done != labels[:len(done)]:
             raise WrongState(f"{series.path}: the patch branch no longer matches the series; run patchmgr apply --abort")
         if pending:
-            _am(ws, repo, patch_set, pending)
+            am(ws, repo, patch_set.name, pending)
         if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
             _add_enzyme(ws, repo, record, patch_set, bases[series.path])
         for nested in patch_set.repos:
@@ -232,7 +228,7 @@ def _checkout_patch_branch(ws: Workspace, repo: Repo, record: state.Record) -> N
     repo.run("symbolic-ref", "-m", f"patchmgr: switch to {record.patch_branch}", "HEAD", ref)
 
 
-def _applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
+def applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
     labels = []
     for _, message in repo.commits(f"{base}..HEAD"):
         trailers = parse_trailers(message)
@@ -241,28 +237,33 @@ def _applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
     return labels
 
 
-def _am(ws: Workspace, repo: Repo, patch_set: PatchSet, pending) -> None:
-    mbox = "".join(with_trailers(p.text, [(TRAILER_SET, patch_set.name), (TRAILER_PATCH, p.label)]) for p in pending)
+def am(ws: Workspace, repo: Repo, set_name: str, pending, command: str = "apply") -> str:
+    """git am --3way of `pending`, tagged with the trailers; returns git's output, raises the conflict report."""
+    mbox = "".join(with_trailers(p.text, [(TRAILER_SET, set_name), (TRAILER_PATCH, p.label)]) for p in pending)
     mbox_file = ws.git_dir / "patchmgr" / f"am-{repo.label.replace('/', '_')}.mbox"
     mbox_file.write_text(mbox, encoding="utf-8")
-    _say(f"{repo.label}: applying {len(pending)} patches")
-    res = repo.try_run("am", "--3way", "--committer-date-is-author-date", "--quiet", str(mbox_file),
-                       env=identity_env(repo))
+    if command == "apply":
+        _say(f"{repo.label}: applying {len(pending)} patches")
+    try:
+        res = repo.try_run("am", "--3way", "--committer-date-is-author-date", "--quiet", str(mbox_file),
+                           env=identity_env(repo))
+    finally:
+        mbox_file.unlink()  # git am keeps its own copy of the mails while it is stopped
     if res.status != 0:
-        raise _conflict(ws, repo, patch_set, res.out + res.err)
-    mbox_file.unlink()
+        raise conflict(repo, res.out + res.err, command)
+    return res.out + res.err
 
 
-def _conflict(ws: Workspace, repo: Repo, patch_set: PatchSet, git_output: str) -> Conflict:
+def conflict(repo: Repo, git_output: str, command: str = "apply") -> Conflict:
     """The report for a stopped git am: which patch, which hunks, and what to run next."""
     git_dir = repo.git_dir()
     apply_dir = git_dir / "rebase-apply"
     if not apply_dir.exists():
         detail = [line for line in git_output.strip().splitlines() if line.strip()]
         return Conflict(f"git am failed in {repo.label}: {detail[-1] if detail else 'no output'}; "
-                        "run patchmgr apply --abort to restore the tree")
+                        f"run patchmgr {command} --abort to restore the tree")
     message = _current_message(repo)
-    label = _current_label(repo)
+    label = current_label(repo)
     diff = message[message.find("diff --git "):]
 
     def read(path: str) -> str | None:
@@ -275,13 +276,13 @@ def _conflict(ws: Workspace, repo: Repo, patch_set: PatchSet, git_output: str) -
     prefix = "" if repo.label == SUPERPROJECT else f"-C {repo.label} "
     if unmerged:
         lines.append(f"conflicted files (3-way merge left markers): {', '.join(unmerged)}")
-        lines.append(f"next: edit them, run 'git {prefix}add <files>', then 'patchmgr apply --continue'")
+        lines.append(f"next: edit them, run 'git {prefix}add <files>', then 'patchmgr {command} --continue'")
     else:
         lines.append("git could not merge it (no 3-way base); apply it by hand, for example:")
         lines.append(f"  git {prefix}am --show-current-patch=diff | git {prefix}apply --reject, fix the .rej hunks, "
-                     f"git {prefix}add the files, then 'patchmgr apply --continue'")
-    lines.append("or: 'patchmgr apply --skip' drops this patch, 'patchmgr apply --abort' restores every repository")
-    return Conflict(f"patch {label} conflicts in {repo.label}; resolve it and run patchmgr apply --continue, or --abort",
+                     f"git {prefix}add the files, then 'patchmgr {command} --continue'")
+    lines.append(f"or: 'patchmgr {command} --skip' drops this patch, 'patchmgr {command} --abort' restores every repository")
+    return Conflict(f"patch {label} conflicts in {repo.label}; resolve it and run patchmgr {command} --continue, or --abort",
                     "\n".join(lines))
 
 
@@ -292,7 +293,7 @@ def _current_message(repo: Repo) -> str:
     return (apply_dir / f"{current:04d}").read_text(encoding="utf-8", errors="replace")
 
 
-def _current_label(repo: Repo) -> str:
+def current_label(repo: Repo) -> str:
     prefix = TRAILER_PATCH + ": "
     return next((line[len(prefix):].strip() for line in _current_message(repo).splitlines()
                  if line.startswith(prefix)), "?")

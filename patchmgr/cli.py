@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from patchmgr import __version__
-from patchmgr.errors import EXIT_CODES, Conflict, PatchmgrError
+from patchmgr.errors import EXIT_CODES, Conflict, PatchmgrError, UsageError
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {name}: {meaning}" for code, (name, meaning) in EXIT_CODES.items())
 
@@ -83,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically")
     with_set(p)
+
+    p = command("rebase", "carry the set onto a newer upstream, patch by patch; writes a new set and a report, "
+                "then applies it")
+    with_set(p)
+    p.add_argument("--onto", metavar="REV|VERSION",
+                   help="the new base: a revision of the checkout, or a rustc version (tag VERSION, else its "
+                        "Debian source package is committed on top of the old base and tagged)")
+    p.add_argument("--new-set", metavar="NAME", help="name of the new set (default: the old name with the new version)")
+    p.add_argument("--llvm", type=int, metavar="N", help="LLVM major of the new base, when its llvm-project does not say")
+    p.add_argument("--no-config", action="store_true", help="do not write the bootstrap config after applying the new set")
+    config_options(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--continue", dest="mode", action="store_const", const="--continue",
+                      help="after resolving a conflict (and git add), go on with the next patch")
+    mode.add_argument("--skip", dest="mode", action="store_const", const="--skip",
+                      help="leave the conflicting patch out of the new set and go on")
+    mode.add_argument("--abort", dest="mode", action="store_const", const="--abort",
+                      help="put every repository back exactly where it was before the rebase (also after a kill)")
 
     p = command("diff-sets", "show what changed between two patch sets, patch by patch (git range-diff)")
     p.add_argument("first", metavar="A")
@@ -161,6 +179,21 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_config:
             _write_config(ws, args, quiet_if_not_rustc=True, remember=True, patch_set=patch_set)
         return 0
+    if args.command == "rebase":
+        from patchmgr import rebase
+
+        if args.mode == "--abort":
+            rebase.abort(ws)
+            return 0
+        if args.mode:
+            patch_set = rebase.resume(ws, args.mode)
+        elif not args.onto:
+            raise UsageError("rebase needs --onto REV|VERSION (or --continue, --skip, --abort)")
+        else:
+            patch_set = rebase.start(ws, args.onto, args.set_name, args.new_set, args.llvm)
+        if not args.no_config:
+            _write_config(ws, args, quiet_if_not_rustc=True, remember=True, patch_set=patch_set)
+        return 0
     if args.command == "unapply":
         from patchmgr.unapply import unapply
 
@@ -177,6 +210,12 @@ def run(args: argparse.Namespace) -> int:
         from patchmgr import status
 
         op = ws.op_record()
+        if op is not None and op.kind == "rebase":
+            from patchmgr.rebase import describe
+
+            shown = {"set": op.set, **{k: op.extra.get(k) for k in ("from", "onto_arg", "ontos", "outcomes", "stopped")}}
+            print(json.dumps({"rebase": shown}, indent=2) if args.json else describe(op))
+            return 0
         data = status.to_dict(ws.inspect(args.set_name or (op.set if op else None)), f"apply of {op.set}" if op else None)
         print(json.dumps(data, indent=2) if args.json else status.render(data))
         return 0

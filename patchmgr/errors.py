@@ -26,6 +26,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     9: ("foreign-commits", "the patch branch holds commits that are not from the series"),
     10: ("check-failed", "the set does not apply cleanly in a scratch clone"),
     11: ("build", "preflight or the x.py build failed"),
+    12: ("release", "a release's source package could not be downloaded or imported"),
 }
 
 
@@ -37,6 +38,10 @@ class PatchmgrError(Exception):
     def __init__(self, message: str):
         # One line: the CLI prints it after "patchmgr: error: ".
         super().__init__(" ".join(message.split("\n")))
+
+
+class UsageError(PatchmgrError):
+    exit_code = EXIT_USAGE
 
 
 class BadInput(PatchmgrError):
@@ -78,3 +83,7 @@ class CheckFailed(PatchmgrError):
 
 class BuildFailed(PatchmgrError):
     exit_code = 11
+
+
+class ReleaseFailed(PatchmgrError):
+    exit_code = 12

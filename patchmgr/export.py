@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from patchmgr.errors import WrongState
+from patchmgr.gitio import Repo
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers
 from patchmgr.series import PatchSet
 from patchmgr.workspace import Workspace
@@ -44,30 +45,42 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
         commits = [sha for sha, message in v.repo.commits(f"{v.state.base}..HEAD")
                    if not (TRAILER_SET in (t := parse_trailers(message)) and TRAILER_PATCH not in t)]
         directory = patch_set.root / v.series.dir
-        if commits:
-            directory.mkdir(parents=True, exist_ok=True)
-        names = []
-        with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
-            for number, sha in enumerate(commits, 1):
-                out = v.repo.run("format-patch", "--zero-commit", "--full-index", "--no-signature", "--no-numbered",
-                                 f"--start-number={number}", "-o", tmp, "-1", sha).strip()
-                produced = Path(out.splitlines()[-1])
-                text = strip_trailers(produced.read_text(encoding="utf-8"))
-                target = directory / produced.name
-                names.append(produced.name)
-                if not target.exists() or target.read_text(encoding="utf-8") != text:
-                    target.write_text(text, encoding="utf-8")
-                    changes.append(f"wrote {patch_set.patch_label(v.series, produced.name)}")
-        for old in sorted(set(v.series.patches) - set(names)):
-            stale = directory / old
-            if stale.exists():
-                stale.unlink()
-                changes.append(f"removed {patch_set.patch_label(v.series, old)}")
+        names, written = write_patches(v.repo, commits, directory, v.series.patches)
+        changes += [f"{verb} {patch_set.patch_label(v.series, name)}" for verb, name in written]
         lists[v.path] = names
     if any(lists[r.path] != list(r.patches) for r in patch_set.repos):
         _write_lists(ws.manifest.path, patch_set, lists)
         changes.append(f"updated the patch lists of {patch_set.name} in {ws.manifest.path.name}")
     return changes
+
+
+def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple[str, ...] | list[str]
+                  ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Format `commits` into `directory`; returns the file names in order and (verb, name) per change.
+
+    Files of `listed` that no commit produces any more are removed.
+    """
+    changes: list[tuple[str, str]] = []
+    names: list[str] = []
+    if commits:
+        directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
+        for number, sha in enumerate(commits, 1):
+            out = repo.run("format-patch", "--zero-commit", "--full-index", "--no-signature", "--no-numbered",
+                           f"--start-number={number}", "-o", tmp, "-1", sha).strip()
+            produced = Path(out.splitlines()[-1])
+            text = strip_trailers(produced.read_text(encoding="utf-8"))
+            target = directory / produced.name
+            names.append(produced.name)
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
+                changes.append(("wrote", produced.name))
+    for old in sorted(set(listed) - set(names)):
+        stale = directory / old
+        if stale.exists():
+            stale.unlink()
+            changes.append(("removed", old))
+    return names, changes
 
 
 def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]]) -> None:

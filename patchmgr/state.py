@@ -2,7 +2,7 @@
 
 Two small JSON files, each written whole through a rename so a kill never
 leaves half of one:
-- `op.json` exists while an apply is under way (or stopped on a conflict).
+- `op.json` exists while an apply or a rebase is under way (or stopped on a conflict).
   It is written before the first change, so `--abort` can always put every
   repository back, whenever the run was interrupted.
 - `applied.json` records, for an applied set, where each repository was
@@ -20,6 +20,8 @@ from patchmgr.errors import WrongState
 
 OP_FILE = "op.json"
 APPLIED_FILE = "applied.json"
+KIND_APPLY = "apply"
+KIND_REBASE = "rebase"
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Record:
     enzyme_created: bool = False  # this run made the Enzyme submodule directory
     enzyme_module_created: bool = False  # ... and its git dir under .git/modules
     extra: dict = field(default_factory=dict)
+    kind: str = KIND_APPLY  # which command's --continue / --skip / --abort owns an op.json
 
     def origin(self, path: str) -> RepoOrigin | None:
         return next((r for r in self.repos if r.path == path), None)

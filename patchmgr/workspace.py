@@ -103,8 +103,17 @@ class Workspace:
             raise WrongState(f"submodule {path} is not checked out; run: git submodule update --init {path}")
         return Repo(directory, path)
 
-    def op_record(self) -> state.Record | None:
-        return state.load(self.git_dir, state.OP_FILE)
+    def op_record(self, kind: str | None = None, how: str = "") -> state.Record | None:
+        """The operation under way; with `kind`, the one `patchmgr <kind> <how>` may act on, else an error."""
+        record = state.load(self.git_dir, state.OP_FILE)
+        if kind is None:
+            return record
+        if record is None:
+            raise WrongState(f"no {kind} is in progress, so there is nothing to {how.lstrip('-')}; run patchmgr status")
+        if record.kind != kind:
+            raise WrongState(f"a {record.kind} of set {record.set} is in progress, not a {kind}; "
+                             f"run patchmgr {record.kind} --continue, --skip or --abort")
+        return record
 
     def applied_record(self) -> state.Record | None:
         return state.load(self.git_dir, state.APPLIED_FILE)
@@ -112,7 +121,8 @@ class Workspace:
     def require_no_op(self) -> None:
         op = self.op_record()
         if op is not None:
-            raise WrongState(f"an apply of set {op.set} is in progress; run patchmgr apply --continue, --skip or --abort")
+            raise WrongState(f"a{'n' if op.kind == state.KIND_APPLY else ''} {op.kind} of set {op.set} is in progress; "
+                             f"run patchmgr {op.kind} --continue, --skip or --abort")
 
     def require_clean(self, repos: list[Repo]) -> None:
         """Refuse before any change when a tracked file anywhere has uncommitted changes."""

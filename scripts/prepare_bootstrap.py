@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from import_rustc import RELEASES, cache_dir, download, fixed_env, log, run  # noqa: E402
+from import_rustc import PatchmgrError, RELEASES, cache_dir, download, fixed_env, log, run  # noqa: E402
 
 VERSION = "1.63.0"
 
@@ -104,7 +104,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tree", type=Path)
     args = parser.parse_args()
-    prepare(args.tree.resolve())
+    try:
+        prepare(args.tree.resolve())
+    except PatchmgrError as e:
+        raise SystemExit(f"prepare_bootstrap: {e}") from None
     return 0
 
 

@@ -1,0 +1,430 @@
+"""rebase --onto: carry a patch set onto a newer upstream, one patch at a time.
+
+The set's files are replayed, not a branch, so what moves is exactly what the
+series says. Each patch, in series order, ends as one of:
+- dropped as upstream: a commit between the old and the new base carries the
+  same change (same patch-id), or the whole patch reverse-applies (every hunk
+  is already there);
+- clean: it applies as it is;
+- merged 3-way: `git am --3way` merges it through the blobs the patch names
+  (a file upstream moved is followed that way);
+- resolved by hand / skipped by hand: it stopped with a report (hunks, and the
+  upstream commits that changed those lines), and --continue or --skip went on.
+op.json (kind "rebase") is written before the first change, so --abort puts
+every repository back exactly, whenever the run stopped. At the end the
+replayed branches are exported as a new set next to the old one, with a
+report, and the new set is applied from its own files as `patchmgr apply`
+does, so the tree is ready for x.py and status agrees with the files.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import unidiff
+
+from patchmgr import apply as applying
+from patchmgr import releases, state
+from patchmgr.base import read_tarball_ids
+from patchmgr.errors import BadInput, Conflict, WrongState
+from patchmgr.export import write_patches
+from patchmgr.gitio import Repo, identity_env
+from patchmgr.lint import load_patches
+from patchmgr.patchfile import TRAILER_PATCH, Patch, parse_trailers
+from patchmgr.series import _SET_NAME, _VERSION, SUPERPROJECT, PatchSet, load_manifest
+from patchmgr.workspace import Workspace
+
+CLEAN, MERGED, BY_HAND, SKIPPED, DROPPED = ("clean", "merged 3-way", "resolved by hand", "skipped by hand",
+                                            "dropped as upstream")
+REPORT_NAME = "rebase-report.md"
+
+
+def _say(message: str) -> None:
+    print(f"patchmgr: {message}", file=sys.stderr)
+
+
+def rebase_branch(set_name: str) -> str:
+    return f"patchmgr/rebase/{set_name}"
+
+
+def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, llvm: int | None) -> PatchSet:
+    """Plan the rebase, check everything that can be checked before a change, then replay."""
+    ws.require_no_op()
+    view = ws.inspect(set_name)
+    old = view.patch_set
+    if not view.untouched:
+        raise WrongState(f"set {old.name} is applied; rebase replays the set's files, so first save any change to "
+                         "the patches (patchmgr export), then patchmgr unapply, then rebase")
+    repos = [v.repo for v in view.repos]
+    ws.require_clean(repos)
+    patches = load_patches(old)
+    old_bases = {v.path: v.state.base for v in view.repos}
+    onto_sha = _resolve_onto(ws, onto, old, old_bases[SUPERPROJECT])
+    ontos = {SUPERPROJECT: onto_sha}
+    for v in view.repos:
+        if v.path == SUPERPROJECT:
+            continue
+        link = ws.superproject.gitlink(onto_sha, v.path)
+        if link is None:
+            raise BadInput(f"the new base {onto} has no submodule {v.path}, which set {old.name} patches")
+        if v.repo.rev(link) is None:
+            raise WrongState(f"{v.path} does not have commit {link[:12]}, which the new base records; "
+                             f"fetch it first (git -C {v.path} fetch)")
+        ontos[v.path] = link
+    if ontos == old_bases:
+        raise WrongState(f"{onto} is the base set {old.name} is already for; nothing to rebase")
+    new = _new_set_facts(ws, ontos, old, llvm)
+    name = new_name or (old.name.replace(old.rustc, new["rustc"]) if old.rustc in old.name else None)
+    if not name or name == old.name:
+        raise BadInput(f"cannot name the new set from {old.name!r}; pass --new-set NAME")
+    if not _SET_NAME.match(name):
+        raise BadInput(f"{name!r} is not a valid set name (letters, digits, '.', '_', '-')")
+    if name in ws.manifest.sets:
+        raise WrongState(f"set {name} already exists in {ws.manifest.path}; pass --new-set NAME, or remove it first")
+    dirs = {r.path: _new_dir(r.dir, old.name, name) for r in old.repos}
+    for directory in dirs.values():
+        target = old.root / directory
+        if target.exists() and any(target.iterdir()):
+            raise WrongState(f"{target} exists and is not empty; pass --new-set NAME, or move it away first")
+
+    origins = [state.RepoOrigin(v.path, v.repo.branch(), v.repo.head()) for v in view.repos]
+    branch = rebase_branch(name)
+    for v in view.repos:
+        if v.repo.ref_exists("refs/heads/" + branch):
+            raise WrongState(f"branch {branch} already exists in {v.path}; delete it (git -C {v.path} branch -D {branch})")
+    record = state.Record(set=name, patch_branch=branch, repos=origins, kind=state.KIND_REBASE, extra={
+        "from": old.name, "onto_arg": onto, "old_bases": old_bases, "ontos": ontos, "new": new, "dirs": dirs,
+        "outcomes": {}, "manifest": ws.manifest.path.read_text(encoding="utf-8"), "written": False})
+    state.save(ws.git_dir, state.OP_FILE, record)
+    _say(f"rebasing {old.name} (rustc {old.rustc}) onto {onto} (rustc {new['rustc']}, {onto_sha[:12]}) as {name}")
+    _replay(ws, record, old, patches)
+    return _finish(ws, record, old)
+
+
+def resume(ws: Workspace, how: str) -> PatchSet:
+    """--continue or --skip: finish the stopped patch, then replay the rest."""
+    record = ws.op_record(state.KIND_REBASE, how)
+    old = ws.manifest.get(record.extra["from"])
+    for origin in record.repos:
+        repo = ws.repo(origin.path)
+        if not applying.am_in_progress(repo):
+            continue
+        label = applying.current_label(repo)
+        if how == "--skip":
+            record.extra["outcomes"][label] = [SKIPPED, "skipped with --skip"]
+            state.save(ws.git_dir, state.OP_FILE, record)
+            repo.run("am", "--skip", env=identity_env(repo))
+            continue
+        res = repo.try_run("am", "--continue", env=identity_env(repo))
+        if res.status != 0:
+            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, old, label)
+        record.extra["outcomes"][label] = [BY_HAND, ""]
+        state.save(ws.git_dir, state.OP_FILE, record)
+    _replay(ws, record, old, load_patches(old))
+    return _finish(ws, record, old)
+
+
+def abort(ws: Workspace) -> None:
+    """Every repository back where op.json says it was; a new set already written is taken back too."""
+    record = ws.op_record(state.KIND_REBASE, "--abort")
+    for origin in record.repos:
+        applying.restore(ws.repo(origin.path), origin, record.patch_branch)
+    if record.extra.get("written"):
+        _unwrite(ws, record)
+    state.remove(ws.git_dir, state.OP_FILE)
+    _say(f"aborted: {', '.join(o.path for o in record.repos)} restored to where they were before the rebase of "
+         f"{record.extra['from']}")
+
+
+def describe(record: state.Record) -> str:
+    """What `patchmgr status` shows while a rebase is stopped."""
+    lines = [f"rebase of {record.extra['from']} onto {record.extra['onto_arg']} "
+             f"({record.extra['ontos'][SUPERPROJECT][:12]}) as {record.set} is in progress"]
+    lines += [f"  {label}: {outcome}" + (f" ({detail})" if detail else "")
+              for label, (outcome, detail) in record.extra["outcomes"].items()]
+    if record.extra.get("stopped"):
+        lines.append(f"  stopped at {record.extra['stopped']}: resolve, git add, then patchmgr rebase --continue "
+                     "(or --skip, --abort)")
+    return "\n".join(lines)
+
+
+# --- planning -------------------------------------------------------------
+
+def _resolve_onto(ws: Workspace, onto: str, old: PatchSet, old_base: str) -> str:
+    """A revision of the superproject, or a rustc version brought in from its Debian source package.
+
+    An imported release stays as tag <version> (also after --abort), so the
+    next rebase onto it does not download and commit it again.
+    """
+    if onto.startswith("-"):
+        raise BadInput(f"--onto {onto!r} must be a revision or a rustc version, not an option")
+    sha = ws.superproject.rev(onto)
+    if sha is not None:
+        return sha
+    if not _VERSION.match(onto):
+        raise BadInput(f"--onto {onto!r} is neither a revision in {ws.root} nor a rustc version such as 1.85.0")
+    gitlinks = {r.path: ws.superproject.gitlink(old_base, r.path) for r in old.repos if r.path != SUPERPROJECT}
+    sha = releases.commit_release(ws.root, onto, old_base, {p: c for p, c in gitlinks.items() if c})
+    ws.superproject.run("update-ref", "-m", f"patchmgr: rustc {onto} release tree", f"refs/tags/{onto}", sha, "")
+    _say(f"rustc {onto} is commit {sha[:12]} (tag {onto}), a child of {old_base[:12]}")
+    return sha
+
+
+def _new_set_facts(ws: Workspace, ontos: dict[str, str], old: PatchSet, llvm: int | None) -> dict:
+    """rustc version, upstream commit and LLVM major of the new base, read from its tree."""
+    sup, onto = ws.superproject, ontos[SUPERPROJECT]
+    version, upstream = read_tarball_ids(sup, onto)
+    if version is None:
+        res = sup.try_run("show", f"{onto}:src/version", readonly=True)
+        version = res.out.strip() if res.status == 0 else None
+    if not version or not _VERSION.match(version):
+        raise BadInput(f"cannot tell the rustc version of {onto[:12]}: it has neither a version nor a src/version file")
+    note = ""
+    if llvm is None:
+        llvm = _llvm_major(ws, ontos)
+    if llvm is None:
+        llvm, note = old.llvm, f"LLVM major kept from {old.name}: the new base's llvm-project does not say; pass --llvm"
+    return {"rustc": version, "commit": upstream or onto, "llvm": llvm, "note": note}
+
+
+def _llvm_major(ws: Workspace, ontos: dict[str, str]) -> int | None:
+    for path, commit in ontos.items():
+        if path == SUPERPROJECT or not path.endswith("llvm-project"):
+            continue
+        repo = ws.repo(path)
+        for name in ("cmake/Modules/LLVMVersion.cmake", "llvm/CMakeLists.txt"):
+            res = repo.try_run("show", f"{commit}:{name}", readonly=True)
+            found = re.search(r"set\(LLVM_VERSION_MAJOR\s+(\d+)\)", res.out) if res.status == 0 else None
+            if found:
+                return int(found.group(1))
+    return None
+
+
+def _new_dir(old_dir: str, old_name: str, new_name: str) -> str:
+    return new_name + old_dir[len(old_name):] if old_dir.startswith(old_name + "/") else f"{new_name}/{old_dir}"
+
+
+# --- replay ---------------------------------------------------------------
+
+def _replay(ws: Workspace, record: state.Record, old: PatchSet, patches: dict[str, list[Patch]]) -> None:
+    outcomes = record.extra["outcomes"]
+    for series in old.apply_order():
+        repo = ws.repo(series.path)
+        onto = record.extra["ontos"][series.path]
+        _checkout(ws, repo, record, onto)
+        on_branch = applying.applied_labels(repo, onto, record.set)
+        for label in on_branch:
+            if label not in outcomes:  # git am --continue run by hand, or a kill after the am
+                stopped = record.extra.get("stopped") == label
+                outcomes[label] = [BY_HAND if stopped else CLEAN, "" if stopped else "outcome not recorded (interrupted)"]
+        for patch in patches[series.path]:
+            if patch.label in outcomes:
+                continue
+            _replay_one(ws, repo, record, old, patch)
+    state.save(ws.git_dir, state.OP_FILE, record)
+
+
+def _checkout(ws: Workspace, repo: Repo, record: state.Record, onto: str) -> None:
+    ref = "refs/heads/" + record.patch_branch
+    if repo.branch() == ref:
+        return
+    if repo.ref_exists(ref):
+        repo.run("-c", "submodule.recurse=false", "checkout", "-q", record.patch_branch, "--")
+        return
+    record.origin(repo.label).branch_created = True
+    state.save(ws.git_dir, state.OP_FILE, record)  # before the branch exists, so abort deletes it
+    repo.run("-c", "submodule.recurse=false", "checkout", "-q", "-b", record.patch_branch, onto, "--")
+
+
+def _replay_one(ws: Workspace, repo: Repo, record: state.Record, old: PatchSet, patch: Patch) -> None:
+    outcomes = record.extra["outcomes"]
+    old_base, onto = record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label]
+    twin = _upstream_twin(repo, patch, old_base, onto)
+    if twin or repo.try_run("apply", "--check", "-R", input=patch.diff, readonly=True).status == 0:
+        outcomes[patch.label] = [DROPPED, f"same change as upstream {twin}" if twin else "every hunk is already upstream"]
+        state.save(ws.git_dir, state.OP_FILE, record)
+        _say(f"{patch.label}: {DROPPED} ({outcomes[patch.label][1]})")
+        return
+    clean = repo.try_run("apply", "--check", input=patch.diff, readonly=True).status == 0
+    record.extra["stopped"] = patch.label
+    state.save(ws.git_dir, state.OP_FILE, record)
+    try:
+        applying.am(ws, repo, record.set, [patch], "rebase")
+    except Conflict as e:
+        raise _with_history(e, repo, record, old, patch.label) from None
+    outcomes[patch.label] = [CLEAN if clean else MERGED, ""]
+    record.extra["stopped"] = None
+    state.save(ws.git_dir, state.OP_FILE, record)
+    _say(f"{patch.label}: {outcomes[patch.label][0]}")
+
+
+def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | None:
+    """An upstream commit between the bases with this patch's patch-id, as 'sha subject'.
+
+    Only commits touching exactly the patch's files can carry the same change,
+    so only those are diffed (a release import touching everything is not).
+    """
+    out = repo.run("log", "--no-renames", "--format=%x00%H", "--name-only", f"{old_base}..{onto}", "--",
+                   *patch.paths, readonly=True)
+    wanted = set(patch.paths)
+    candidates = []
+    for chunk in out.split("\0")[1:]:
+        sha, *files = [line for line in chunk.splitlines() if line]
+        if set(files) == wanted:
+            candidates.append(sha)
+    ids = repo.patch_ids(candidates)
+    mine = repo.patch_ids_of_diffs([patch.diff])[0]
+    for sha in candidates:
+        if ids.get(sha) == mine:
+            return repo.run("log", "-1", "--format=%h %s", sha, readonly=True).strip()
+    return None
+
+
+def _with_history(error: Conflict, repo: Repo, record: state.Record, old: PatchSet, label: str) -> Conflict:
+    """The conflict report plus the upstream commits between the bases that changed the patch's lines."""
+    patch = next((p for p in load_patches(old)[repo.label] if p.label == label), None)
+    lines = [error.report]
+    if patch is not None:
+        old_base, onto = record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label]
+        touching = touching_commits(repo, patch.diff, old_base, onto)
+        if touching:
+            lines.append(f"upstream commits between the old base {old_base[:12]} and the new base {onto[:12]} "
+                         "that changed these lines:")
+            lines += [f"  {line}" for line in touching]
+        else:
+            lines.append(f"no upstream commit between {old_base[:12]} and {onto[:12]} changed these lines "
+                         "(an earlier patch of the set may have)")
+    return Conflict(str(error), "\n".join(lines))
+
+
+def touching_commits(repo: Repo, diff: str, old_base: str, onto: str) -> list[str]:
+    """'sha subject' of each commit in old..onto that changed or removed a line the diff's hunks cover.
+
+    `git blame --reverse` gives, per line of the old file, the last commit
+    that still had it; the first commit after that one to touch the file is
+    the one that changed it (or moved the file away). Hunk positions count
+    from the old base, so lines moved by an earlier patch of the set are off
+    by that patch's size: close enough to name the commit.
+    """
+    found: list[str] = []
+    for patched in unidiff.PatchSet(diff):
+        if patched.is_added_file:
+            continue
+        path = patched.source_file[2:] if patched.source_file.startswith("a/") else patched.path
+        ranges = [f"-L{max(h.source_start, 1)},+{max(h.source_length, 1)}" for h in patched]
+        res = repo.try_run("blame", "--reverse", f"{old_base}..{onto}", "--porcelain", *ranges, "--", path,
+                           readonly=True)
+        if res.status != 0:
+            continue
+        last_seen = []
+        for line in res.out.splitlines():
+            m = re.match(r"^([0-9a-f]{40}) \d+ \d+", line)
+            if m and m.group(1) not in last_seen:
+                last_seen.append(m.group(1))
+        for sha in last_seen:
+            if sha == onto:
+                continue
+            after = repo.run("rev-list", "--reverse", "--ancestry-path", f"{sha}..{onto}", "--", path,
+                             readonly=True).split()
+            if after and after[0] not in found:
+                found.append(after[0])
+    return [repo.run("log", "-1", "--format=%h %s", sha, readonly=True).strip() for sha in found]
+
+
+# --- the new set ------------------------------------------------------------
+
+def _finish(ws: Workspace, record: state.Record, old: PatchSet) -> PatchSet:
+    if not record.extra["written"]:
+        _write_new_set(ws, record, old)
+        record.extra["written"] = True
+        state.save(ws.git_dir, state.OP_FILE, record)
+    # The tree goes to the new base, and the new set is applied from its files.
+    for origin in record.repos:
+        repo = ws.repo(origin.path)
+        repo.run("-c", "submodule.recurse=false", "checkout", "-q", "--detach", record.extra["ontos"][origin.path], "--")
+        if repo.ref_exists("refs/heads/" + record.patch_branch):
+            repo.run("branch", "-q", "-D", record.patch_branch)
+    state.remove(ws.git_dir, state.OP_FILE)
+    report = (old.root / record.set / REPORT_NAME)
+    _say(f"wrote set {record.set} next to {old.name}; report: {report}")
+    fresh = Workspace(ws.root, load_manifest(ws.manifest.path.parent))
+    return applying.apply(fresh, record.set)
+
+
+def _write_new_set(ws: Workspace, record: state.Record, old: PatchSet) -> None:
+    import tomlkit
+
+    new, dirs, outcomes = record.extra["new"], record.extra["dirs"], record.extra["outcomes"]
+    candidates = {record.set} | {Path(d).parts[0] for d in dirs.values()} | set(dirs.values())
+    created = [d for d in candidates if not (old.root / d).exists()]
+    record.extra["created"] = sorted(created)
+    state.save(ws.git_dir, state.OP_FILE, record)
+    lists, names = {}, {}
+    for series in old.repos:
+        repo = ws.repo(series.path)
+        onto = record.extra["ontos"][series.path]
+        commits = repo.commits(f"{onto}..HEAD")
+        written, _ = write_patches(repo, [sha for sha, _ in commits], old.root / dirs[series.path], [])
+        lists[series.path] = written
+        for (_, message), name in zip(commits, written):
+            names[parse_trailers(message).get(TRAILER_PATCH)] = f"{dirs[series.path]}/{name}"
+
+    doc = tomlkit.parse(ws.manifest.path.read_text(encoding="utf-8"))
+    table = tomlkit.table()
+    table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {record.set}/{REPORT_NAME}."))
+    table["rustc"], table["commit"], table["llvm"] = new["rustc"], new["commit"], new["llvm"]
+    if old.cover:
+        table["cover"] = old.cover
+    if old.enzyme:
+        enzyme = tomlkit.table()
+        enzyme["url"], enzyme["commit"], enzyme["path"] = old.enzyme.url, old.enzyme.commit, old.enzyme.path
+        table["enzyme"] = enzyme
+    repos = tomlkit.table(is_super_table=True)
+    for series in old.repos:
+        entry = tomlkit.table()
+        entry["dir"] = dirs[series.path]
+        array = tomlkit.array()
+        array.extend(lists[series.path])
+        array.multiline(bool(lists[series.path]))
+        entry["patches"] = array
+        repos[series.path] = entry
+    table["repos"] = repos
+    doc["sets"][record.set] = table
+    ws.manifest.path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+
+    report = render_report(record, old, names)
+    (old.root / record.set).mkdir(parents=True, exist_ok=True)
+    (old.root / record.set / REPORT_NAME).write_text(report, encoding="utf-8")
+    print(report, end="")
+
+
+def render_report(record: state.Record, old: PatchSet, names: dict[str, str]) -> str:
+    """Per patch what the rebase did with it, in series order. No times or hashes of ours: it is committed."""
+    new = record.extra["new"]
+    lines = [f"# Rebase of {old.name} onto rustc {new['rustc']}", "",
+             f"- from: rustc {old.rustc}, upstream {old.commit}, LLVM {old.llvm}",
+             f"- onto: rustc {new['rustc']}, upstream {new['commit']}, LLVM {new['llvm']} (`--onto {record.extra['onto_arg']}`)",
+             ""]
+    if new.get("note"):
+        lines += [f"Note: {new['note']}.", ""]
+    lines += ["| patch | outcome | in the new set |", "|---|---|---|"]
+    counts: dict[str, int] = {}
+    for series in old.repos:
+        for name in series.patches:
+            label = old.patch_label(series, name)
+            outcome, detail = record.extra["outcomes"].get(label, ["not replayed", ""])
+            counts[outcome] = counts.get(outcome, 0) + 1
+            text = outcome + (f": {detail}" if detail else "")
+            lines.append(f"| {label} | {text} | {names.get(label, '-')} |")
+    lines += ["", "Totals: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), ""]
+    return "\n".join(lines)
+
+
+def _unwrite(ws: Workspace, record: state.Record) -> None:
+    ws.manifest.path.write_text(record.extra["manifest"], encoding="utf-8")
+    root = ws.manifest.path.parent
+    for rel in sorted(record.extra.get("created", []), key=len, reverse=True):
+        shutil.rmtree(root / rel, ignore_errors=True)

@@ -1,0 +1,182 @@
+"""rebase --onto: a fixture upstream moves on, and the set follows it patch by patch.
+
+Upstream's later history (made here, fetched into the user's checkout):
+- llvm-project moves llvm/CMakeLists.txt, which the llvm patch edits (merged 3-way);
+- a commit rewrites the line the first rust patch changes (conflict);
+- a commit carries the second rust patch's change itself (dropped as upstream);
+- the release commit records the new llvm-project and says 1.64.0 in src/version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fixture import commit_all, git, snapshot, write
+
+OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"
+LIB = "compiler/rustc_codegen_llvm/src/lib.rs"
+
+
+def move_upstream(world, twin: str) -> dict:
+    """Upstream history after the set's base; `twin` is 'exact' (same patch-id) or 'with-more' (more in the commit)."""
+    env = world.env
+    llvm = world.llvm_upstream
+    git(llvm, "mv", "llvm/CMakeLists.txt", "llvm/options.cmake", env=env)
+    llvm_new = commit_all(llvm, "Move the LLVM option list to llvm/options.cmake", env)
+
+    up = world.upstream
+    lib = up / LIB
+    lib.write_text(lib.read_text().replace("    x * 3.0\n", "    3.0 * x\n"))
+    rewrite = commit_all(up, "codegen_llvm: scale f3 from the left", env)
+    write(up / "compiler/rustc_codegen_ssa/src/traits/autodiff.rs", "pub trait AutoDiffMethods {}\n")
+    opts = up / "compiler/rustc_session/src/options.rs"
+    opts.write_text(opts.read_text() + "// -Z autodiff\n")
+    if twin == "with-more":
+        write(up / "README.md", "rust, now with autodiff\n")
+    commit_all(up, "Upstream autodiff trait and -Z autodiff", env)
+    write(up / "src/version", "1.64.0\n")
+    git(up, "add", "src/version", env=env)
+    git(up, "update-index", "--add", "--cacheinfo", f"160000,{llvm_new},src/llvm-project", env=env)
+    git(up, "commit", "-q", "-m", "Rust 1.64.0", env=env)
+    git(up, "tag", "1.64.0", env=env)
+    world.git("fetch", "-q", "--tags", "origin")
+    world.git("fetch", "-q", "origin", repo="src/llvm-project")
+    return {"onto": world.git("rev-parse", "origin/main").strip(), "rewrite": rewrite[:7], "llvm": llvm_new}
+
+
+def patch_bytes(world) -> dict:
+    return {str(p.relative_to(world.patches)): p.read_bytes() for p in sorted(world.patches.rglob("*")) if p.is_file()}
+
+
+def new_set(world) -> dict:
+    import tomllib
+
+    return tomllib.loads((world.patches / "series.toml").read_text())["sets"][NEW]
+
+
+@pytest.mark.parametrize("twin", ["exact", "with-more"])
+def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(world, twin):
+    up = move_upstream(world, twin)
+    old_files = patch_bytes(world)
+    res = world.run("rebase", "--onto", "origin/main", "--llvm", "15")
+    assert res.returncode == 6, res.stderr
+    assert f"{OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch: merged 3-way" in res.stderr
+    # the report: the patch, the hunk, the conflicted file, the upstream commit that changed those lines
+    assert f"patch {OLD}/rust/0001-codegen_llvm-mark-f3-differentiable.patch does not apply" in res.stderr
+    assert f"conflicted files (3-way merge left markers): {LIB}" in res.stderr
+    assert "that changed these lines:" in res.stderr
+    assert f"  {up['rewrite']} codegen_llvm: scale f3 from the left" in res.stderr
+    assert res.stderr.rstrip().splitlines()[-1].startswith("patchmgr: error: patch ")
+    status = world.run("status")
+    assert "stopped at" in status.stdout and "merged 3-way" in status.stdout
+
+    lib = world.checkout / LIB
+    text = lib.read_text()
+    assert "<<<<<<<" in text
+    lib.write_text(world.git("show", f"{up['onto']}:{LIB}").replace("    3.0 * x\n", "    3.0 * x // autodiff: differentiable\n"))
+    world.git("add", LIB)
+    res = world.run("rebase", "--continue")
+    assert res.returncode == 0, res.stderr
+
+    report = (world.patches / NEW / "rebase-report.md").read_text()
+    assert f"| {OLD}/rust/0001-codegen_llvm-mark-f3-differentiable.patch | resolved by hand | " \
+           f"{NEW}/rust/0001-codegen_llvm-mark-f3-differentiable.patch |" in report
+    detail = ("same change as upstream" if twin == "exact" else "every hunk is already upstream")
+    assert f"| {OLD}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch | dropped as upstream: {detail}" in report
+    assert f"| {OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch | merged 3-way | " in report
+    entry = new_set(world)
+    assert (entry["rustc"], entry["commit"], entry["llvm"]) == ("1.64.0", up["onto"], 15)
+    assert entry["repos"]["."] == {"dir": f"{NEW}/rust", "patches": ["0001-codegen_llvm-mark-f3-differentiable.patch"]}
+    llvm_patch = (world.patches / NEW / "llvm-project" / entry["repos"]["src/llvm-project"]["patches"][0]).read_text()
+    assert "+++ b/llvm/options.cmake" in llvm_patch and "+set(LLVM_OPTION_5 ON)" in llvm_patch
+    # the old set is untouched, byte for byte
+    assert {k: v for k, v in patch_bytes(world).items() if k.startswith(OLD)} == \
+           {k: v for k, v in old_files.items() if k.startswith(OLD)}
+
+    # the new set is applied from its own files: status agrees, export changes nothing
+    data = json.loads(world.run("status", "--json").stdout)
+    assert data["set"] == NEW and all(not r["pending"] and not r["drifted"] for r in data["repos"]), data
+    assert world.git("symbolic-ref", "HEAD").strip() == f"refs/heads/patchmgr/{NEW}"
+    assert "3.0 * x // autodiff: differentiable" in lib.read_text()
+    assert "nothing changed" in world.run("export").stderr
+    assert world.git("branch", "--list", "patchmgr/rebase/*") == ""
+
+
+def test_rebase_abort_restores_everything_exactly(world):
+    move_upstream(world, "exact")
+    world.git("checkout", "-q", "-b", "work")
+    before, files = snapshot(world), patch_bytes(world)
+    res = world.run("rebase", "--onto", "1.64.0")  # a tag: a version the checkout already has
+    assert res.returncode == 6, res.stderr
+    assert world.run("apply").returncode == 7  # the rebase owns the tree now
+    wrong = world.run("apply", "--continue")
+    assert wrong.returncode == 7 and "a rebase of set autodiff-1.64.0 is in progress" in wrong.stderr
+    res = world.run("rebase", "--abort")
+    assert res.returncode == 0, res.stderr
+    assert snapshot(world) == before and patch_bytes(world) == files
+    assert not (world.checkout / ".git/patchmgr").exists()
+
+
+def test_rebase_skip_leaves_the_patch_out(world):
+    move_upstream(world, "exact")
+    assert world.run("rebase", "--onto", "1.64.0", "--new-set", "ad-next").returncode == 6
+    res = world.run("rebase", "--skip")
+    assert res.returncode == 0, res.stderr
+    report = (world.patches / "ad-next" / "rebase-report.md").read_text()
+    assert "0001-codegen_llvm-mark-f3-differentiable.patch | skipped by hand: skipped with --skip | - |" in report
+    assert "Note: LLVM major kept from autodiff-1.63.0" in report  # llvm-project names no version
+    import tomllib
+
+    entry = tomllib.loads((world.patches / "series.toml").read_text())["sets"]["ad-next"]
+    assert entry["repos"]["."]["patches"] == [] and entry["llvm"] == 14
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--onto", "no-such-rev"], 3, "is neither a revision in"),
+    (["--onto=--help-me"], 3, "must be a revision or a rustc version"),
+    (["--onto", "HEAD"], 7, "is the base set autodiff-1.63.0 is already for"),
+    ([], 2, "rebase needs --onto"),
+    (["--continue"], 7, "no rebase is in progress"),
+])
+def test_rebase_bad_requests(world, args, code, message):
+    before = snapshot(world)
+    res = world.run("rebase", *args)
+    assert res.returncode == code and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert snapshot(world) == before
+
+
+def test_rebase_refuses_an_applied_set_and_a_taken_name(world):
+    move_upstream(world, "exact")
+    assert world.run("apply").returncode == 0
+    res = world.run("rebase", "--onto", "1.64.0")
+    assert res.returncode == 7 and "then patchmgr unapply, then rebase" in res.stderr
+    assert world.run("unapply").returncode == 0
+    res = world.run("rebase", "--onto", "1.64.0", "--new-set", OLD)
+    assert res.returncode == 3 and "cannot name the new set from 'autodiff-1.63.0'" in res.stderr, res.stderr
+
+
+KILL_HOOK = """#!/bin/sh
+# kill git am's parent (patchmgr) and git am itself, as a crash would
+gp=$(awk '{print $4}' /proc/$PPID/stat)
+kill -9 "$gp" "$PPID"
+"""
+
+
+def test_kill_during_the_replay_then_abort_restores_exactly(world):
+    move_upstream(world, "exact")
+    before, files = snapshot(world), patch_bytes(world)
+    hook = Path(world.git("rev-parse", "--absolute-git-dir", repo="src/llvm-project").strip()) / "hooks" / "post-applypatch"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(KILL_HOOK)
+    hook.chmod(0o700)
+    res = world.run("rebase", "--onto", "1.64.0")
+    assert res.returncode == -9, (res.returncode, res.stderr)
+    hook.unlink()
+    assert "rebase of autodiff-1.63.0 onto 1.64.0" in world.run("status").stdout
+    res = world.run("rebase", "--abort")
+    assert res.returncode == 0, res.stderr
+    assert snapshot(world) == before and patch_bytes(world) == files
