@@ -114,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", help="full upstream commit hash, for a new set")
     p.add_argument("--llvm", type=int, help="LLVM major, for a new set")
 
+    p = command("mcp", "write a Major Change Proposal draft from the set's cover letter and the series itself; "
+                "optionally a prototype branch and a numbered mail series")
+    with_set(p)
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="where the draft (mcp.md) and its revisions live (default ./mcp-<set>)")
+    p.add_argument("--template", type=Path, metavar="FILE",
+                   help="the compiler team's MCP issue template; its Proposal and Mentors or Reviewers sections are "
+                        "filled, the rest kept as is (default: a built-in skeleton)")
+    p.add_argument("--branch", metavar="NAME",
+                   help="also create branch NAME (in every patched repository): the series as plain commits on its "
+                        "base, for a draft pull request; your work trees are not touched")
+    p.add_argument("--format-patch", dest="mails", type=Path, metavar="DIR",
+                   help="also write the series as numbered mails to DIR, the cover letter as patch 0")
+
     p = command("config", "write (or --show) the bootstrap config for this tree, from config.toml.in")
     with_set(p)
     p.add_argument("--show", action="store_true", help="print the merged result and change nothing")
@@ -236,6 +250,12 @@ def run(args: argparse.Namespace) -> int:
         from patchmgr import export
 
         export.report(export.export_set(ws, args.set_name))
+        return 0
+    if args.command == "mcp":
+        from patchmgr.mcp import draft
+
+        for line in draft(ws, args.set_name, args.out and args.out.resolve(), args.template, args.branch, args.mails):
+            print(f"patchmgr: {line}", file=sys.stderr)
         return 0
     if args.command == "config":
         _write_config(ws, args, show=args.show)

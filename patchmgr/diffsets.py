@@ -13,7 +13,7 @@ from pathlib import Path
 
 from patchmgr.base import read_tarball_ids, repo_state, series_limit
 from patchmgr.errors import CheckFailed, UnknownBase
-from patchmgr.gitio import Repo, identity_env
+from patchmgr.gitio import Repo, tool_commit_env
 from patchmgr.lint import load_patches
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace
@@ -32,39 +32,55 @@ def find_base(repo: Repo, ws_base: str, patch_set: PatchSet) -> str:
                       f"{patch_set.commit[:12]}); check out or import that tree first")
 
 
-def _series_on(clone: Repo, base: str, patches, env: dict, name: str) -> str:
+def _series_on(clone: Repo, base: str, patches, name: str) -> str:
+    """Apply the patches on base; the commits get fixed committers and dates, so their ids (which
+    range-diff prints) are the same on every run and machine."""
     clone.run("checkout", "-q", "--detach", base)
+    env = tool_commit_env("1970-01-01T00:00:00+00:00")
     for patch in patches:
         mbox = clone.path / ".git" / "diffsets.mbox"
         mbox.write_text(patch.text, encoding="utf-8")
-        if clone.try_run("am", "--3way", "--quiet", str(mbox), env=env).status != 0:
+        if clone.try_run("am", "--3way", "--quiet", "--committer-date-is-author-date", str(mbox), env=env).status != 0:
             clone.try_run("am", "--abort")
             raise CheckFailed(f"{patch.label} of set {name} does not apply to its base; run patchmgr check --set {name}")
     return clone.head()
 
 
 def diff_sets(ws: Workspace, first: str, second: str) -> str:
+    sections = range_diff(ws, ws.manifest.get(first), ws.manifest.get(second))
+    return f"# {first} -> {second}\n" + "\n".join(f"## {path}\n{out}" for path, out in sections) + "\n"
+
+
+def current_base(ws: Workspace) -> str:
+    """The superproject commit below any applied series."""
     record = ws.applied_record()
     known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
-    current_base = repo_state(ws.superproject, known, series_limit(ws.manifest)).base
-    sets = [ws.manifest.get(first), ws.manifest.get(second)]
+    return repo_state(ws.superproject, known, series_limit(ws.manifest)).base
+
+
+def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[str, str]]:
+    """(repository path, git range-diff output) for each repository either set patches."""
+    sets = [first, second]
     paths = sorted({r.path for s in sets for r in s.repos}, key=lambda p: (p != SUPERPROJECT, p))
     sections = []
     scratch = Path(tempfile.mkdtemp(prefix="patchmgr-diffsets-"))
     try:
-        super_bases = [find_base(ws.superproject, current_base, s) for s in sets]
+        tree_base = current_base(ws)
+        super_bases = [find_base(ws.superproject, tree_base, s) for s in sets]
         for path in paths:
             repo = ws.repo(path)
             clone = Repo(scratch / ("superproject" if path == SUPERPROJECT else path.replace("/", "_")), path)
             repo.run("clone", "-q", "--shared", "--no-checkout", "--", str(repo.path), str(clone.path))
-            env = identity_env(clone)
             ranges = []
             for patch_set, super_base in zip(sets, super_bases):
                 base = super_base if path == SUPERPROJECT else ws.superproject.gitlink(super_base, path)
                 patches = load_patches(patch_set).get(path, [])
-                ranges.append(f"{base}..{_series_on(clone, base, patches, env, patch_set.name)}")
-            out = clone.run("range-diff", "--no-color", *ranges, strip=False)
-            sections.append(f"## {path}\n{out.rstrip() or '(no patches in either set)'}")
+                ranges.append(f"{base}..{_series_on(clone, base, patches, patch_set.name)}")
+            if all(r.split("..")[0] == r.split("..")[1] for r in ranges):
+                sections.append((path, "(no patches in either set)"))
+                continue
+            out = clone.run("-c", "core.abbrev=12", "range-diff", "--no-color", *ranges, strip=False)
+            sections.append((path, out.rstrip()))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return f"# {first} -> {second}\n" + "\n".join(sections) + "\n"
+    return sections

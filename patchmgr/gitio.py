@@ -66,7 +66,8 @@ class Repo:
         if res.status != 0:
             detail = (res.err or res.out).strip().splitlines()
             first = next((line for line in detail if line.startswith(("fatal:", "error:"))), detail[-1] if detail else None)
-            raise GitFailed(f"git {args[0]} failed in {self.label}: {first or 'exit ' + str(res.status)}")
+            command = next((a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "-c")), "")
+            raise GitFailed(f"git {command} failed in {self.label}: {first or 'exit ' + str(res.status)}")
         return res.out
 
     def stream(self, *args: str, env: dict | None = None) -> int:

@@ -17,7 +17,7 @@ def test_wheel_carries_series_and_template(tmp_path):
     wheel = next(tmp_path.glob("patchmgr-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "patchmgr/cli.py" in names and "xpy_ext/config.py" in names
-    assert "patchmgr_series/series.toml" in names
+    assert "patchmgr_series/series.toml" in names and "patchmgr_series/autodiff-1.63.0/cover.md" in names
     shipped = {p.relative_to(REPO / "patches").as_posix() for p in (REPO / "patches").rglob("*.patch")}
     assert shipped and all(f"patchmgr_series/{p}" in names for p in shipped)
     assert any(n.endswith(".data/data/share/patchmgr/config.toml.in") for n in names)

@@ -58,3 +58,26 @@ def test_real_check(real):
     res = real.run("check")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ok   .: autodiff-1.63.0/rust/0001" in res.stdout
+
+
+def test_committed_mcp_draft_is_current(real, tmp_path):
+    """docs/mcp/ is what `patchmgr mcp` makes from the shipped series and cover letter, byte for byte."""
+    import shutil
+    import subprocess
+    import sys
+
+    from realtree import REPO
+
+    committed = REPO / "docs" / "mcp" / REAL_SET
+    out = tmp_path / "mcp"
+    shutil.copytree(committed, out)
+    res = subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(REPO / "patches"), "mcp",
+                          "--set", REAL_SET, "--out", str(out)], cwd=real.root, env=real.env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+    def files(root):
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert files(out) == files(committed), (
+        "docs/mcp is stale; regenerate it: patchmgr --patches patches -C <rustc 1.63.0 tree> mcp "
+        f"--set {REAL_SET} --out docs/mcp/{REAL_SET}")

@@ -1,0 +1,392 @@
+"""mcp: a Major Change Proposal draft, a prototype branch and a mail series, from the set itself.
+
+The compiler team takes a change like this through an MCP (an issue in
+rust-lang/compiler-team) with a prototype behind it. The prose is the
+author's: the set's cover letter. Everything that can be read off the series
+is generated (base, Enzyme pin, the options and config keys the patches add,
+what is gated, new files, diffstat per crate, the patches), so the draft
+cannot drift from the code. Same series, same bytes: no dates, no hashes of
+ours. Each run that finds the series changed records a revision (v1, v2, ...)
+next to the draft, with the range-diff from the one before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchmgr.diffsets import current_base, find_base, range_diff
+from patchmgr.errors import BadInput, CheckFailed, WrongState
+from patchmgr.gitio import Repo, identity_env, tool_commit_env
+from patchmgr.lint import load_patches
+from patchmgr.patchfile import Patch
+from patchmgr.series import SUPERPROJECT, PatchSet, load_manifest
+from patchmgr.surface import Surface, diffstat, find_surface
+from patchmgr.workspace import Workspace, enzyme_rel_path
+
+COVER_SECTIONS = ("Motivation", "Design", "Alternatives", "Open questions", "Mentors or Reviewers")
+DRAFT_NAME = "mcp.md"
+REVISIONS = "revisions"
+#: the sections patchmgr fills in a template; the others are the author's (the process, comments)
+FILLED = ("Proposal", "Mentors or Reviewers")
+
+DEFAULT_TEMPLATE = """\
+---
+title: "(My major change proposal)"
+labels: major-change, T-compiler
+---
+
+# Proposal
+
+# Mentors or Reviewers
+
+# Process
+
+*Left for the author: the Process section of the compiler team's current MCP template
+(rust-lang/compiler-team, .github/ISSUE_TEMPLATE/major_change.md), unchanged. Or run
+`patchmgr mcp --template` with that file, and patchmgr keeps its sections as they are.*
+
+# Comments
+
+*Left for the author: the template's Comments section, unchanged.*
+"""
+
+
+@dataclass(frozen=True)
+class Cover:
+    title: str
+    sections: dict[str, str]
+
+
+def parse_cover(text: str, label: str) -> Cover:
+    """A cover letter: a `# Title` line, then `## <section>` for each of COVER_SECTIONS."""
+    lines = text.strip("\n").split("\n")
+    if not lines or not lines[0].startswith("# ") or not lines[0][2:].strip():
+        raise BadInput(f"{label}: the first line must be the proposal's title, as '# <title>'")
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in lines[1:]:
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+        elif line.strip():
+            raise BadInput(f"{label}: text before the first '## ' section; put it under '## Motivation'")
+    bodies = {name: "\n".join(body).strip("\n") for name, body in sections.items()}
+    for name in COVER_SECTIONS:
+        if not bodies.get(name, "").strip():
+            raise BadInput(f"{label}: no '## {name}' section (or it is empty); the draft needs it")
+    return Cover(title=lines[0][2:].strip(), sections=bodies)
+
+
+def fill_template(template: str, label: str, title: str, filled: dict[str, str]) -> str:
+    """The template with its title and the FILLED sections replaced; every other byte kept."""
+    front, body = "", template
+    if template.startswith("---\n") and "\n---\n" in template[4:]:
+        end = template.index("\n---\n", 4) + 5
+        front, body = template[:end], template[end:]
+        quoted = '"' + title.replace('\\', '\\\\').replace('"', '\\"') + '"'
+        front, count = re.subn(r"^title:.*$", lambda _: f"title: {quoted}", front, count=1, flags=re.M)
+        if not count:
+            front = front.replace("---\n", f"---\ntitle: {quoted}\n", 1)
+    else:
+        front = f"---\ntitle: \"{title}\"\n---\n"
+    parts = re.split(r"(?m)^(# .+)\n", body)
+    head, pairs = parts[0], list(zip(parts[1::2], parts[2::2]))
+    names = [h[2:].strip() for h, _ in pairs]
+    for name in FILLED:
+        if name not in names:
+            raise BadInput(f"{label}: the template has no '# {name}' section, so the draft cannot be made from it")
+    out = [head]
+    for heading, content in pairs:
+        name = heading[2:].strip()
+        if name in filled:
+            out.append(f"{heading}\n\n{filled[name].strip()}\n\n")
+        else:
+            out.append(f"{heading}\n{content}")
+    return front + "".join(out).rstrip("\n") + "\n"
+
+
+# --- the prototype: the series applied, in scratch clones ------------------
+
+@dataclass
+class Built:
+    repo: Repo  # the scratch clone
+    base: str
+    head: str
+    patch_commits: int
+
+
+def build_prototype(ws: Workspace, patch_set: PatchSet, scratch: Path) -> dict[str, Built]:
+    """Apply the set on its base as plain commits (no patchmgr trailers), submodules first.
+
+    Enzyme becomes a .gitmodules entry and gitlink in its owner (nothing is
+    cloned), and the superproject records the patched submodules, as the
+    pull request would.
+    """
+    patches = load_patches(patch_set)
+    sup_base = find_base(ws.superproject, current_base(ws), patch_set)
+    built: dict[str, Built] = {}
+    for series in patch_set.apply_order():
+        repo = ws.repo(series.path)
+        base = sup_base if series.path == SUPERPROJECT else ws.superproject.gitlink(sup_base, series.path)
+        clone = Repo(scratch / ("superproject" if series.path == SUPERPROJECT else series.path.replace("/", "_")),
+                     series.path)
+        repo.run("clone", "-q", "--shared", "--no-checkout", "--", str(repo.path), str(clone.path))
+        clone.run("checkout", "-q", "--detach", base)
+        env = identity_env(clone)
+        for patch in patches[series.path]:
+            mbox = clone.path / ".git" / "mcp.mbox"
+            mbox.write_text(patch.text, encoding="utf-8")
+            if clone.try_run("am", "--3way", "--quiet", "--committer-date-is-author-date", str(mbox), env=env).status:
+                raise CheckFailed(f"{patch.label} does not apply to the base of {patch_set.name}; "
+                                  f"run patchmgr check --set {patch_set.name}, fix or rebase the set, then mcp again")
+        date = clone.run("log", "-1", "--format=%cI", base).strip()
+        if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
+            rel = enzyme_rel_path(patch_set)
+            clone.run("config", "-f", ".gitmodules", f"submodule.{rel}.path", rel)
+            clone.run("config", "-f", ".gitmodules", f"submodule.{rel}.url", patch_set.enzyme.url)
+            clone.run("add", ".gitmodules")
+            clone.run("update-index", "--add", "--cacheinfo", f"160000,{patch_set.enzyme.commit},{rel}")
+            clone.run("commit", "-q", "--no-verify", "-m", f"Add Enzyme as submodule {rel}\n\n"
+                      f"{patch_set.enzyme.url} at {patch_set.enzyme.commit}", env=tool_commit_env(date))
+        if series.path == SUPERPROJECT:
+            for path, nested in built.items():
+                if nested.head != nested.base:
+                    clone.run("update-index", "--cacheinfo", f"160000,{nested.head},{path}")
+            if clone.run("diff", "--cached", "--name-only").strip():
+                clone.run("commit", "-q", "--no-verify", "-m", f"Update {', '.join(built)} for {patch_set.name}",
+                          env=tool_commit_env(date))
+        built[series.path] = Built(clone, base, clone.head(), len(patches[series.path]))
+    return built
+
+
+def check_outputs(ws: Workspace, patch_set: PatchSet, branch: str | None, mails: Path | None) -> None:
+    """Refuse a taken branch name or a used mail directory before any work."""
+    if branch:
+        ref = f"refs/heads/{branch}"
+        if branch.startswith("-") or ws.superproject.try_run("check-ref-format", ref).status != 0:
+            raise BadInput(f"{branch!r} is not a valid branch name")
+        for series in patch_set.repos:
+            if ws.repo(series.path).ref_exists(ref):
+                raise WrongState(f"branch {branch} already exists in {series.path}; delete it or pick another --branch")
+    if mails and mails.exists() and any(mails.iterdir()):
+        raise WrongState(f"{mails} exists and is not empty; pick an empty --format-patch directory")
+
+
+def make_branch(ws: Workspace, built: dict[str, Built], name: str) -> list[str]:
+    """The prototype commits as branch `name` in each repository; the work trees are not touched."""
+    ref = f"refs/heads/{name}"
+    lines = []
+    for path, b in built.items():
+        if b.head == b.base:
+            continue
+        ws.repo(path).run("fetch", "-q", "--no-tags", str(b.repo.path), f"{b.head}:{ref}")
+        count = len(b.repo.run("rev-list", f"{b.base}..{b.head}").split())
+        lines.append(f"branch {name} in {path}: {count} commits on {b.base[:12]}")
+    return lines
+
+
+def write_mails(built: dict[str, Built], out: Path, cover: Cover, revision: int, summary: str) -> list[str]:
+    """A numbered format-patch series per repository, the cover letter as patch 0."""
+    lines = []
+    for path, b in built.items():
+        if b.head == b.base:
+            continue
+        target = out if path == SUPERPROJECT else out / path
+        target.mkdir(parents=True, exist_ok=True)
+        prefix = "PATCH" if revision == 1 else f"PATCH v{revision}"
+        b.repo.run("format-patch", "-q", "--numbered", "--cover-letter", "--no-signature", "--zero-commit",
+                   f"--subject-prefix={prefix}", "-o", str(target), f"{b.base}..{b.head}")
+        letter = next(target.glob("0000-cover-letter.patch"))
+        blurb = "\n\n".join(f"## {name}\n\n{cover.sections[name]}" for name in COVER_SECTIONS[:-1]) + "\n\n" + summary
+        text = letter.read_text(encoding="utf-8").replace("*** SUBJECT HERE ***", cover.title)
+        letter.write_text(text.replace("*** BLURB HERE ***", blurb.strip()), encoding="utf-8")
+        lines.append(f"wrote {len(list(target.glob('*.patch')))} mails for {path} to {target}")
+    return lines
+
+
+# --- revisions --------------------------------------------------------------
+
+def snapshot(patch_set: PatchSet) -> dict[str, bytes]:
+    """The series as files: a one-set manifest and its patches. The cover letter is prose, not series."""
+    import tomlkit
+
+    table = tomlkit.table()
+    table["rustc"], table["commit"], table["llvm"] = patch_set.rustc, patch_set.commit, patch_set.llvm
+    if patch_set.enzyme:
+        table["enzyme"] = {"url": patch_set.enzyme.url, "commit": patch_set.enzyme.commit, "path": patch_set.enzyme.path}
+    table["repos"] = {r.path: {"dir": r.dir, "patches": list(r.patches)} for r in patch_set.repos}
+    doc = tomlkit.document()
+    doc["schema"] = 1
+    doc["sets"] = {patch_set.name: table}
+    files = {"series.toml": tomlkit.dumps(doc).encode()}
+    for r in patch_set.repos:
+        for name in r.patches:
+            files[f"{r.dir}/{name}"] = patch_set.patch_file(r, name).read_bytes()
+    return files
+
+
+def _read_revision(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != "range-diff.txt"}
+
+
+def record_revision(ws: Workspace, patch_set: PatchSet, out: Path) -> tuple[int, str]:
+    """(revision number, its changelog entry): a new revision when the series differs from the last one."""
+    root = out / REVISIONS
+    numbers = sorted(int(p.name[1:]) for p in root.glob("v*") if re.fullmatch(r"v\d+", p.name)) if root.exists() else []
+    files = snapshot(patch_set)
+    if numbers and _read_revision(root / f"v{numbers[-1]}") == files:
+        number = numbers[-1]
+    else:
+        number = (numbers[-1] if numbers else 0) + 1
+        target = root / f"v{number}"
+        for rel, data in files.items():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            (target / rel).write_bytes(data)
+        if number > 1:
+            previous = load_manifest(root / f"v{number - 1}").get(patch_set.name)
+            diff = range_diff(ws, previous, patch_set)
+            (target / "range-diff.txt").write_text("".join(f"## {path}\n{text}\n" for path, text in diff), encoding="utf-8")
+    digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).hexdigest()[:12]
+    return number, _changelog(root, number, digest)
+
+
+def _changelog(root: Path, number: int, digest: str) -> str:
+    lines = [f"- v{number} (series {digest}): the revision this draft describes"]
+    for n in range(number - 1, 0, -1):
+        lines.append(f"- v{n}")
+    diff_file = root / f"v{number}" / "range-diff.txt"
+    if diff_file.exists():
+        lines += ["", f"Range-diff from v{number - 1} (`git range-diff`, patch by patch):", "", "```text",
+                  diff_file.read_text(encoding="utf-8").rstrip("\n"), "```"]
+    return "\n".join(lines)
+
+
+# --- the draft --------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def prototype_summary(patch_set: PatchSet, revision: int) -> str:
+    lines = [f"This proposal comes with a prototype: patch set `{patch_set.name}`, revision v{revision}.", "",
+             f"- Upstream base: rustc {patch_set.rustc}, commit `{patch_set.commit}`, LLVM {patch_set.llvm}"]
+    if patch_set.enzyme:
+        e = patch_set.enzyme
+        lines.append(f"- Enzyme: {e.url} at `{e.commit}`, a submodule at `{e.path}`")
+    return "\n".join(lines)
+
+
+def render_proposal(patch_set: PatchSet, cover: Cover, surface: Surface, patches: dict[str, list[Patch]],
+                    revision: int, changelog: str) -> str:
+    out = []
+    for name in COVER_SECTIONS[:-1]:
+        out += [f"## {name}", "", cover.sections[name], ""]
+    out += ["## Prototype", "", prototype_summary(patch_set, revision), ""]
+
+    out += ["### What users see", ""]
+    if surface.options or surface.config_keys:
+        out += ["| kind | name | details |", "|---|---|---|"]
+        for o in surface.options:
+            out.append(f"| compiler option | `{o.flag}` | `{o.type}`, {o.tracking.lower()}: {_md_cell(o.doc)} |")
+        for k in surface.config_keys:
+            default = f", default `{k.default}`" if k.default is not None else ""
+            out.append(f"| bootstrap config | `{k.key}` | `{k.type}`{default}{': ' + _md_cell(k.doc) if k.doc else ''} |")
+    else:
+        out.append("The series adds no compiler option and no bootstrap config key.")
+    out.append("")
+
+    out += ["### What is gated", ""]
+    if surface.gates:
+        for cfg, files in sorted(surface.cfgs_set.items()):
+            out.append(f"`--cfg {cfg}` is set by {', '.join(f'`{f}`' for f in files)}.")
+        kinds = sorted({k for counts in surface.gates.values() for k in counts}, key=lambda k: (not k.startswith("cfg!"), k))
+        out += ["", "New lines that test a cfg or a new option, per file:", "",
+                "| file | " + " | ".join(f"`{k}`" for k in kinds) + " |", "|---|" + "---|" * len(kinds)]
+        for path in sorted(surface.gates):
+            out.append(f"| `{path}` | " + " | ".join(str(surface.gates[path].get(k, "")) for k in kinds) + " |")
+    else:
+        out.append("No new line tests a cfg or a new option.")
+    out.append("")
+
+    if surface.new_files:
+        out += ["### New files", ""] + [f"- `{f}`" for f in surface.new_files] + [""]
+
+    out += ["### Diffstat per crate", "", "| crate or tree | files | + | - |", "|---|---|---|---|"]
+    for series in patch_set.repos:
+        for crate, (files, added, removed) in sorted(diffstat(series.path, patches[series.path]).items()):
+            out.append(f"| `{crate}` | {files} | {added} | {removed} |")
+    out += ["", "### Patches", ""]
+    n = 0
+    for series in patch_set.apply_order():
+        for patch in patches[series.path]:
+            n += 1
+            stat = diffstat(series.path, [patch])
+            files = sum(v[0] for v in stat.values())
+            added, removed = sum(v[1] for v in stat.values()), sum(v[2] for v in stat.values())
+            where = "" if series.path == SUPERPROJECT else f" ({series.path})"
+            out.append(f"{n}. {patch.subject}{where}: {files} file{'s' if files != 1 else ''}, +{added} -{removed}")
+    out += ["", "### Changelog", "", changelog]
+    return "\n".join(out).rstrip("\n")
+
+
+def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path | None, branch: str | None,
+          mails: Path | None) -> list[str]:
+    """Write the draft (and the branch, the mails); returns one line per thing made."""
+    patch_set = ws.inspect(set_name).patch_set if set_name is None else ws.manifest.get(set_name)
+    if not patch_set.cover:
+        raise BadInput(f"set {patch_set.name} has no cover letter: write one (a '# <title>' line, then sections "
+                       f"{', '.join('## ' + s for s in COVER_SECTIONS)}) and name it with cover = \"...\" "
+                       f"in {ws.manifest.path}")
+    cover_path = patch_set.root / patch_set.cover
+    try:
+        cover = parse_cover(cover_path.read_text(encoding="utf-8"), str(cover_path))
+    except FileNotFoundError:
+        raise BadInput(f"{cover_path}: the cover letter named by set {patch_set.name} does not exist") from None
+    if template is not None:
+        try:
+            template_text, template_label = template.read_text(encoding="utf-8"), str(template)
+        except OSError as e:
+            raise BadInput(f"{template}: cannot read the template ({e.strerror})") from None
+    else:
+        template_text, template_label = DEFAULT_TEMPLATE, "the built-in template"
+    fill_template(template_text, template_label, cover.title, {n: "x" for n in FILLED})  # fail before any work
+    check_outputs(ws, patch_set, branch, mails)
+    out = out or Path.cwd() / f"mcp-{patch_set.name}"
+    patches = load_patches(patch_set)
+    scratch = Path(tempfile.mkdtemp(prefix="patchmgr-mcp-"))
+    made = []
+    try:
+        built = build_prototype(ws, patch_set, scratch)
+        sup = built[SUPERPROJECT].repo
+
+        def read(path: str) -> str | None:
+            res = sup.try_run("show", f"HEAD:{path}", readonly=True, strip=False)
+            return res.out if res.status == 0 else None
+
+        surface = find_surface(patches.get(SUPERPROJECT, []), read)
+        out.mkdir(parents=True, exist_ok=True)
+        revision, changelog = record_revision(ws, patch_set, out)
+        proposal = render_proposal(patch_set, cover, surface, patches, revision, changelog)
+        text = fill_template(template_text, template_label, cover.title,
+                             {"Proposal": proposal, "Mentors or Reviewers": cover.sections["Mentors or Reviewers"]})
+        target = out / DRAFT_NAME
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            made.append(f"wrote {target} (revision v{revision})")
+        else:
+            made.append(f"{target} is up to date (revision v{revision})")
+        if branch:
+            made += make_branch(ws, built, branch)
+        if mails:
+            made += write_mails(built, mails, cover, revision, prototype_summary(patch_set, revision))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return made

@@ -1,0 +1,188 @@
+"""What a patch set adds that users and reviewers see, read from the patches themselves.
+
+Pure functions over parsed patches plus a reader for the patched tree (the
+enclosing `options!` table or `define_config!` struct of an added line is
+not in the hunk). An MCP lists these facts; typed by hand they go stale the
+first time the series changes, read from the diff they cannot.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import unidiff
+
+from patchmgr.patchfile import Patch
+
+OPTIONS_FILE = "compiler/rustc_session/src/options.rs"
+EXAMPLE_CONFIGS = ("config.toml.example", "config.example.toml", "bootstrap.example.toml")
+#: define_config! struct -> the config table it reads
+CONFIG_TABLES = {"Build": "build", "Install": "install", "Llvm": "llvm", "Rust": "rust", "Dist": "dist",
+                 "TomlTarget": "target.<triple>", "Gcc": "gcc"}
+
+_OPTION = re.compile(r"^\s*([a-z_][a-z0-9_]*): (.+?) = \(")
+_CONFIG_FIELD = re.compile(r'^\s*([a-z_][a-z0-9_]*): Option<(.+)> = "([a-z0-9-]+)",\s*$')
+_CFG_USE = re.compile(r"cfg!\((\w+)\)|#\[cfg\((\w+)\)\]")
+_CFG_SET = re.compile(r"--cfg[= ]\"?(\w+)")
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+Reader = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str  # "-Z autodiff"
+    name: str  # the field, "autodiff"
+    type: str
+    tracking: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    key: str  # "llvm.enzyme"
+    type: str
+    default: str | None
+    doc: str
+
+
+@dataclass
+class Surface:
+    options: list[Option] = field(default_factory=list)
+    config_keys: list[ConfigKey] = field(default_factory=list)
+    cfgs_set: dict[str, list[str]] = field(default_factory=dict)  # cfg name -> files that set it
+    gates: dict[str, dict[str, int]] = field(default_factory=dict)  # file -> {"cfg!(x)" or "-Z y": count}
+    new_files: list[str] = field(default_factory=list)
+
+
+def added_lines(patch: Patch) -> list[tuple[str, int, str]]:
+    """(path, line number in the patched file, text) of every added line."""
+    out = []
+    for patched in unidiff.PatchSet(patch.diff):
+        for hunk in patched:
+            out += [(patched.path, line.target_line_no, line.value.rstrip("\n")) for line in hunk if line.is_added]
+    return out
+
+
+def find_surface(patches: list[Patch], read: Reader) -> Surface:
+    """The surface of the superproject's patches; `read` gives a file of the fully patched tree."""
+    surface = Surface()
+    lines = [item for p in patches for item in added_lines(p)]
+    cache: dict[str, list[str]] = {}
+
+    def patched(path: str) -> list[str]:
+        if path not in cache:
+            cache[path] = (read(path) or "").split("\n")
+        return cache[path]
+
+    for patch in patches:
+        surface.new_files += [f.path for f in unidiff.PatchSet(patch.diff) if f.is_added_file]
+    for path, _, text in lines:
+        if path == OPTIONS_FILE and (m := _OPTION.match(text)):
+            option = _option(patched(path), m.group(1))
+            if option and option not in surface.options:
+                surface.options.append(option)
+        elif path.startswith("src/bootstrap/") and (m := _CONFIG_FIELD.match(text)):
+            key = _config_key(patched(path), m, patches, patched)
+            if key not in surface.config_keys:
+                surface.config_keys.append(key)
+        code = text.split("//")[0] if path.endswith(".rs") else ""  # prose that mentions --cfg sets nothing
+        for name in _CFG_SET.findall(code):
+            files = surface.cfgs_set.setdefault(name, [])
+            if path not in files:
+                files.append(path)
+    names = {o.name: o.flag for o in surface.options}
+    for path, _, text in lines:
+        counts = surface.gates.setdefault(path, {})
+        for a, b in _CFG_USE.findall(text):
+            gate = f"cfg!({a or b})"
+            counts[gate] = counts.get(gate, 0) + 1
+        for name, flag in names.items():
+            if re.search(rf"\.{name}\b", text):
+                counts[flag] = counts.get(flag, 0) + 1
+    surface.gates = {path: counts for path, counts in surface.gates.items() if counts}
+    return surface
+
+
+def _option(lines: list[str], name: str) -> Option | None:
+    start = next((i for i, line in enumerate(lines) if re.match(rf"^\s*{name}: ", line)), None)
+    if start is None:
+        return None
+    end = start
+    while end < len(lines) - 1 and not lines[end].rstrip().endswith("),"):
+        end += 1
+    entry = re.sub(r"\\\n\s*", "", "\n".join(lines[start:end + 1]))
+    m = _OPTION.match(entry)
+    strings = _STRING.findall(entry)
+    tracking = re.search(r"\[([A-Z_]+)\]", entry)
+    prefix = "?"
+    for i in range(start, -1, -1):
+        if lines[i].startswith("options! {"):
+            head = " ".join(lines[i:i + 4])
+            found = re.search(r'"([A-Z])"', head)
+            prefix = found.group(1) if found else "?"
+            break
+    return Option(flag=f"-{prefix} {name.replace('_', '-')}", name=name, type=m.group(2) if m else "?",
+                  tracking=tracking.group(1) if tracking else "?", doc=strings[-1] if strings else "")
+
+
+def _config_key(lines: list[str], m: re.Match, patches: list[Patch], patched: Callable[[str], list[str]]) -> ConfigKey:
+    field_name, type_, key = m.groups()
+    where = next((i for i, line in enumerate(lines) if line.strip() == m.group(0).strip()), 0)
+    struct = next((s.group(1) for line in reversed(lines[:where]) if (s := re.match(r"^\s*struct (\w+) \{", line))), "?")
+    table = CONFIG_TABLES.get(struct, struct.lower())
+    default, doc = None, ""
+    examples = [f.path for p in patches for f in unidiff.PatchSet(p.diff) if f.path.endswith(EXAMPLE_CONFIGS)]
+    for example in examples:
+        default, doc = _example_entry(patched(example), table, key)
+        if default is not None:
+            break
+    return ConfigKey(key=f"{table}.{key}", type=type_, default=default, doc=doc)
+
+
+def _example_entry(lines: list[str], table: str, key: str) -> tuple[str | None, str]:
+    """(default, comment) of `#key = value` in the example config's [table]."""
+    section = None
+    for i, line in enumerate(lines):
+        if s := re.match(r"^\[([^\]]+)\]", line):
+            section = s.group(1)
+        elif section == table and (k := re.match(rf"^#\s*{re.escape(key)} = (.*)$", line)):
+            comment = []
+            j = i - 1
+            while j >= 0 and lines[j].startswith("# "):
+                comment.insert(0, lines[j][2:].strip())
+                j -= 1
+            return k.group(1).strip(), " ".join(comment)
+    return None, ""
+
+
+def crate_of(repo: str, path: str) -> str:
+    """Where a changed file belongs, as a reviewer thinks of it: the crate, or the tree it is in."""
+    parts = path.split("/")
+    if repo != ".":
+        return repo
+    if parts[0] in ("compiler", "library") and len(parts) > 2:
+        return parts[1]
+    if parts[:2] == ["src", "bootstrap"]:
+        return "bootstrap"
+    if parts[0] == "src" and len(parts) > 2:
+        return "/".join(parts[:2])
+    return path
+
+
+def diffstat(repo: str, patches: list[Patch]) -> dict[str, list[int]]:
+    """crate -> [files, added, removed]."""
+    stats: dict[str, list[int]] = {}
+    files: dict[str, set[str]] = {}
+    for patch in patches:
+        for f in unidiff.PatchSet(patch.diff):
+            crate = crate_of(repo, f.path)
+            entry = stats.setdefault(crate, [0, 0, 0])
+            files.setdefault(crate, set()).add(f.path)
+            entry[1] += f.added
+            entry[2] += f.removed
+    for crate, paths in files.items():
+        stats[crate][0] = len(paths)
+    return stats
