@@ -67,8 +67,8 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
                           extra={"applied_origins": [o.__dict__ for o in (applied.repos if applied else origins)],
                                  "bases": {v.path: v.state.base for v in view.repos}})
     state.save(ws.git_dir, state.OP_FILE, record)
-    _run_steps(ws, record, patch_set)
-    _finish(ws, record, patch_set)
+    run_steps(ws, record, patch_set)
+    finish(ws, record, patch_set)
     return patch_set
 
 
@@ -79,7 +79,7 @@ def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
         raise WrongState(f"{patch_set.enzyme.path} exists and is not the Enzyme submodule; move it away, then apply again")
 
 
-def _finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
+def finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
     previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
     extra = dict(previous.extra) if previous and previous.set == record.set else {}
     extra["patch_ids"], extra["verified"] = _patch_ids(ws, record, patch_set)
@@ -132,8 +132,8 @@ def resume(ws: Workspace, how: str) -> PatchSet:
             res = repo.try_run("am", "--skip" if how == "--skip" else "--continue", env=identity_env(repo))
             if res.status != 0:
                 raise conflict(repo, res.out + res.err)
-    _run_steps(ws, record, patch_set)
-    _finish(ws, record, patch_set)
+    run_steps(ws, record, patch_set)
+    finish(ws, record, patch_set)
     return patch_set
 
 
@@ -190,7 +190,7 @@ def am_in_progress(repo: Repo) -> bool:
     return (repo.git_dir() / "rebase-apply").exists()
 
 
-def _run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
+def run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
     patches = load_patches(patch_set)
     bases = record.extra["bases"]
     for series in patch_set.apply_order():
@@ -237,21 +237,25 @@ def applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
     return labels
 
 
-def am(ws: Workspace, repo: Repo, set_name: str, pending, command: str = "apply") -> str:
-    """git am --3way of `pending`, tagged with the trailers; returns git's output, raises the conflict report."""
+def am(ws: Workspace, repo: Repo, set_name: str, pending, command: str = "apply", check: bool = True):
+    """git am --3way of `pending`, tagged with the trailers.
+
+    With check, a stop raises the conflict report; without, git's result is
+    returned (not quiet: rebase reads which patches fell back to a 3-way merge).
+    """
     mbox = "".join(with_trailers(p.text, [(TRAILER_SET, set_name), (TRAILER_PATCH, p.label)]) for p in pending)
     mbox_file = ws.git_dir / "patchmgr" / f"am-{repo.label.replace('/', '_')}.mbox"
     mbox_file.write_text(mbox, encoding="utf-8")
     if command == "apply":
         _say(f"{repo.label}: applying {len(pending)} patches")
     try:
-        res = repo.try_run("am", "--3way", "--committer-date-is-author-date", "--quiet", str(mbox_file),
-                           env=identity_env(repo))
+        res = repo.try_run("am", "--3way", "--committer-date-is-author-date", *(["--quiet"] if check else []),
+                           str(mbox_file), env=identity_env(repo))
     finally:
         mbox_file.unlink()  # git am keeps its own copy of the mails while it is stopped
-    if res.status != 0:
+    if check and res.status != 0:
         raise conflict(repo, res.out + res.err, command)
-    return res.out + res.err
+    return res
 
 
 def conflict(repo: Repo, git_output: str, command: str = "apply") -> Conflict:

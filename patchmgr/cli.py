@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="leave the conflicting patch out of the new set and go on")
     mode.add_argument("--abort", dest="mode", action="store_const", const="--abort",
                       help="put every repository back exactly where it was before the rebase (also after a kill)")
+    p.add_argument("--note", metavar="TEXT", help="with --continue or --skip: why, recorded in the rebase report")
 
     p = command("diff-sets", "show what changed between two patch sets, patch by patch (git range-diff)")
     p.add_argument("first", metavar="A")
@@ -199,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
         if args.mode == "--abort":
             rebase.abort(ws)
             return 0
+        if args.note and args.mode not in ("--continue", "--skip"):
+            raise UsageError("--note goes with rebase --continue or --skip")
         if args.mode:
-            patch_set = rebase.resume(ws, args.mode)
+            patch_set = rebase.resume(ws, args.mode, args.note)
         elif not args.onto:
             raise UsageError("rebase needs --onto REV|VERSION (or --continue, --skip, --abort)")
         else:

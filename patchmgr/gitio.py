@@ -49,7 +49,8 @@ class Repo:
         try:
             if input is not None:
                 stdin = tempfile.TemporaryFile()
-                stdin.write(input.encode("utf-8") if isinstance(input, str) else input)
+                # surrogateescape: git output that was not UTF-8 goes back to git as the same bytes
+                stdin.write(input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input)
                 stdin.seek(0)
             status, out, err = self._git.execute(
                 ["git", *args], istream=stdin, with_extended_output=True, with_exceptions=False,

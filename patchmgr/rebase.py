@@ -33,9 +33,9 @@ from patchmgr.errors import BadInput, Conflict, WrongState
 from patchmgr.export import write_patches
 from patchmgr.gitio import Repo, identity_env
 from patchmgr.lint import load_patches
-from patchmgr.patchfile import TRAILER_PATCH, Patch, parse_trailers
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
 from patchmgr.series import _SET_NAME, _VERSION, SUPERPROJECT, PatchSet, load_manifest
-from patchmgr.workspace import Workspace
+from patchmgr.workspace import Workspace, patch_branch
 
 CLEAN, MERGED, BY_HAND, SKIPPED, DROPPED = ("clean", "merged 3-way", "resolved by hand", "skipped by hand",
                                             "dropped as upstream")
@@ -93,8 +93,9 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     origins = [state.RepoOrigin(v.path, v.repo.branch(), v.repo.head()) for v in view.repos]
     branch = rebase_branch(name)
     for v in view.repos:
-        if v.repo.ref_exists("refs/heads/" + branch):
-            raise WrongState(f"branch {branch} already exists in {v.path}; delete it (git -C {v.path} branch -D {branch})")
+        for taken in (branch, patch_branch(name)):
+            if v.repo.ref_exists("refs/heads/" + taken):
+                raise WrongState(f"branch {taken} already exists in {v.path}; delete it (git -C {v.path} branch -D {taken})")
     record = state.Record(set=name, patch_branch=branch, repos=origins, kind=state.KIND_REBASE, extra={
         "from": old.name, "onto_arg": onto, "old_bases": old_bases, "ontos": ontos, "new": new, "dirs": dirs,
         "outcomes": {}, "manifest": ws.manifest.path.read_text(encoding="utf-8"), "written": False})
@@ -104,26 +105,32 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     return _finish(ws, record, old)
 
 
-def resume(ws: Workspace, how: str) -> PatchSet:
-    """--continue or --skip: finish the stopped patch, then replay the rest."""
+def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
+    """--continue or --skip: finish the stopped patch, then replay the rest; `note` says why, in the report."""
     record = ws.op_record(state.KIND_REBASE, how)
     old = ws.manifest.get(record.extra["from"])
+    patches = load_patches(old)
+    outcomes = record.extra["outcomes"]
     for origin in record.repos:
         repo = ws.repo(origin.path)
         if not applying.am_in_progress(repo):
             continue
         label = applying.current_label(repo)
+        # git am goes on with the rest of its mailbox after the stopped patch
+        queue = [p for p in patches[origin.path] if p.label not in outcomes and p.label != label]
         if how == "--skip":
-            record.extra["outcomes"][label] = [SKIPPED, "skipped with --skip"]
+            outcomes[label] = [SKIPPED, note or "skipped with --skip"]
             state.save(ws.git_dir, state.OP_FILE, record)
-            repo.run("am", "--skip", env=identity_env(repo))
+            _settle(ws, repo, record, old, queue, repo.try_run("am", "--skip", env=identity_env(repo)))
             continue
         res = repo.try_run("am", "--continue", env=identity_env(repo))
-        if res.status != 0:
+        if res.status != 0 and applying.am_in_progress(repo) and applying.current_label(repo) == label:
             raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, old, label)
-        record.extra["outcomes"][label] = [BY_HAND, ""]
-        state.save(ws.git_dir, state.OP_FILE, record)
-    _replay(ws, record, old, load_patches(old))
+        outcomes[label] = [BY_HAND, note or ""]
+        _say(f"{label}: {BY_HAND}")
+        # the resolved patch is the first "Applying:" of git's output
+        _settle(ws, repo, record, old, queue, res, resolved=True)
+    _replay(ws, record, old, patches)
     return _finish(ws, record, old)
 
 
@@ -131,7 +138,10 @@ def abort(ws: Workspace) -> None:
     """Every repository back where op.json says it was; a new set already written is taken back too."""
     record = ws.op_record(state.KIND_REBASE, "--abort")
     for origin in record.repos:
-        applying.restore(ws.repo(origin.path), origin, record.patch_branch)
+        repo = ws.repo(origin.path)
+        applying.restore(repo, origin, record.patch_branch)
+        if record.extra.get("written") and repo.ref_exists(f"refs/heads/{patch_branch(record.set)}"):
+            repo.run("branch", "-q", "-D", patch_branch(record.set))
     if record.extra.get("written"):
         _unwrite(ws, record)
     state.remove(ws.git_dir, state.OP_FILE)
@@ -220,10 +230,12 @@ def _replay(ws: Workspace, record: state.Record, old: PatchSet, patches: dict[st
             if label not in outcomes:  # git am --continue run by hand, or a kill after the am
                 stopped = record.extra.get("stopped") == label
                 outcomes[label] = [BY_HAND if stopped else CLEAN, "" if stopped else "outcome not recorded (interrupted)"]
-        for patch in patches[series.path]:
-            if patch.label in outcomes:
-                continue
-            _replay_one(ws, repo, record, old, patch)
+        pending = [p for p in patches[series.path] if p.label not in outcomes]
+        if pending:
+            record.extra["stopped"] = pending[0].label
+            state.save(ws.git_dir, state.OP_FILE, record)
+            res = applying.am(ws, repo, record.set, pending, "rebase", check=False)
+            _settle(ws, repo, record, old, pending, res)
     state.save(ws.git_dir, state.OP_FILE, record)
 
 
@@ -239,26 +251,42 @@ def _checkout(ws: Workspace, repo: Repo, record: state.Record, onto: str) -> Non
     repo.run("-c", "submodule.recurse=false", "checkout", "-q", "-b", record.patch_branch, onto, "--")
 
 
-def _replay_one(ws: Workspace, repo: Repo, record: state.Record, old: PatchSet, patch: Patch) -> None:
+def _settle(ws: Workspace, repo: Repo, record: state.Record, old: PatchSet, pending: list[Patch], res,
+            resolved: bool = False) -> None:
+    """Give each patch of one `git am` run its outcome, from what git said while applying it.
+
+    git am itself passes over a patch whose change is already there ("No
+    changes -- Patch already applied"); a stop is either such a patch in a form
+    that conflicts (it reverse-applies: dropped, and am goes on) or a conflict.
+    """
     outcomes = record.extra["outcomes"]
-    old_base, onto = record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label]
-    twin = _upstream_twin(repo, patch, old_base, onto)
-    if twin or repo.try_run("apply", "--check", "-R", input=patch.diff, readonly=True).status == 0:
-        outcomes[patch.label] = [DROPPED, f"same change as upstream {twin}" if twin else "every hunk is already upstream"]
+    queue = list(pending)
+    while True:
+        segments = re.split(r"(?m)^Applying: .*$", res.out + "\n" + res.err)[1:]
+        if resolved:
+            segments, resolved = segments[1:], False
+        stopped = res.status != 0
+        for text in segments[:len(segments) - 1] if stopped else segments:
+            patch = queue.pop(0)
+            if "No changes -- Patch already applied." in text:
+                twin = _upstream_twin(repo, patch, record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label])
+                outcomes[patch.label] = [DROPPED, f"same change as upstream {twin}" if twin
+                                         else "every hunk is already upstream"]
+            else:
+                outcomes[patch.label] = [MERGED if "Falling back to patching base and 3-way merge" in text else CLEAN, ""]
+            _say(f"{patch.label}: {outcomes[patch.label][0]}"
+                 + (f" ({outcomes[patch.label][1]})" if outcomes[patch.label][1] else ""))
+        record.extra["stopped"] = queue[0].label if queue else None
         state.save(ws.git_dir, state.OP_FILE, record)
-        _say(f"{patch.label}: {DROPPED} ({outcomes[patch.label][1]})")
-        return
-    clean = repo.try_run("apply", "--check", input=patch.diff, readonly=True).status == 0
-    record.extra["stopped"] = patch.label
-    state.save(ws.git_dir, state.OP_FILE, record)
-    try:
-        applying.am(ws, repo, record.set, [patch], "rebase")
-    except Conflict as e:
-        raise _with_history(e, repo, record, old, patch.label) from None
-    outcomes[patch.label] = [CLEAN if clean else MERGED, ""]
-    record.extra["stopped"] = None
-    state.save(ws.git_dir, state.OP_FILE, record)
-    _say(f"{patch.label}: {outcomes[patch.label][0]}")
+        if not stopped:
+            return
+        patch = queue[0]
+        if repo.try_run("apply", "--check", "-R", "--cached", input=patch.diff, readonly=True).status != 0:
+            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, old, patch.label)
+        outcomes[patch.label] = [DROPPED, "every hunk is already upstream"]
+        queue.pop(0)
+        _say(f"{patch.label}: {DROPPED} (every hunk is already upstream)")
+        res = repo.try_run("am", "--skip", env=identity_env(repo))
 
 
 def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | None:
@@ -267,14 +295,20 @@ def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | 
     Only commits touching exactly the patch's files can carry the same change,
     so only those are diffed (a release import touching everything is not).
     """
-    out = repo.run("log", "--no-renames", "--format=%x00%H", "--name-only", f"{old_base}..{onto}", "--",
-                   *patch.paths, readonly=True)
-    wanted = set(patch.paths)
-    candidates = []
-    for chunk in out.split("\0")[1:]:
-        sha, *files = [line for line in chunk.splitlines() if line]
-        if set(files) == wanted:
-            candidates.append(sha)
+    touching = repo.run("log", "--format=%H", f"{old_base}..{onto}", "--", *patch.paths, readonly=True).split()
+    if not touching:
+        return None
+    # every file of each such commit, in one process: git diff-tree prints the id, then its files
+    listing = repo.run("diff-tree", "--stdin", "-r", "--root", "--name-only", "--no-renames",
+                       input="".join(sha + "\n" for sha in touching), readonly=True)
+    files: dict[str, set[str]] = {}
+    current, ids = None, set(touching)
+    for line in listing.splitlines():
+        if line in ids:
+            current = files.setdefault(line, set())
+        elif current is not None and line:
+            current.add(line)
+    candidates = [sha for sha in touching if files.get(sha) == set(patch.paths)]
     ids = repo.patch_ids(candidates)
     mine = repo.patch_ids_of_diffs([patch.diff])[0]
     for sha in candidates:
@@ -337,21 +371,53 @@ def touching_commits(repo: Repo, diff: str, old_base: str, onto: str) -> list[st
 # --- the new set ------------------------------------------------------------
 
 def _finish(ws: Workspace, record: state.Record, old: PatchSet) -> PatchSet:
+    """Write the new set, then make the replayed branches its patch branches and complete the apply.
+
+    The replayed commits are the ones the files were exported from, so only
+    their trailers change (to the new set and file names): new commits with the
+    same trees, no checkout and no second git am. From the op.json swap on, the
+    run is an apply of the new set, with apply's --continue and --abort.
+    """
     if not record.extra["written"]:
         _write_new_set(ws, record, old)
         record.extra["written"] = True
         state.save(ws.git_dir, state.OP_FILE, record)
-    # The tree goes to the new base, and the new set is applied from its files.
+    _say(f"wrote set {record.set} next to {old.name}; report: {old.root / record.set / REPORT_NAME}")
+    fresh = Workspace(ws.root, load_manifest(ws.manifest.path.parent))
+    new_set = fresh.manifest.get(record.set)
+    branch = patch_branch(record.set)
+    ontos = record.extra["ontos"]
     for origin in record.repos:
         repo = ws.repo(origin.path)
-        repo.run("-c", "submodule.recurse=false", "checkout", "-q", "--detach", record.extra["ontos"][origin.path], "--")
+        if repo.branch() == "refs/heads/" + record.patch_branch:
+            head = _retag(repo, ontos[origin.path], record.set, record.extra["names"])
+            repo.run("update-ref", "-m", f"patchmgr: patch branch of {record.set}", f"refs/heads/{branch}", head)
+            repo.run("symbolic-ref", "-m", f"patchmgr: switch to {branch}", "HEAD", f"refs/heads/{branch}")
         if repo.ref_exists("refs/heads/" + record.patch_branch):
             repo.run("branch", "-q", "-D", record.patch_branch)
-    state.remove(ws.git_dir, state.OP_FILE)
-    report = (old.root / record.set / REPORT_NAME)
-    _say(f"wrote set {record.set} next to {old.name}; report: {report}")
-    fresh = Workspace(ws.root, load_manifest(ws.manifest.path.parent))
-    return applying.apply(fresh, record.set)
+    origins = [state.RepoOrigin(o.path, None, ontos[o.path], branch_created=True) for o in record.repos]
+    apply_record = state.Record(set=record.set, patch_branch=branch, repos=origins, extra={
+        "applied_origins": [o.__dict__ for o in origins], "bases": ontos})
+    state.save(ws.git_dir, state.OP_FILE, apply_record)
+    applying.run_steps(fresh, apply_record, new_set)
+    applying.finish(fresh, apply_record, new_set)
+    return new_set
+
+
+def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
+    """onto..HEAD again with the trailers naming the new set and its files; returns the new head."""
+    head = onto
+    for sha, _ in repo.commits(f"{onto}..HEAD"):
+        fields = repo.run("log", "-1", "--format=%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%T%x00%B", sha,
+                          readonly=True, strip=False).split("\0", 7)
+        an, ae, ad, cn, ce, cd, tree, message = fields
+        label = parse_trailers(message).get(TRAILER_PATCH)
+        message = re.sub(rf"(?m)^{TRAILER_SET}: .*$", f"{TRAILER_SET}: {set_name}", message)
+        message = re.sub(rf"(?m)^{TRAILER_PATCH}: .*$", f"{TRAILER_PATCH}: {names.get(label, label)}", message)
+        env = {"GIT_AUTHOR_NAME": an, "GIT_AUTHOR_EMAIL": ae, "GIT_AUTHOR_DATE": ad,
+               "GIT_COMMITTER_NAME": cn, "GIT_COMMITTER_EMAIL": ce, "GIT_COMMITTER_DATE": cd}
+        head = repo.run("commit-tree", tree, "-p", head, "-F", "-", input=message.rstrip("\n") + "\n", env=env).strip()
+    return head
 
 
 def _write_new_set(ws: Workspace, record: state.Record, old: PatchSet) -> None:
@@ -395,6 +461,7 @@ def _write_new_set(ws: Workspace, record: state.Record, old: PatchSet) -> None:
     doc["sets"][record.set] = table
     ws.manifest.path.write_text(tomlkit.dumps(doc), encoding="utf-8")
 
+    record.extra["names"] = names
     report = render_report(record, old, names)
     (old.root / record.set).mkdir(parents=True, exist_ok=True)
     (old.root / record.set / REPORT_NAME).write_text(report, encoding="utf-8")
@@ -417,7 +484,7 @@ def render_report(record: state.Record, old: PatchSet, names: dict[str, str]) ->
             label = old.patch_label(series, name)
             outcome, detail = record.extra["outcomes"].get(label, ["not replayed", ""])
             counts[outcome] = counts.get(outcome, 0) + 1
-            text = outcome + (f": {detail}" if detail else "")
+            text = (outcome + (f": {detail}" if detail else "")).replace("|", "\\|")
             lines.append(f"| {label} | {text} | {names.get(label, '-')} |")
     lines += ["", "Totals: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), ""]
     return "\n".join(lines)

@@ -103,6 +103,9 @@ def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(wor
     assert "3.0 * x // autodiff: differentiable" in lib.read_text()
     assert "nothing changed" in world.run("export").stderr
     assert world.git("branch", "--list", "patchmgr/rebase/*") == ""
+    # unapply goes to the new base, where the rebase put the set
+    assert world.run("unapply").returncode == 0
+    assert world.git("rev-parse", "HEAD").strip() == up["onto"] and world.git("branch", "--list", "patchmgr/*") == ""
 
 
 def test_rebase_abort_restores_everything_exactly(world):
@@ -123,10 +126,10 @@ def test_rebase_abort_restores_everything_exactly(world):
 def test_rebase_skip_leaves_the_patch_out(world):
     move_upstream(world, "exact")
     assert world.run("rebase", "--onto", "1.64.0", "--new-set", "ad-next").returncode == 6
-    res = world.run("rebase", "--skip")
+    res = world.run("rebase", "--skip", "--note", "upstream's f3 needs no marker")
     assert res.returncode == 0, res.stderr
     report = (world.patches / "ad-next" / "rebase-report.md").read_text()
-    assert "0001-codegen_llvm-mark-f3-differentiable.patch | skipped by hand: skipped with --skip | - |" in report
+    assert "0001-codegen_llvm-mark-f3-differentiable.patch | skipped by hand: upstream's f3 needs no marker | - |" in report
     assert "Note: LLVM major kept from autodiff-1.63.0" in report  # llvm-project names no version
     import tomllib
 
@@ -139,6 +142,7 @@ def test_rebase_skip_leaves_the_patch_out(world):
     (["--onto=--help-me"], 3, "must be a revision or a rustc version"),
     (["--onto", "HEAD"], 7, "is the base set autodiff-1.63.0 is already for"),
     ([], 2, "rebase needs --onto"),
+    (["--onto", "HEAD", "--note", "why"], 2, "--note goes with rebase --continue or --skip"),
     (["--continue"], 7, "no rebase is in progress"),
 ])
 def test_rebase_bad_requests(world, args, code, message):
