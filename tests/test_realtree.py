@@ -81,3 +81,33 @@ def test_committed_mcp_draft_is_current(real, tmp_path):
     assert files(out) == files(committed), (
         "docs/mcp is stale; regenerate it: patchmgr --patches patches -C <rustc 1.63.0 tree> mcp "
         f"--set {REAL_SET} --out docs/mcp/{REAL_SET}")
+
+
+def test_real_rebase_onto_debian_patched_release(real):
+    """The shipped set replays onto 1.63.0 plus Debian's 37 patches: outcomes, new set applied, exact unapply."""
+    import shutil
+    import tomllib
+
+    from bench_rebase import debian_upstream
+
+    base = real.git("rev-parse", "HEAD").strip()
+    manifest = (real.patches / "series.toml").read_bytes()
+    onto = debian_upstream(real.root, real.env, real.tmp)
+    try:
+        res = real.run("rebase", "--onto", onto, "--new-set", "rebased", "--no-config")
+        assert res.returncode == 0, res.stderr
+        report = (real.patches / "rebased" / "rebase-report.md").read_text()
+        assert report.count("| clean |") + report.count("| merged 3-way |") == 4, report
+        entry = tomllib.loads((real.patches / "series.toml").read_text())["sets"]["rebased"]
+        assert (entry["rustc"], entry["commit"]) == ("1.63.0", "4b91a6ea7258a947e59c6522cd5898e7c0a6a88f")
+        status = json.loads(real.run("status", "--json", "--set", "rebased").stdout)
+        assert status["state"] == "applied" and not any(r["drifted"] for r in status["repos"]), status
+        assert real.git("merge-base", "--is-ancestor", onto, "HEAD") == ""
+        assert real.run("unapply").returncode == 0
+        assert real.git("rev-parse", "HEAD").strip() == onto
+    finally:
+        real.git("checkout", "-q", "upstream")
+        real.git("branch", "-q", "-D", "bench-onto")
+        (real.patches / "series.toml").write_bytes(manifest)
+        shutil.rmtree(real.patches / "rebased", ignore_errors=True)
+    assert real.git("rev-parse", "HEAD").strip() == base
