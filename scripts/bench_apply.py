@@ -50,21 +50,30 @@ def git(cwd: Path, env: dict, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_args(doc: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tree", type=Path, help="an imported rustc 1.63.0 tree to use (it is left as it was)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def bench_tree(args: argparse.Namespace, tmp: Path) -> tuple[Path, dict]:
+    """The tree (imported into tmp without --tree) and an environment with a private git config."""
+    tree = args.tree or tmp / "rustc-1.63.0"
+    if not args.tree:
+        import_rustc.build("1.63.0", tree)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(tmp / "gitconfig"), HOME=str(tmp),
+               GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@invalid", GIT_COMMITTER_NAME="bench",
+               GIT_COMMITTER_EMAIL="bench@invalid")
+    return tree, env
+
+
+def main() -> int:
+    args = bench_args(__doc__)
     tmp = Path(tempfile.mkdtemp(prefix="patchmgr-bench-"))
     try:
-        tree = args.tree or tmp / "rustc-1.63.0"
-        if not args.tree:
-            import_rustc.build("1.63.0", tree)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(tmp / "gitconfig"), HOME=str(tmp),
-                   GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@invalid", GIT_COMMITTER_NAME="bench",
-                   GIT_COMMITTER_EMAIL="bench@invalid")
+        tree, env = bench_tree(args, tmp)
         # the same patches, without the Enzyme clone that plain git am does not do
         patches = tmp / "patches"
         shutil.copytree(REPO / "patches", patches)

@@ -14,7 +14,6 @@ command's process tree.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -30,8 +29,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
-import import_rustc  # noqa: E402
-from bench_apply import git, measure  # noqa: E402
+from bench_apply import bench_args, bench_tree, git, measure  # noqa: E402
 from prepare_bootstrap import debian_dir, quilt_series  # noqa: E402
 from realtree import enzyme_standin  # noqa: E402
 
@@ -56,20 +54,10 @@ def debian_upstream(tree: Path, env: dict, scratch: Path) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--tree", type=Path, help="an imported rustc 1.63.0 tree to use (it is left as it was)")
-    args = parser.parse_args()
-
+    args = bench_args(__doc__)
     tmp = Path(tempfile.mkdtemp(prefix="patchmgr-bench-rebase-"))
     try:
-        tree = args.tree or tmp / "rustc-1.63.0"
-        if not args.tree:
-            import_rustc.build("1.63.0", tree)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(tmp / "gitconfig"), HOME=str(tmp),
-                   GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@invalid", GIT_COMMITTER_NAME="bench",
-                   GIT_COMMITTER_EMAIL="bench@invalid")
+        tree, env = bench_tree(args, tmp)
         enzyme_repo, enzyme_commit = enzyme_standin(tmp, env)
         patches = tmp / "patches"
         shutil.copytree(REPO / "patches", patches)
