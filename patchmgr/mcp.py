@@ -24,7 +24,7 @@ from patchmgr.errors import BadInput, CheckFailed, WrongState
 from patchmgr.gitio import Repo, identity_env, tool_commit_env
 from patchmgr.lint import load_patches
 from patchmgr.patchfile import Patch
-from patchmgr.series import SUPERPROJECT, PatchSet, load_manifest
+from patchmgr.series import SUPERPROJECT, PatchSet, load_manifest, set_table
 from patchmgr.surface import Surface, diffstat, find_surface
 from patchmgr.workspace import Workspace, enzyme_rel_path
 
@@ -119,7 +119,6 @@ class Built:
     repo: Repo  # the scratch clone
     base: str
     head: str
-    patch_commits: int
 
 
 def build_prototype(ws: Workspace, patch_set: PatchSet, scratch: Path) -> dict[str, Built]:
@@ -162,7 +161,7 @@ def build_prototype(ws: Workspace, patch_set: PatchSet, scratch: Path) -> dict[s
             if clone.run("diff", "--cached", "--name-only").strip():
                 clone.run("commit", "-q", "--no-verify", "-m", f"Update {', '.join(built)} for {patch_set.name}",
                           env=tool_commit_env(date))
-        built[series.path] = Built(clone, base, clone.head(), len(patches[series.path]))
+        built[series.path] = Built(clone, base, clone.head())
     return built
 
 
@@ -217,11 +216,7 @@ def snapshot(patch_set: PatchSet) -> dict[str, bytes]:
     """The series as files: a one-set manifest and its patches. The cover letter is prose, not series."""
     import tomlkit
 
-    table = tomlkit.table()
-    table["rustc"], table["commit"], table["llvm"] = patch_set.rustc, patch_set.commit, patch_set.llvm
-    if patch_set.enzyme:
-        table["enzyme"] = {"url": patch_set.enzyme.url, "commit": patch_set.enzyme.commit, "path": patch_set.enzyme.path}
-    table["repos"] = {r.path: {"dir": r.dir, "patches": list(r.patches)} for r in patch_set.repos}
+    table = set_table(patch_set, cover=False)
     doc = tomlkit.document()
     doc["schema"] = 1
     doc["sets"] = {patch_set.name: table}

@@ -10,15 +10,19 @@ series says. Each patch, in series order, ends as one of:
   (a file upstream moved is followed that way);
 - resolved by hand / skipped by hand: it stopped with a report (hunks, and the
   upstream commits that changed those lines), and --continue or --skip went on.
-op.json (kind "rebase") is written before the first change, so --abort puts
-every repository back exactly, whenever the run stopped. At the end the
-replayed branches are exported as a new set next to the old one, with a
-report, and the new set is applied from its own files as `patchmgr apply`
-does, so the tree is ready for x.py and status agrees with the files.
+One `git am` per repository replays the series; each patch's outcome is read
+from what git says while applying it. op.json (kind "rebase") is written
+before the first change, so --abort puts every repository back exactly,
+whenever the run stopped. At the end the replayed branches are exported as a
+new set next to the old one, with a report, and become that set's patch
+branches (only their trailers change), the Enzyme submodule and gitlinks are
+added as apply adds them: the tree is ready for x.py and status agrees with
+the files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
@@ -34,7 +38,7 @@ from patchmgr.export import write_patches
 from patchmgr.gitio import Repo, identity_env
 from patchmgr.lint import load_patches
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
-from patchmgr.series import _SET_NAME, _VERSION, SUPERPROJECT, PatchSet, load_manifest
+from patchmgr.series import SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table
 from patchmgr.workspace import Workspace, patch_branch
 
 CLEAN, MERGED, BY_HAND, SKIPPED, DROPPED = ("clean", "merged 3-way", "resolved by hand", "skipped by hand",
@@ -80,7 +84,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     name = new_name or (old.name.replace(old.rustc, new["rustc"]) if old.rustc in old.name else None)
     if not name or name == old.name:
         raise BadInput(f"cannot name the new set from {old.name!r}; pass --new-set NAME")
-    if not _SET_NAME.match(name):
+    if not SET_NAME.match(name):
         raise BadInput(f"{name!r} is not a valid set name (letters, digits, '.', '_', '-')")
     if name in ws.manifest.sets:
         raise WrongState(f"set {name} already exists in {ws.manifest.path}; pass --new-set NAME, or remove it first")
@@ -174,7 +178,7 @@ def _resolve_onto(ws: Workspace, onto: str, old: PatchSet, old_base: str) -> str
     sha = ws.superproject.rev(onto)
     if sha is not None:
         return sha
-    if not _VERSION.match(onto):
+    if not VERSION.match(onto):
         raise BadInput(f"--onto {onto!r} is neither a revision in {ws.root} nor a rustc version such as 1.85.0")
     gitlinks = {r.path: ws.superproject.gitlink(old_base, r.path) for r in old.repos if r.path != SUPERPROJECT}
     sha = releases.commit_release(ws.root, onto, old_base, {p: c for p, c in gitlinks.items() if c})
@@ -190,7 +194,7 @@ def _new_set_facts(ws: Workspace, ontos: dict[str, str], old: PatchSet, llvm: in
     if version is None:
         res = sup.try_run("show", f"{onto}:src/version", readonly=True)
         version = res.out.strip() if res.status == 0 else None
-    if not version or not _VERSION.match(version):
+    if not version or not VERSION.match(version):
         raise BadInput(f"cannot tell the rustc version of {onto[:12]}: it has neither a version nor a src/version file")
     note = ""
     if llvm is None:
@@ -302,9 +306,9 @@ def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | 
     listing = repo.run("diff-tree", "--stdin", "-r", "--root", "--name-only", "--no-renames",
                        input="".join(sha + "\n" for sha in touching), readonly=True)
     files: dict[str, set[str]] = {}
-    current, ids = None, set(touching)
+    current, listed = None, set(touching)
     for line in listing.splitlines():
-        if line in ids:
+        if line in listed:
             current = files.setdefault(line, set())
         elif current is not None and line:
             current.add(line)
@@ -423,7 +427,7 @@ def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
 def _write_new_set(ws: Workspace, record: state.Record, old: PatchSet) -> None:
     import tomlkit
 
-    new, dirs, outcomes = record.extra["new"], record.extra["dirs"], record.extra["outcomes"]
+    new, dirs = record.extra["new"], record.extra["dirs"]
     candidates = {record.set} | {Path(d).parts[0] for d in dirs.values()} | set(dirs.values())
     created = [d for d in candidates if not (old.root / d).exists()]
     record.extra["created"] = sorted(created)
@@ -438,26 +442,13 @@ def _write_new_set(ws: Workspace, record: state.Record, old: PatchSet) -> None:
         for (_, message), name in zip(commits, written):
             names[parse_trailers(message).get(TRAILER_PATCH)] = f"{dirs[series.path]}/{name}"
 
+    new_set = dataclasses.replace(old, name=record.set, rustc=new["rustc"], commit=new["commit"], llvm=new["llvm"],
+                                  repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos))
     doc = tomlkit.parse(ws.manifest.path.read_text(encoding="utf-8"))
     table = tomlkit.table()
     table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {record.set}/{REPORT_NAME}."))
-    table["rustc"], table["commit"], table["llvm"] = new["rustc"], new["commit"], new["llvm"]
-    if old.cover:
-        table["cover"] = old.cover
-    if old.enzyme:
-        enzyme = tomlkit.table()
-        enzyme["url"], enzyme["commit"], enzyme["path"] = old.enzyme.url, old.enzyme.commit, old.enzyme.path
-        table["enzyme"] = enzyme
-    repos = tomlkit.table(is_super_table=True)
-    for series in old.repos:
-        entry = tomlkit.table()
-        entry["dir"] = dirs[series.path]
-        array = tomlkit.array()
-        array.extend(lists[series.path])
-        array.multiline(bool(lists[series.path]))
-        entry["patches"] = array
-        repos[series.path] = entry
-    table["repos"] = repos
+    for key, value in set_table(new_set).items():
+        table[key] = value
     doc["sets"][record.set] = table
     ws.manifest.path.write_text(tomlkit.dumps(doc), encoding="utf-8")
 

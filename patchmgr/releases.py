@@ -47,7 +47,7 @@ def cache_dir() -> Path:
 def recipe(version: str) -> tuple[str, str, str, str]:
     if version not in RELEASES:
         raise BadInput(f"no Debian source recipe for rustc {version}; known: {', '.join(RELEASES)} "
-                       "(or bring the tree in yourself and pass its commit)")
+                       "(or commit that tree yourself and pass --onto <revision>)")
     return RELEASES[version]
 
 

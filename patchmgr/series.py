@@ -21,8 +21,9 @@ DEFAULT_ENZYME_PATH = "src/llvm-project/enzyme"
 SUPERPROJECT = "."
 
 _FULL_HASH = re.compile(r"^[0-9a-f]{40}$")
-_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
+#: what set names and rustc versions look like (manifest keys, rebase arguments)
+SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
 _PATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.patch$")
 
 
@@ -160,11 +161,11 @@ def _parse_repo(path: str, value, where: _Where) -> RepoSeries:
 
 
 def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
-    if not _SET_NAME.match(name):
+    if not SET_NAME.match(name):
         raise where.fail("is not a valid set name (letters, digits, '.', '_', '-')")
     table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover"}, {"rustc", "commit", "llvm", "repos"})
     rustc = _string(table["rustc"], where / "rustc")
-    if not _VERSION.match(rustc):
+    if not VERSION.match(rustc):
         raise (where / "rustc").fail(f"must be a version such as 1.63.0, not {rustc!r}")
     llvm = table["llvm"]
     if not isinstance(llvm, int) or isinstance(llvm, bool) or not 3 <= llvm <= 99:
@@ -227,7 +228,7 @@ def missing_patch_files(patch_set: PatchSet) -> list[str]:
 def nearest_sets(manifest: Manifest, version: str | None) -> str:
     """A hint naming the known sets, the nearest version first, for unknown-base errors."""
     def distance(s: PatchSet) -> tuple:
-        if not version or not _VERSION.match(version):
+        if not version or not VERSION.match(version):
             return (0,)
         want = [int(x) for x in version.split("-")[0].split(".")]
         have = [int(x) for x in s.rustc.split("-")[0].split(".")]
@@ -235,3 +236,28 @@ def nearest_sets(manifest: Manifest, version: str | None) -> str:
     ordered = sorted(manifest.sets.values(), key=lambda s: (distance(s), s.name))
     listing = ", ".join(f"{s.name} (rustc {s.rustc}, {s.commit[:12]})" for s in ordered)
     return f"nearest: {ordered[0].name}; known sets: {listing}" if ordered else "no sets are known"
+
+
+def set_table(patch_set: PatchSet, cover: bool = True):
+    """The manifest table of a set (tomlkit), as rebase writes a new set and mcp records a revision."""
+    import tomlkit
+
+    table = tomlkit.table()
+    table["rustc"], table["commit"], table["llvm"] = patch_set.rustc, patch_set.commit, patch_set.llvm
+    if cover and patch_set.cover:
+        table["cover"] = patch_set.cover
+    if patch_set.enzyme:
+        enzyme = tomlkit.table()
+        enzyme["url"], enzyme["commit"], enzyme["path"] = patch_set.enzyme.url, patch_set.enzyme.commit, patch_set.enzyme.path
+        table["enzyme"] = enzyme
+    repos = tomlkit.table(is_super_table=True)
+    for series in patch_set.repos:
+        entry = tomlkit.table()
+        entry["dir"] = series.dir
+        array = tomlkit.array()
+        array.extend(series.patches)
+        array.multiline(bool(series.patches))
+        entry["patches"] = array
+        repos[series.path] = entry
+    table["repos"] = repos
+    return table
