@@ -34,6 +34,7 @@ def strip_trailers(text: str) -> str:
 
 def export_set(ws: Workspace, set_name: str | None) -> list[str]:
     """Write the set's patch files from its branches; returns one line per change made."""
+    ws.require_no_op()  # a stopped apply or rebase has branches that are not the set's yet
     view = ws.inspect(set_name)
     if view.untouched:
         raise WrongState(f"set {view.patch_set.name} is not applied here, so there is nothing to export; "

@@ -360,11 +360,11 @@ def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path 
     made = []
     try:
         built = build_prototype(ws, patch_set, scratch)
-        sup = built[SUPERPROJECT].repo
+        sup = built[SUPERPROJECT].repo if SUPERPROJECT in built else None
 
         def read(path: str) -> str | None:
-            res = sup.try_run("show", f"HEAD:{path}", readonly=True, strip=False)
-            return res.out if res.status == 0 else None
+            res = sup.try_run("show", f"HEAD:{path}", readonly=True, strip=False) if sup else None
+            return res.out if res and res.status == 0 else None
 
         surface = find_surface(patches.get(SUPERPROJECT, []), read)
         out.mkdir(parents=True, exist_ok=True)

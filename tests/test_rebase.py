@@ -115,6 +115,8 @@ def test_rebase_abort_restores_everything_exactly(world):
     res = world.run("rebase", "--onto", "1.64.0")  # a tag: a version the checkout already has
     assert res.returncode == 6, res.stderr
     assert world.run("apply").returncode == 7  # the rebase owns the tree now
+    export = world.run("export")
+    assert export.returncode == 7 and "a rebase of set autodiff-1.64.0 is in progress" in export.stderr
     wrong = world.run("apply", "--continue")
     assert wrong.returncode == 7 and "a rebase of set autodiff-1.64.0 is in progress" in wrong.stderr
     res = world.run("rebase", "--abort")
