@@ -1,21 +1,19 @@
 """The thin layer that runs git.
 
-Every git call in patchmgr goes through `Repo.run`: GitPython's `execute`
-with an argument list, never a shell, so strings from patches or manifests
-can only ever be single arguments. Read-only calls run with optional locks
-off, so that looking at a tree (status, no-op apply) never rewrites its index.
+Every git call in patchmgr goes through `Repo.run`: an argument list for
+subprocess, never a shell, so strings from patches or manifests can only ever
+be single arguments. Git runs in the C locale, because rebase reads what git am
+says. Read-only calls run with optional locks off, so that looking at a tree
+(status, no-op apply) never rewrites its index. (No git library: importing one
+cost every command a tenth of a second, and an argument list is all it gave.)
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import git as gitpython
-from git.exc import GitCommandNotFound
 
 from patchmgr.errors import GitFailed, WrongState
 
@@ -35,32 +33,34 @@ class Repo:
     def __init__(self, path: Path | str, label: str = "."):
         self.path = Path(path)
         self.label = label  # how messages name it: "." or "src/llvm-project"
-        self._git = gitpython.cmd.Git(str(self.path))
 
     def __repr__(self):
         return f"Repo({self.label!r})"
 
+    def _env(self, env: dict | None, readonly: bool) -> dict:
+        full = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **(env or {})}
+        if readonly:
+            full["GIT_OPTIONAL_LOCKS"] = "0"
+        return full
+
+    def _spawn(self, args: tuple, **kw) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(["git", *args], cwd=self.path, **kw)
+        except FileNotFoundError as e:
+            if e.filename == "git":
+                raise GitFailed("git is not installed or not on PATH; install git (apt-get install git)") from None
+            raise WrongState(f"{self.path} does not exist; is the checkout complete?") from None
+
     def try_run(self, *args: str, input: str | bytes | None = None, env: dict | None = None,
                 readonly: bool = False, strip: bool = True) -> Result:
-        full_env = dict(env or {})
-        if readonly:
-            full_env["GIT_OPTIONAL_LOCKS"] = "0"
-        stdin = None
-        try:
-            if input is not None:
-                stdin = tempfile.TemporaryFile()
-                # surrogateescape: git output that was not UTF-8 goes back to git as the same bytes
-                stdin.write(input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input)
-                stdin.seek(0)
-            status, out, err = self._git.execute(
-                ["git", *args], istream=stdin, with_extended_output=True, with_exceptions=False,
-                env=full_env, strip_newline_in_stdout=strip)
-        except GitCommandNotFound:
-            raise GitFailed("git is not installed or not on PATH; install git (apt-get install git)") from None
-        finally:
-            if stdin is not None:
-                stdin.close()
-        return Result(status, out, err)
+        # surrogateescape both ways: output that is not UTF-8 goes back to git as the same bytes
+        data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input
+        proc = self._spawn(args, env=self._env(env, readonly), capture_output=True,
+                           **({"input": data} if data is not None else {"stdin": subprocess.DEVNULL}))
+        out = proc.stdout.decode("utf-8", "surrogateescape")
+        if strip and out.endswith("\n"):
+            out = out[:-1]
+        return Result(proc.returncode, out, proc.stderr.decode("utf-8", "surrogateescape"))
 
     def run(self, *args: str, **kw) -> str:
         res = self.try_run(*args, **kw)
@@ -72,13 +72,9 @@ class Repo:
         return res.out
 
     def stream(self, *args: str, env: dict | None = None) -> int:
-        """Run with git's stderr (progress) passed through to ours."""
-        proc = self._git.execute(["git", *args], as_process=True, env=env or {})
-        while chunk := proc.proc.stderr.read1(4096) if hasattr(proc.proc.stderr, "read1") else proc.proc.stderr.read(4096):
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.flush()
-        proc.proc.stdout.read()
-        return proc.proc.wait()
+        """Run with git's stderr (progress) going straight to ours."""
+        return self._spawn(args, env=self._env(env, False), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL).returncode
 
     # --- queries --------------------------------------------------------
     def rev(self, rev: str) -> str | None:
