@@ -16,7 +16,7 @@ from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import BadInput, Conflict, GitFailed, WrongState
 from patchmgr.gitio import Repo, identity_env, tool_commit_env
 from patchmgr.lint import check_symlinks, load_patches
-from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, diff_digest, parse_trailers, with_trailers
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, diff_digest, parse_trailers, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import View, Workspace, enzyme_rel_path, patch_branch
 
@@ -67,8 +67,8 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
                           extra={"applied_origins": [o.__dict__ for o in (applied.repos if applied else origins)],
                                  "bases": {v.path: v.state.base for v in view.repos}})
     state.save(ws.git_dir, state.OP_FILE, record)
-    run_steps(ws, record, patch_set)
-    finish(ws, record, patch_set)
+    run_steps(ws, record, patch_set, view.patches)
+    finish(ws, record, view.patches)
     return patch_set
 
 
@@ -79,10 +79,10 @@ def _check_enzyme_path(ws: Workspace, patch_set: PatchSet, view: View) -> None:
         raise WrongState(f"{patch_set.enzyme.path} exists and is not the Enzyme submodule; move it away, then apply again")
 
 
-def finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
+def finish(ws: Workspace, record: state.Record, patches: dict[str, list[Patch]]) -> None:
     previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
     extra = dict(previous.extra) if previous and previous.set == record.set else {}
-    extra["patch_ids"], extra["verified"] = _patch_ids(ws, record, patch_set)
+    extra["patch_ids"], extra["verified"] = _patch_ids(ws, record, patches)
     applied = state.Record(set=record.set, patch_branch=record.patch_branch,
                            repos=[state.RepoOrigin(**o) for o in record.extra["applied_origins"]], extra=extra)
     for origin in applied.repos:
@@ -93,7 +93,7 @@ def finish(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
          "patchmgr status shows each patch")
 
 
-def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> tuple[dict, dict]:
+def _patch_ids(ws: Workspace, record: state.Record, patches: dict[str, list[Patch]]) -> tuple[dict, dict]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
     and repo path -> label -> [commit, digest of the file's diff] for those same commits.
 
@@ -103,7 +103,7 @@ def _patch_ids(ws: Workspace, record: state.Record, patch_set: PatchSet) -> tupl
     entry, so it counts as edited. While commit and file are the ones recorded,
     no patch-id needs computing at all (the slow part of status).
     """
-    files = {p.label: p.diff for patches in load_patches(patch_set).values() for p in patches}
+    files = {p.label: p.diff for series in patches.values() for p in series}
     ids, verified = {}, {}
     for origin in record.repos:
         repo = ws.repo(origin.path)
@@ -132,8 +132,9 @@ def resume(ws: Workspace, how: str) -> PatchSet:
             res = repo.try_run("am", "--skip" if how == "--skip" else "--continue", env=identity_env(repo))
             if res.status != 0:
                 raise conflict(repo, res.out + res.err)
-    run_steps(ws, record, patch_set)
-    finish(ws, record, patch_set)
+    patches = load_patches(patch_set)
+    run_steps(ws, record, patch_set, patches)
+    finish(ws, record, patches)
     return patch_set
 
 
@@ -190,8 +191,7 @@ def am_in_progress(repo: Repo) -> bool:
     return (repo.git_dir() / "rebase-apply").exists()
 
 
-def run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet) -> None:
-    patches = load_patches(patch_set)
+def run_steps(ws: Workspace, record: state.Record, patch_set: PatchSet, patches: dict[str, list[Patch]]) -> None:
     bases = record.extra["bases"]
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)

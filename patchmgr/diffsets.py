@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from patchmgr.base import read_tarball_ids, repo_state, series_limit
+from patchmgr.base import read_tarball_ids
 from patchmgr.errors import CheckFailed, UnknownBase
 from patchmgr.gitio import Repo, tool_commit_env
 from patchmgr.lint import load_patches
@@ -53,9 +53,7 @@ def diff_sets(ws: Workspace, first: str, second: str) -> str:
 
 def current_base(ws: Workspace) -> str:
     """The superproject commit below any applied series."""
-    record = ws.applied_record()
-    known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
-    return repo_state(ws.superproject, known, series_limit(ws.manifest)).base
+    return ws.superproject_state(ws.applied_record()).base
 
 
 def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[str, str]]:

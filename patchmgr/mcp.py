@@ -121,14 +121,14 @@ class Built:
     head: str
 
 
-def build_prototype(ws: Workspace, patch_set: PatchSet, scratch: Path) -> dict[str, Built]:
+def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[Patch]], scratch: Path
+                    ) -> dict[str, Built]:
     """Apply the set on its base as plain commits (no patchmgr trailers), submodules first.
 
     Enzyme becomes a .gitmodules entry and gitlink in its owner (nothing is
     cloned), and the superproject records the patched submodules, as the
     pull request would.
     """
-    patches = load_patches(patch_set)
     sup_base = find_base(ws.superproject, current_base(ws), patch_set)
     built: dict[str, Built] = {}
     for series in patch_set.apply_order():
@@ -359,7 +359,7 @@ def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path 
     scratch = Path(tempfile.mkdtemp(prefix="patchmgr-mcp-"))
     made = []
     try:
-        built = build_prototype(ws, patch_set, scratch)
+        built = build_prototype(ws, patch_set, patches, scratch)
         sup = built[SUPERPROJECT].repo if SUPERPROJECT in built else None
 
         def read(path: str) -> str | None:

@@ -64,7 +64,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
                          "the patches (patchmgr export), then patchmgr unapply, then rebase")
     repos = [v.repo for v in view.repos]
     ws.require_clean(repos)
-    patches = load_patches(old)
+    patches = view.patches
     old_bases = {v.path: v.state.base for v in view.repos}
     onto_sha = _resolve_onto(ws, onto, old, old_bases[SUPERPROJECT])
     ontos = {SUPERPROJECT: onto_sha}
@@ -120,20 +120,21 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
         if not applying.am_in_progress(repo):
             continue
         label = applying.current_label(repo)
+        stopped = next(p for p in patches[origin.path] if p.label == label)
         # git am goes on with the rest of its mailbox after the stopped patch
-        queue = [p for p in patches[origin.path] if p.label not in outcomes and p.label != label]
+        queue = [p for p in patches[origin.path] if p.label not in outcomes and p is not stopped]
         if how == "--skip":
             outcomes[label] = [SKIPPED, note or "skipped with --skip"]
             state.save(ws.git_dir, state.OP_FILE, record)
-            _settle(ws, repo, record, old, queue, repo.try_run("am", "--skip", env=identity_env(repo)))
+            _settle(ws, repo, record, queue, repo.try_run("am", "--skip", env=identity_env(repo)))
             continue
         res = repo.try_run("am", "--continue", env=identity_env(repo))
         if res.status != 0 and applying.am_in_progress(repo) and applying.current_label(repo) == label:
-            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, old, label)
+            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, stopped)
         outcomes[label] = [BY_HAND, note or ""]
         _say(f"{label}: {BY_HAND}")
         # the resolved patch is the first "Applying:" of git's output
-        _settle(ws, repo, record, old, queue, res, resolved=True)
+        _settle(ws, repo, record, queue, res, resolved=True)
     _replay(ws, record, old, patches)
     return _finish(ws, record, old)
 
@@ -239,7 +240,7 @@ def _replay(ws: Workspace, record: state.Record, old: PatchSet, patches: dict[st
             record.extra["stopped"] = pending[0].label
             state.save(ws.git_dir, state.OP_FILE, record)
             res = applying.am(ws, repo, record.set, pending, "rebase", check=False)
-            _settle(ws, repo, record, old, pending, res)
+            _settle(ws, repo, record, pending, res)
     state.save(ws.git_dir, state.OP_FILE, record)
 
 
@@ -255,7 +256,7 @@ def _checkout(ws: Workspace, repo: Repo, record: state.Record, onto: str) -> Non
     repo.run("-c", "submodule.recurse=false", "checkout", "-q", "-b", record.patch_branch, onto, "--")
 
 
-def _settle(ws: Workspace, repo: Repo, record: state.Record, old: PatchSet, pending: list[Patch], res,
+def _settle(ws: Workspace, repo: Repo, record: state.Record, pending: list[Patch], res,
             resolved: bool = False) -> None:
     """Give each patch of one `git am` run its outcome, from what git said while applying it.
 
@@ -286,7 +287,7 @@ def _settle(ws: Workspace, repo: Repo, record: state.Record, old: PatchSet, pend
             return
         patch = queue[0]
         if repo.try_run("apply", "--check", "-R", "--cached", input=patch.diff, readonly=True).status != 0:
-            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, old, patch.label)
+            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, patch)
         outcomes[patch.label] = [DROPPED, "every hunk is already upstream"]
         queue.pop(0)
         _say(f"{patch.label}: {DROPPED} (every hunk is already upstream)")
@@ -313,6 +314,8 @@ def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | 
         elif current is not None and line:
             current.add(line)
     candidates = [sha for sha in touching if files.get(sha) == set(patch.paths)]
+    if not candidates:
+        return None
     ids = repo.patch_ids(candidates)
     mine = repo.patch_ids_of_diffs([patch.diff])[0]
     for sha in candidates:
@@ -321,20 +324,18 @@ def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | 
     return None
 
 
-def _with_history(error: Conflict, repo: Repo, record: state.Record, old: PatchSet, label: str) -> Conflict:
+def _with_history(error: Conflict, repo: Repo, record: state.Record, patch: Patch) -> Conflict:
     """The conflict report plus the upstream commits between the bases that changed the patch's lines."""
-    patch = next((p for p in load_patches(old)[repo.label] if p.label == label), None)
+    old_base, onto = record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label]
+    touching = touching_commits(repo, patch.diff, old_base, onto)
     lines = [error.report]
-    if patch is not None:
-        old_base, onto = record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label]
-        touching = touching_commits(repo, patch.diff, old_base, onto)
-        if touching:
-            lines.append(f"upstream commits between the old base {old_base[:12]} and the new base {onto[:12]} "
-                         "that changed these lines:")
-            lines += [f"  {line}" for line in touching]
-        else:
-            lines.append(f"no upstream commit between {old_base[:12]} and {onto[:12]} changed these lines "
-                         "(an earlier patch of the set may have)")
+    if touching:
+        lines.append(f"upstream commits between the old base {old_base[:12]} and the new base {onto[:12]} "
+                     "that changed these lines:")
+        lines += [f"  {line}" for line in touching]
+    else:
+        lines.append(f"no upstream commit between {old_base[:12]} and {onto[:12]} changed these lines "
+                     "(an earlier patch of the set may have)")
     return Conflict(str(error), "\n".join(lines))
 
 
@@ -403,8 +404,9 @@ def _finish(ws: Workspace, record: state.Record, old: PatchSet) -> PatchSet:
     apply_record = state.Record(set=record.set, patch_branch=branch, repos=origins, extra={
         "applied_origins": [o.__dict__ for o in origins], "bases": ontos})
     state.save(ws.git_dir, state.OP_FILE, apply_record)
-    applying.run_steps(fresh, apply_record, new_set)
-    applying.finish(fresh, apply_record, new_set)
+    patches = load_patches(new_set)
+    applying.run_steps(fresh, apply_record, new_set, patches)
+    applying.finish(fresh, apply_record, patches)
     return new_set
 
 

@@ -77,15 +77,16 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
             cache[path] = (read(path) or "").split("\n")
         return cache[path]
 
-    for patch in patches:
-        surface.new_files += [f.path for f in unidiff.PatchSet(patch.diff) if f.is_added_file]
+    files = [f for patch in patches for f in unidiff.PatchSet(patch.diff)]
+    surface.new_files = [f.path for f in files if f.is_added_file]
+    examples = [f.path for f in files if f.path.endswith(EXAMPLE_CONFIGS)]
     for path, _, text in lines:
         if path == OPTIONS_FILE and (m := _OPTION.match(text)):
             option = _option(patched(path), m.group(1))
             if option and option not in surface.options:
                 surface.options.append(option)
         elif path.startswith("src/bootstrap/") and (m := _CONFIG_FIELD.match(text)):
-            key = _config_key(patched(path), m, patches, patched)
+            key = _config_key(patched(path), m, examples, patched)
             if key not in surface.config_keys:
                 surface.config_keys.append(key)
         code = text.split("//")[0] if path.endswith(".rs") else ""  # prose that mentions --cfg sets nothing
@@ -128,13 +129,12 @@ def _option(lines: list[str], name: str) -> Option | None:
                   tracking=tracking.group(1) if tracking else "?", doc=strings[-1] if strings else "")
 
 
-def _config_key(lines: list[str], m: re.Match, patches: list[Patch], patched: Callable[[str], list[str]]) -> ConfigKey:
+def _config_key(lines: list[str], m: re.Match, examples: list[str], patched: Callable[[str], list[str]]) -> ConfigKey:
     field_name, type_, key = m.groups()
     where = next((i for i, line in enumerate(lines) if line.strip() == m.group(0).strip()), 0)
     struct = next((s.group(1) for line in reversed(lines[:where]) if (s := re.match(r"^\s*struct (\w+) \{", line))), "?")
     table = CONFIG_TABLES.get(struct, struct.lower())
     default, doc = None, ""
-    examples = [f.path for p in patches for f in unidiff.PatchSet(p.diff) if f.path.endswith(EXAMPLE_CONFIGS)]
     for example in examples:
         default, doc = _example_entry(patched(example), table, key)
         if default is not None:

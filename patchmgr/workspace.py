@@ -134,12 +134,16 @@ class Workspace:
             shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
             raise DirtyTree(f"uncommitted changes to tracked files: {shown}; commit or stash them first (nothing was changed)")
 
+    def superproject_state(self, record: state.Record | None) -> RepoState:
+        """The superproject's base and series, from the base the applied record knows if there is one."""
+        known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
+        return repo_state(self.superproject, known, series_limit(self.manifest))
+
     def inspect(self, set_name: str | None) -> View:
         """Read every repository of the set and compare it with the manifest."""
         record = self.applied_record()
         limit = series_limit(self.manifest)
-        known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
-        sup_state = repo_state(self.superproject, known, limit)
+        sup_state = self.superproject_state(record)
         applied_set = next((c.set for c in sup_state.series), None)
         detected = detect(self.superproject, sup_state.base, self.manifest, set_name, applied_set)
         patch_set = detected.patch_set
