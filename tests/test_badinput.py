@@ -51,6 +51,14 @@ def add_symlink_upstream(world):
     set_patch(patch_text("compiler/escape/pwned"))(world)
 
 
+def add_gitlink_upstream(world):
+    # the user's tree has a submodule the set does not list; the patch writes into it
+    world.git("update-index", "--add", "--cacheinfo", f"160000,{world.base},vendor/sub")
+    (world.checkout / "vendor" / "sub").mkdir(parents=True)
+    git(world.checkout, "commit", "-q", "-m", "vendor a submodule", env=world.env)
+    set_patch(patch_text("vendor/sub/pwned"))(world)
+
+
 def crlf(world):
     target = first_patch(world)
     target.write_bytes(target.read_bytes().replace(b"\n", b"\r\n"))
@@ -97,6 +105,26 @@ CASES = [
     ("enzyme url -u", edit_manifest(ENZYME_URL, "-uhttps://example.invalid/x"), 3, r"starts with '-'"),
     ("enzyme url ext::", edit_manifest(f'"{ENZYME_URL}"', "'ext::sh -c touch% /tmp/pwned'"), 3, r"remote-helper transport"),
     ("enzyme path escapes", edit_manifest('url = "', 'path = "../enzyme"\nurl = "'), 3, r"enzyme\.path' path '\.\./enzyme' contains '\.\.'"),
+    ("symlink mode 0120000", set_patch(patch_text("link", new_mode="0120000")), 3, r"creates or changes a symlink"),
+    ("rename to quoted dotdot", set_patch(patch_text("x", diff=(
+        'diff --git a/README.md "b/../x"\nsimilarity index 100%\nrename from README.md\nrename to "../x"\n'))),
+     3, r"touches '\.\./x', which contains '\.\.'"),
+    ("gitmodules URL upper case", set_patch(patch_text(".gitmodules", diff=(
+        "diff --git a/.gitmodules b/.gitmodules\nindex 0000000..1111111 100644\n--- a/.gitmodules\n+++ b/.gitmodules\n"
+        "@@ -1,3 +1,4 @@\n [submodule \"src/llvm-project\"]\n \tpath = src/llvm-project\n"
+        " \turl = https://example.invalid/rust-lang/llvm-project\n+\tURL = ext::sh -c touch% /tmp/pwned\n"))),
+     3, r"adds a submodule URL 'ext::sh -c touch% /tmp/pwned'"),
+    ("rename to .gitmodules", set_patch(patch_text("x", diff=(
+        "diff --git a/README.md b/.gitmodules\nsimilarity index 100%\nrename from README.md\nrename to .gitmodules\n"))),
+     3, r"renames 'README\.md' to '\.gitmodules'"),
+    ("traditional diff in the diffstat", set_patch(patch_text("x").replace(
+        "---\n", "---\n--- a/src/llvm-project/llvm/x\n+++ b/src/llvm-project/llvm/x\n@@ -1 +1 @@\n-a\n+b\n", 1)),
+     3, r"file diff without a 'diff --git' header"),
+    ("quoted-printable mail", set_patch(patch_text("x", extra_headers="Content-Transfer-Encoding: quoted-printable\n")),
+     3, r"Content-Transfer-Encoding"),
+    ("into an unlisted submodule", add_gitlink_upstream, 3, r"touches 'vendor/sub/pwned' inside submodule 'vendor/sub'"),
+    ("set name .lock", edit_manifest(f'"{SET}"', '"s.lock"', -1), 3, r"key 'sets\.s\.lock' is not a valid set name"),
+    ("schema true", edit_manifest("schema = 1", "schema = true"), 3, r"key 'schema' is True"),
     ("unknown set", lambda w: None, 4, r"no patch set named 'nope'"),
     ("unknown base", lambda w: edit_manifest(w.base, "1" * 40)(w), 4, r"no patch set is for this tree's base .*nearest: autodiff-1\.63\.0"),
 ]

@@ -1,0 +1,5 @@
+fn codegen() {
+    if cfg!(llvm_enzyme) && sess.opts.unstable_opts.autodiff {
+        run_enzyme();
+    }
+}

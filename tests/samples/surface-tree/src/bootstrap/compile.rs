@@ -1,0 +1,3 @@
+pub fn rustflags(cargo: &mut Cargo) {
+    cargo.rustflag("--cfg=llvm_enzyme");
+}

@@ -1,0 +1,6 @@
+define_config! {
+    struct Llvm {
+        optimize: Option<bool> = "optimize",
+        enzyme: Option<bool> = "enzyme",
+    }
+}
