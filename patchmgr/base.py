@@ -29,9 +29,15 @@ class SeriesCommit:
 class RepoState:
     """What is on top of a repository's base."""
 
+    head: str
     base: str
     series: tuple[SeriesCommit, ...]  # oldest first
     foreign: tuple[str, ...]  # commits above the series' first commit that carry no trailer
+    commits: tuple[str, ...] = ()  # every commit above the base, oldest first (series and foreign interleaved)
+
+    def tool_commits(self) -> set[str]:
+        """The commits patchmgr made itself (Enzyme submodule, gitlinks): a set trailer, no patch."""
+        return {c.sha for c in self.series if c.patch is None}
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,10 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
     """
     head = repo.head()
     if known_base and repo.try_run("merge-base", "--is-ancestor", known_base, head, readonly=True).status == 0:
-        series, foreign = _classify(repo.commits(f"{known_base}..{head}"))
-        return RepoState(base=known_base, series=tuple(series), foreign=tuple(foreign))
+        items = repo.commits(f"{known_base}..{head}")
+        series, foreign = _classify(items)
+        return RepoState(head=head, base=known_base, series=tuple(series), foreign=tuple(foreign),
+                         commits=tuple(sha for sha, _ in items))
     above, below, seen_series = [], None, False
     for sha, message in repo.commits(head, newest=limit + 1):
         if TRAILER_SET in parse_trailers(message):
@@ -86,19 +94,17 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
         if seen_series:
             raise WrongState(f"{repo.label}: no commit below the patch series within {limit} commits; "
                              "run patchmgr status to inspect")
-        return RepoState(base=head, series=(), foreign=())
-    series, foreign = _classify(list(reversed(above)))
-    return RepoState(base=below, series=tuple(series), foreign=tuple(foreign))
+        return RepoState(head=head, base=head, series=(), foreign=())
+    items = list(reversed(above))
+    series, foreign = _classify(items)
+    return RepoState(head=head, base=below, series=tuple(series), foreign=tuple(foreign),
+                     commits=tuple(sha for sha, _ in items))
 
 
 def read_tarball_ids(repo: Repo, commit: str) -> tuple[str | None, str | None]:
     """(version, upstream commit) from a release tree's `version` and `git-commit-hash` files."""
-    def show(name: str) -> str | None:
-        res = repo.try_run("show", f"{commit}:{name}", readonly=True)
-        return res.out.strip() if res.status == 0 else None
-    version = show("version")
-    commit_hash = show("git-commit-hash")
-    return (version.split()[0] if version else None), commit_hash
+    version, commit_hash = (repo.read(commit, name) for name in ("version", "git-commit-hash"))
+    return (version.split()[0] if version and version.strip() else None), (commit_hash.strip() if commit_hash else None)
 
 
 def detect(repo: Repo, base: str, manifest: Manifest, set_name: str | None, applied_set: str | None) -> Detected:
@@ -107,7 +113,8 @@ def detect(repo: Repo, base: str, manifest: Manifest, set_name: str | None, appl
             raise WrongState(f"set {applied_set!r} is applied; run patchmgr unapply before working with {set_name!r}")
         if applied_set not in manifest.sets:
             raise UnknownBase(f"the tree carries set {applied_set!r}, which {manifest.path} no longer declares; "
-                              "run patchmgr unapply --set-from-tree or check out its base")
+                              "add the set back to the manifest (or pass --patches DIR with the one that has it), "
+                              "then patchmgr unapply")
         return Detected(manifest.sets[applied_set], "applied", applied_set)
     if set_name is not None:
         return Detected(manifest.get(set_name), "--set", None)

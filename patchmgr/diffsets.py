@@ -7,14 +7,11 @@ the two series, repository by repository.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 from patchmgr.base import read_tarball_ids
 from patchmgr.errors import CheckFailed, UnknownBase
-from patchmgr.gitio import Repo, tool_commit_env
+from patchmgr.gitio import Repo, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
+from patchmgr.output import show
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace
 
@@ -38,9 +35,7 @@ def _series_on(clone: Repo, base: str, patches, name: str) -> str:
     clone.run("checkout", "-q", "--detach", base)
     env = tool_commit_env("1970-01-01T00:00:00+00:00")
     for patch in patches:
-        mbox = clone.path / ".git" / "diffsets.mbox"
-        mbox.write_text(patch.text, encoding="utf-8")
-        if clone.try_run("am", "--3way", "--quiet", "--committer-date-is-author-date", str(mbox), env=env).status != 0:
+        if clone.am(patch.text, "--quiet", env=env).status != 0:
             clone.try_run("am", "--abort")
             raise CheckFailed(f"{patch.label} of set {name} does not apply to its base; run patchmgr check --set {name}")
     return clone.head()
@@ -61,24 +56,25 @@ def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[s
     sets = [first, second]
     paths = sorted({r.path for s in sets for r in s.repos}, key=lambda p: (p != SUPERPROJECT, p))
     sections = []
-    scratch = Path(tempfile.mkdtemp(prefix="patchmgr-diffsets-"))
-    try:
-        tree_base = current_base(ws)
-        super_bases = [find_base(ws.superproject, tree_base, s) for s in sets]
+    tree_base = current_base(ws)
+    super_bases = [find_base(ws.superproject, tree_base, s) for s in sets]
+    loaded = [load_patches(s) for s in sets]
+    with scratch_clones("diffsets") as scratch:
         for path in paths:
-            repo = ws.repo(path)
-            clone = Repo(scratch / ("superproject" if path == SUPERPROJECT else path.replace("/", "_")), path)
-            repo.run("clone", "-q", "--shared", "--no-checkout", "--", str(repo.path), str(clone.path))
+            clone = scratch.clone(ws.repo(path))
             ranges = []
-            for patch_set, super_base in zip(sets, super_bases):
+            for patch_set, super_base, by_repo in zip(sets, super_bases, loaded):
                 base = super_base if path == SUPERPROJECT else ws.superproject.gitlink(super_base, path)
-                patches = load_patches(patch_set).get(path, [])
+                patches = by_repo.get(path, [])
                 ranges.append(f"{base}..{_series_on(clone, base, patches, patch_set.name)}")
             if all(r.split("..")[0] == r.split("..")[1] for r in ranges):
                 sections.append((path, "(no patches in either set)"))
                 continue
             out = clone.run("-c", "core.abbrev=12", "range-diff", "--no-color", *ranges, strip=False)
             sections.append((path, out.rstrip()))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return sections
+
+
+def command(ws: Workspace, args) -> None:
+    """`patchmgr diff-sets A B`."""
+    show(diff_sets(ws, args.first, args.second), end="")

@@ -3,12 +3,11 @@
 Scripts around patchmgr (CI, `patchmgr apply && ./x.py build`) need to tell a
 conflict they can resolve from a tree they must clean first, so each class of
 failure has its own exit code. README.md lists the same table; keep them in
-step (tests/test_cli.py checks that they agree).
+step (tests/test_apply.py checks that they agree).
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 
@@ -27,6 +26,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     10: ("check-failed", "the set does not apply cleanly in a scratch clone"),
     11: ("build", "preflight or the x.py build failed"),
     12: ("release", "a release's source package could not be downloaded or imported"),
+    13: ("busy", "another patchmgr command is running on this checkout; nothing was changed"),
 }
 
 
@@ -87,3 +87,7 @@ class BuildFailed(PatchmgrError):
 
 class ReleaseFailed(PatchmgrError):
     exit_code = 12
+
+
+class Busy(PatchmgrError):
+    exit_code = 13

@@ -11,14 +11,15 @@ branch. Files whose content did not change are not rewritten.
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 from patchmgr.errors import WrongState
+from patchmgr.faults import fault
 from patchmgr.gitio import Repo
+from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers
-from patchmgr.series import PatchSet
+from patchmgr.series import PatchSet, write_atomic, write_manifest
 from patchmgr.workspace import Workspace
 
 _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
@@ -43,12 +44,13 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
     changes: list[str] = []
     lists: dict[str, list[str]] = {}
     for v in view.repos:
-        commits = [sha for sha, message in v.repo.commits(f"{v.state.base}..HEAD")
-                   if not (TRAILER_SET in (t := parse_trailers(message)) and TRAILER_PATCH not in t)]
+        tool = v.state.tool_commits()
+        commits = [sha for sha in v.state.commits if sha not in tool]
         directory = patch_set.root / v.series.dir
         names, written = write_patches(v.repo, commits, directory, v.series.patches)
         changes += [f"{verb} {patch_set.patch_label(v.series, name)}" for verb, name in written]
         lists[v.path] = names
+    fault("export:files-written")
     if any(lists[r.path] != list(r.patches) for r in patch_set.repos):
         _write_lists(ws.manifest.path, patch_set, lists)
         changes.append(f"updated the patch lists of {patch_set.name} in {ws.manifest.path.name}")
@@ -74,8 +76,9 @@ def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple
             target = directory / produced.name
             names.append(produced.name)
             if not target.exists() or target.read_text(encoding="utf-8") != text:
-                target.write_text(text, encoding="utf-8")
+                write_atomic(target, text)
                 changes.append(("wrote", produced.name))
+                fault("export:file-written")
     for old in sorted(set(listed) - set(names)):
         stale = directory / old
         if stale.exists():
@@ -93,9 +96,10 @@ def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]
         array.extend(names)
         array.multiline(True)
         doc["sets"][patch_set.name]["repos"][path]["patches"] = array
-    manifest.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    write_manifest(manifest, tomlkit.dumps(doc))
 
 
-def report(changes: list[str]) -> None:
-    for line in changes or ["nothing changed: the files match the branches"]:
-        print(f"patchmgr: {line}", file=sys.stderr)
+def command(ws: Workspace, args) -> None:
+    """`patchmgr export`: one line per file written or removed."""
+    for line in export_set(ws, args.set_name) or ["nothing changed: the files match the branches"]:
+        say(line)

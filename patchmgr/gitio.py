@@ -11,15 +11,41 @@ cost every command a tenth of a second, and an argument list is all it gave.)
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from patchmgr.errors import GitFailed, WrongState
+from patchmgr.output import trace
 
 #: commits patchmgr makes itself (the Enzyme submodule, gitlinks) carry this
 #: identity and the base commit's date, so re-applying gives the same hashes.
 TOOL_IDENT = ("patchmgr", "patchmgr@localhost")
+
+
+#: marker file or directory in a git dir -> the operation it means, as `git status` names them
+_OPERATIONS = (("rebase-apply/applying", "a git am"), ("rebase-apply", "a git rebase (or am)"),
+               ("rebase-merge", "a git rebase"), ("MERGE_HEAD", "a git merge"),
+               ("CHERRY_PICK_HEAD", "a git cherry-pick"), ("REVERT_HEAD", "a git revert"),
+               ("sequencer", "a git cherry-pick or revert sequence"), ("BISECT_LOG", "a git bisect"))
+#: lock files a git command holds in a git dir, besides those of refs
+GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG_HEAD.lock", "REBASE_HEAD.lock",
+             "AUTO_MERGE.lock", "MERGE_HEAD.lock", "CHERRY_PICK_HEAD.lock", "FETCH_HEAD.lock", "shallow.lock")
+
+
+#: file descriptors every git child inherits: the patchmgr lock, so that a git command
+#: that outlives a killed patchmgr still holds the checkout until it ends
+_held_fds: tuple[int, ...] = ()
+
+
+def hold_in_children(fd: int | None) -> None:
+    """Let every git run from now on inherit `fd` (None: stop)."""
+    global _held_fds
+    _held_fds = () if fd is None else (fd,)
 
 
 @dataclass
@@ -33,6 +59,7 @@ class Repo:
     def __init__(self, path: Path | str, label: str = "."):
         self.path = Path(path)
         self.label = label  # how messages name it: "." or "src/llvm-project"
+        self._git_dir: Path | None = None
 
     def __repr__(self):
         return f"Repo({self.label!r})"
@@ -44,8 +71,9 @@ class Repo:
         return full
 
     def _spawn(self, args: tuple, **kw) -> subprocess.CompletedProcess:
+        trace(f"git {' '.join(args)}  (in {self.label})")
         try:
-            return subprocess.run(["git", *args], cwd=self.path, **kw)
+            return subprocess.run(["git", *args], cwd=self.path, pass_fds=_held_fds, **kw)
         except FileNotFoundError as e:
             if e.filename == "git":
                 raise GitFailed("git is not installed or not on PATH; install git (apt-get install git)") from None
@@ -71,6 +99,15 @@ class Repo:
             raise GitFailed(f"git {command} failed in {self.label}: {first or 'exit ' + str(res.status)}")
         return res.out
 
+    def am(self, mbox: str, *flags: str, env: dict | None = None) -> Result:
+        """git am --3way of the mails in `mbox`, each commit dated as its author dated it.
+
+        The mails go in on stdin, so there is no file for a kill to leave
+        behind (while stopped, git am keeps its own copy under rebase-apply/).
+        """
+        return self.try_run("am", "--3way", "--committer-date-is-author-date", *flags, input=mbox,
+                            env=identity_env(self) if env is None else env)
+
     def stream(self, *args: str, env: dict | None = None) -> int:
         """Run with git's stderr (progress) going straight to ours."""
         return self._spawn(args, env=self._env(env, False), stdin=subprocess.DEVNULL,
@@ -93,7 +130,37 @@ class Repo:
         return res.out.strip() if res.status == 0 else None
 
     def git_dir(self) -> Path:
-        return Path(self.run("rev-parse", "--absolute-git-dir", readonly=True).strip())
+        if self._git_dir is None:
+            self._git_dir = Path(self.run("rev-parse", "--absolute-git-dir", readonly=True).strip())
+        return self._git_dir
+
+    def operation_in_progress(self) -> str | None:
+        """The git operation stopped in this repository (am, rebase, merge, ...), if any.
+
+        Read from the files git itself uses to know (wt-status.c), so a
+        session of the user's is never mistaken for nothing, or for ours.
+        """
+        git_dir = self.git_dir()
+        for name, what in _OPERATIONS:
+            if (git_dir / name).exists():
+                return what
+        return None
+
+    def stopped_mail(self) -> str | None:
+        """The mail a stopped git am is on, or None when no am is stopped here."""
+        apply_dir = self.git_dir() / "rebase-apply"
+        try:
+            current = int((apply_dir / "next").read_text().strip())
+            return (apply_dir / f"{current:04d}").read_text(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            return None
+
+    def lock_files(self) -> list[Path]:
+        """Lock files of git's in this repository: a git command is running, or one was killed."""
+        git_dir = self.git_dir()
+        found = [git_dir / name for name in GIT_LOCKS if (git_dir / name).exists()]
+        refs = git_dir / "refs"
+        return found + (sorted(refs.rglob("*.lock")) if refs.is_dir() else [])
 
     def dirty_files(self) -> list[str]:
         """Tracked files with uncommitted changes (index or work tree).
@@ -131,6 +198,11 @@ class Repo:
         items = out.split("\0")
         return [(items[i].strip(), items[i + 1]) for i in range(0, len(items) - 1, 2)]
 
+    def read(self, rev: str, path: str) -> str | None:
+        """The file `path` as it is in `rev`, or None where it does not exist there."""
+        res = self.try_run("show", f"{rev}:{path}", readonly=True, strip=False)
+        return res.out if res.status == 0 else None
+
     def ref_exists(self, ref: str) -> bool:
         return self.try_run("show-ref", "--verify", "--quiet", ref, readonly=True).status == 0
 
@@ -158,6 +230,32 @@ class Repo:
         text = "".join(f"commit {i + 1:040x}\n{d}" for i, d in enumerate(diffs))
         by_index = {int(c, 16) - 1: p for p, c in _parse_patch_ids(self.run("patch-id", "--stable", input=text, readonly=True))}
         return [by_index.get(i) for i in range(len(diffs))]
+
+
+class Scratch:
+    """A temporary directory of clones that borrow the objects of the user's repositories."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def clone(self, repo: Repo, at: str | None = None) -> Repo:
+        """A `--shared` clone of `repo` (nothing of the user's is written), detached at `at` if given."""
+        clone = Repo(self.root / ("superproject" if repo.label == "." else repo.label.replace("/", "_")), repo.label)
+        repo.run("clone", "-q", "--shared", "--no-checkout", "--", str(repo.path), str(clone.path))
+        if at is not None:
+            clone.run("checkout", "-q", "--detach", at)
+        return clone
+
+
+@contextmanager
+def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:
+    """Scratch clones for `purpose` (check, mcp, diff-sets), removed afterwards unless `keep`."""
+    root = Path(tempfile.mkdtemp(prefix=f"patchmgr-{purpose}-"))
+    try:
+        yield Scratch(root)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _parse_patch_ids(out: str) -> list[tuple[str, str]]:

@@ -18,7 +18,8 @@ from patchmgr.export import strip_trailers
 from patchmgr.gitio import Repo
 from patchmgr.patchfile import parse_patch
 from patchmgr.safety import path_problem
-from patchmgr.series import SUPERPROJECT, Manifest
+from patchmgr.output import say
+from patchmgr.series import SUPERPROJECT, Manifest, parse_manifest, write_manifest
 
 EPOCH = "Thu, 1 Jan 1970 00:00:00 +0000"
 UNKNOWN_AUTHOR = "Unknown Author <unknown@invalid>"
@@ -183,5 +184,24 @@ def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tup
     array.multiline(True)
     entry["patches"] = array
     repos[repo_path] = entry
-    manifest.path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    write_manifest(manifest.path, tomlkit.dumps(doc))
     return [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"]
+
+
+def command(manifest: Manifest, args) -> None:
+    """`patchmgr import SOURCE --set NAME`: the source is a directory of mails, a quilt series
+    file, or else a revision range of the checkout."""
+    source = Path(args.source)
+    if source.is_dir():
+        mails = mails_from_directory(source)
+    elif source.is_file():
+        mails = mails_from_quilt(source)
+    else:
+        from patchmgr.base import find_root
+
+        root = find_root(args.root.resolve())
+        mails = mails_from_range(Repo(root / args.repo, args.repo), args.source)
+    meta = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
+    for line in write_set(manifest, args.set_name, args.repo, mails, meta):
+        say(line)
+    parse_manifest(manifest.path.read_text(encoding="utf-8"), manifest.path)  # what was written still validates

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from patchmgr.diffsets import current_base, find_base, range_diff
 from patchmgr.errors import BadInput, CheckFailed, WrongState
-from patchmgr.gitio import Repo, identity_env, tool_commit_env
+from patchmgr.gitio import Repo, Scratch, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
+from patchmgr.output import say
 from patchmgr.patchfile import Patch
 from patchmgr.series import SUPERPROJECT, PatchSet, load_manifest, set_table
 from patchmgr.surface import Surface, diffstat, find_surface
@@ -121,7 +120,7 @@ class Built:
     head: str
 
 
-def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[Patch]], scratch: Path
+def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[Patch]], scratch: Scratch
                     ) -> dict[str, Built]:
     """Apply the set on its base as plain commits (no patchmgr trailers), submodules first.
 
@@ -134,15 +133,9 @@ def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)
         base = sup_base if series.path == SUPERPROJECT else ws.superproject.gitlink(sup_base, series.path)
-        clone = Repo(scratch / ("superproject" if series.path == SUPERPROJECT else series.path.replace("/", "_")),
-                     series.path)
-        repo.run("clone", "-q", "--shared", "--no-checkout", "--", str(repo.path), str(clone.path))
-        clone.run("checkout", "-q", "--detach", base)
-        env = identity_env(clone)
+        clone = scratch.clone(repo, at=base)
         for patch in patches[series.path]:
-            mbox = clone.path / ".git" / "mcp.mbox"
-            mbox.write_text(patch.text, encoding="utf-8")
-            if clone.try_run("am", "--3way", "--quiet", "--committer-date-is-author-date", str(mbox), env=env).status:
+            if clone.am(patch.text, "--quiet").status:
                 raise CheckFailed(f"{patch.label} does not apply to the base of {patch_set.name}; "
                                   f"run patchmgr check --set {patch_set.name}, fix or rebase the set, then mcp again")
         date = clone.run("log", "-1", "--format=%cI", base).strip()
@@ -356,17 +349,11 @@ def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path 
     check_outputs(ws, patch_set, branch, mails)
     out = out or Path.cwd() / f"mcp-{patch_set.name}"
     patches = load_patches(patch_set)
-    scratch = Path(tempfile.mkdtemp(prefix="patchmgr-mcp-"))
     made = []
-    try:
+    with scratch_clones("mcp") as scratch:
         built = build_prototype(ws, patch_set, patches, scratch)
         sup = built[SUPERPROJECT].repo if SUPERPROJECT in built else None
-
-        def read(path: str) -> str | None:
-            res = sup.try_run("show", f"HEAD:{path}", readonly=True, strip=False) if sup else None
-            return res.out if res and res.status == 0 else None
-
-        surface = find_surface(patches.get(SUPERPROJECT, []), read)
+        surface = find_surface(patches.get(SUPERPROJECT, []), lambda path: sup.read("HEAD", path) if sup else None)
         out.mkdir(parents=True, exist_ok=True)
         revision, changelog = record_revision(ws, patch_set, out)
         proposal = render_proposal(patch_set, cover, surface, patches, revision, changelog)
@@ -382,6 +369,10 @@ def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path 
             made += make_branch(ws, built, branch)
         if mails:
             made += write_mails(built, mails, cover, revision, prototype_summary(patch_set, revision))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return made
+
+
+def command(ws: Workspace, args) -> None:
+    """`patchmgr mcp`: the draft, and with --branch / --format-patch the prototype and mails."""
+    for line in draft(ws, args.set_name, args.out and args.out.resolve(), args.template, args.branch, args.mails):
+        say(line)

@@ -25,29 +25,26 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import unidiff
 
-from patchmgr import apply as applying
-from patchmgr import releases, state
+from patchmgr import engine, releases, state
 from patchmgr.base import read_tarball_ids
-from patchmgr.errors import BadInput, Conflict, WrongState
+from patchmgr.errors import BadInput, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
+from patchmgr.faults import fault
 from patchmgr.gitio import Repo, identity_env
 from patchmgr.lint import load_patches
+from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
-from patchmgr.series import SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table
+from patchmgr.series import (SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table,
+                             write_manifest)
 from patchmgr.workspace import Workspace, patch_branch
 
 CLEAN, MERGED, BY_HAND, SKIPPED, DROPPED = ("clean", "merged 3-way", "resolved by hand", "skipped by hand",
                                             "dropped as upstream")
 REPORT_NAME = "rebase-report.md"
-
-
-def _say(message: str) -> None:
-    print(f"patchmgr: {message}", file=sys.stderr)
 
 
 def rebase_branch(set_name: str) -> str:
@@ -62,9 +59,10 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     if not view.untouched:
         raise WrongState(f"set {old.name} is applied; rebase replays the set's files, so first save any change to "
                          "the patches (patchmgr export), then patchmgr unapply, then rebase")
-    repos = [v.repo for v in view.repos]
-    ws.require_clean(repos)
+    ws.require_ready([v.repo for v in view.repos])
     patches = view.patches
+    for v in view.repos:
+        engine.require_no_untracked(v.repo, patches[v.path])
     old_bases = {v.path: v.state.base for v in view.repos}
     onto_sha = _resolve_onto(ws, onto, old, old_bases[SUPERPROJECT])
     ontos = {SUPERPROJECT: onto_sha}
@@ -81,7 +79,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     if ontos == old_bases:
         raise WrongState(f"{onto} is the base set {old.name} is already for; nothing to rebase")
     new = _new_set_facts(ws, ontos, old, llvm)
-    name = new_name or (old.name.replace(old.rustc, new["rustc"]) if old.rustc in old.name else None)
+    name = new_name or (old.name.replace(old.rustc, new.rustc) if old.rustc in old.name else None)
     if not name or name == old.name:
         raise BadInput(f"cannot name the new set from {old.name!r}; pass --new-set NAME")
     if not SET_NAME.match(name):
@@ -94,76 +92,72 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
         if target.exists() and any(target.iterdir()):
             raise WrongState(f"{target} exists and is not empty; pass --new-set NAME, or move it away first")
 
-    origins = [state.RepoOrigin(v.path, v.repo.branch(), v.repo.head()) for v in view.repos]
+    origins = [state.RepoOrigin(v.path, v.branch, v.state.head) for v in view.repos]
     branch = rebase_branch(name)
     for v in view.repos:
         for taken in (branch, patch_branch(name)):
             if v.repo.ref_exists("refs/heads/" + taken):
                 raise WrongState(f"branch {taken} already exists in {v.path}; delete it (git -C {v.path} branch -D {taken})")
-    record = state.Record(set=name, patch_branch=branch, repos=origins, kind=state.KIND_REBASE, extra={
-        "from": old.name, "onto_arg": onto, "old_bases": old_bases, "ontos": ontos, "new": new, "dirs": dirs,
-        "outcomes": {}, "manifest": ws.manifest.path.read_text(encoding="utf-8"), "written": False})
-    state.save(ws.git_dir, state.OP_FILE, record)
-    _say(f"rebasing {old.name} (rustc {old.rustc}) onto {onto} (rustc {new['rustc']}, {onto_sha[:12]}) as {name}")
-    _replay(ws, record, old, patches)
-    return _finish(ws, record, old)
+    journal = state.RebaseJournal(set=name, patch_branch=branch, repos=origins, from_set=old.name, onto_arg=onto,
+                                  old_bases=old_bases, ontos=ontos, new=new, dirs=dirs,
+                                  manifest=ws.manifest.path.read_text(encoding="utf-8"),
+                                  paths={path: sorted({p for patch in patches[path] for p in patch.paths})
+                                         for path in patches})
+    state.save_op(ws.git_dir, journal)
+    fault("rebase:journal")
+    say(f"rebasing {old.name} (rustc {old.rustc}) onto {onto} (rustc {new.rustc}, {onto_sha[:12]}) as {name}")
+    _replay(ws, journal, old, patches)
+    return _finish(ws, journal, old)
 
 
 def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
     """--continue or --skip: finish the stopped patch, then replay the rest; `note` says why, in the report."""
-    record = ws.op_record(state.KIND_REBASE, how)
-    old = ws.manifest.get(record.extra["from"])
+    journal = ws.op_journal(state.RebaseJournal, how)
+    ws.require_ready([ws.repo(o.path) for o in journal.repos], ours=True)
+    old = ws.manifest.get(journal.from_set)
+    if journal.final is not None:  # stopped while completing the apply of the new set
+        return _finish(ws, journal, old)
     patches = load_patches(old)
-    outcomes = record.extra["outcomes"]
-    for origin in record.repos:
+    outcomes = journal.outcomes
+    for origin in journal.repos:
         repo = ws.repo(origin.path)
-        if not applying.am_in_progress(repo):
+        if not engine.am_in_progress(repo):
             continue
-        label = applying.current_label(repo)
+        label = engine.current_label(repo)
         stopped = next(p for p in patches[origin.path] if p.label == label)
         # git am goes on with the rest of its mailbox after the stopped patch
         queue = [p for p in patches[origin.path] if p.label not in outcomes and p is not stopped]
         if how == "--skip":
             outcomes[label] = [SKIPPED, note or "skipped with --skip"]
-            state.save(ws.git_dir, state.OP_FILE, record)
-            _settle(ws, repo, record, queue, repo.try_run("am", "--skip", env=identity_env(repo)))
+            state.save_op(ws.git_dir, journal)
+            _settle(ws, repo, journal, queue, repo.try_run("am", "--skip", env=identity_env(repo)))
             continue
         res = repo.try_run("am", "--continue", env=identity_env(repo))
-        if res.status != 0 and applying.am_in_progress(repo) and applying.current_label(repo) == label:
-            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, stopped)
+        if res.status != 0 and engine.am_in_progress(repo) and engine.current_label(repo) == label:
+            raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
         outcomes[label] = [BY_HAND, note or ""]
-        _say(f"{label}: {BY_HAND}")
+        say(f"{label}: {BY_HAND}")
         # the resolved patch is the first "Applying:" of git's output
-        _settle(ws, repo, record, queue, res, resolved=True)
-    _replay(ws, record, old, patches)
-    return _finish(ws, record, old)
+        _settle(ws, repo, journal, queue, res, resolved=True)
+    _replay(ws, journal, old, patches)
+    return _finish(ws, journal, old)
 
 
 def abort(ws: Workspace) -> None:
     """Every repository back where op.json says it was; a new set already written is taken back too."""
-    record = ws.op_record(state.KIND_REBASE, "--abort")
-    for origin in record.repos:
+    journal = ws.op_journal(state.RebaseJournal, "--abort")
+    for origin in journal.repos:
         repo = ws.repo(origin.path)
-        applying.restore(repo, origin, record.patch_branch)
-        if record.extra.get("written") and repo.ref_exists(f"refs/heads/{patch_branch(record.set)}"):
-            repo.run("branch", "-q", "-D", patch_branch(record.set))
-    if record.extra.get("written"):
-        _unwrite(ws, record)
+        engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))
+        if journal.written and repo.ref_exists(f"refs/heads/{patch_branch(journal.set)}"):
+            repo.run("branch", "-q", "-D", patch_branch(journal.set))
+    old = ws.manifest.sets.get(journal.from_set)
+    if journal.final is not None and journal.final.enzyme_created and old is not None and old.enzyme:
+        engine.remove_enzyme(ws, old, drop_module=journal.final.enzyme_module_created)
+    _unwrite(ws, journal)
     state.remove(ws.git_dir, state.OP_FILE)
-    _say(f"aborted: {', '.join(o.path for o in record.repos)} restored to where they were before the rebase of "
-         f"{record.extra['from']}")
-
-
-def describe(record: state.Record) -> str:
-    """What `patchmgr status` shows while a rebase is stopped."""
-    lines = [f"rebase of {record.extra['from']} onto {record.extra['onto_arg']} "
-             f"({record.extra['ontos'][SUPERPROJECT][:12]}) as {record.set} is in progress"]
-    lines += [f"  {label}: {outcome}" + (f" ({detail})" if detail else "")
-              for label, (outcome, detail) in record.extra["outcomes"].items()]
-    if record.extra.get("stopped"):
-        lines.append(f"  stopped at {record.extra['stopped']}: resolve, git add, then patchmgr rebase --continue "
-                     "(or --skip, --abort)")
-    return "\n".join(lines)
+    say(f"aborted: {', '.join(o.path for o in journal.repos)} restored to where they were before the rebase of "
+         f"{journal.from_set}")
 
 
 # --- planning -------------------------------------------------------------
@@ -184,17 +178,16 @@ def _resolve_onto(ws: Workspace, onto: str, old: PatchSet, old_base: str) -> str
     gitlinks = {r.path: ws.superproject.gitlink(old_base, r.path) for r in old.repos if r.path != SUPERPROJECT}
     sha = releases.commit_release(ws.root, onto, old_base, {p: c for p, c in gitlinks.items() if c})
     ws.superproject.run("update-ref", "-m", f"patchmgr: rustc {onto} release tree", f"refs/tags/{onto}", sha, "")
-    _say(f"rustc {onto} is commit {sha[:12]} (tag {onto}), a child of {old_base[:12]}")
+    say(f"rustc {onto} is commit {sha[:12]} (tag {onto}), a child of {old_base[:12]}")
     return sha
 
 
-def _new_set_facts(ws: Workspace, ontos: dict[str, str], old: PatchSet, llvm: int | None) -> dict:
+def _new_set_facts(ws: Workspace, ontos: dict[str, str], old: PatchSet, llvm: int | None) -> state.NewBase:
     """rustc version, upstream commit and LLVM major of the new base, read from its tree."""
     sup, onto = ws.superproject, ontos[SUPERPROJECT]
     version, upstream = read_tarball_ids(sup, onto)
     if version is None:
-        res = sup.try_run("show", f"{onto}:src/version", readonly=True)
-        version = res.out.strip() if res.status == 0 else None
+        version = (sup.read(onto, "src/version") or "").strip() or None
     if not version or not VERSION.match(version):
         raise BadInput(f"cannot tell the rustc version of {onto[:12]}: it has neither a version nor a src/version file")
     note = ""
@@ -202,7 +195,7 @@ def _new_set_facts(ws: Workspace, ontos: dict[str, str], old: PatchSet, llvm: in
         llvm = _llvm_major(ws, ontos)
     if llvm is None:
         llvm, note = old.llvm, f"LLVM major kept from {old.name}: the new base's llvm-project does not say; pass --llvm"
-    return {"rustc": version, "commit": upstream or onto, "llvm": llvm, "note": note}
+    return state.NewBase(rustc=version, commit=upstream or onto, llvm=llvm, note=note)
 
 
 def _llvm_major(ws: Workspace, ontos: dict[str, str]) -> int | None:
@@ -211,8 +204,8 @@ def _llvm_major(ws: Workspace, ontos: dict[str, str]) -> int | None:
             continue
         repo = ws.repo(path)
         for name in ("cmake/Modules/LLVMVersion.cmake", "llvm/CMakeLists.txt"):
-            res = repo.try_run("show", f"{commit}:{name}", readonly=True)
-            found = re.search(r"set\(LLVM_VERSION_MAJOR\s+(\d+)\)", res.out) if res.status == 0 else None
+            text = repo.read(commit, name)
+            found = re.search(r"set\(LLVM_VERSION_MAJOR\s+(\d+)\)", text) if text is not None else None
             if found:
                 return int(found.group(1))
     return None
@@ -224,39 +217,28 @@ def _new_dir(old_dir: str, old_name: str, new_name: str) -> str:
 
 # --- replay ---------------------------------------------------------------
 
-def _replay(ws: Workspace, record: state.Record, old: PatchSet, patches: dict[str, list[Patch]]) -> None:
-    outcomes = record.extra["outcomes"]
+def _replay(ws: Workspace, journal: state.RebaseJournal, old: PatchSet, patches: dict[str, list[Patch]]) -> None:
+    outcomes = journal.outcomes
     for series in old.apply_order():
         repo = ws.repo(series.path)
-        onto = record.extra["ontos"][series.path]
-        _checkout(ws, repo, record, onto)
-        on_branch = applying.applied_labels(repo, onto, record.set)
+        onto = journal.ontos[series.path]
+        engine.checkout_branch(repo, journal, lambda: state.save_op(ws.git_dir, journal), journal.patch_branch, onto)
+        on_branch = engine.applied_labels(repo, onto, journal.set)
         for label in on_branch:
             if label not in outcomes:  # git am --continue run by hand, or a kill after the am
-                stopped = record.extra.get("stopped") == label
+                stopped = journal.stopped == label
                 outcomes[label] = [BY_HAND if stopped else CLEAN, "" if stopped else "outcome not recorded (interrupted)"]
         pending = [p for p in patches[series.path] if p.label not in outcomes]
         if pending:
-            record.extra["stopped"] = pending[0].label
-            state.save(ws.git_dir, state.OP_FILE, record)
-            res = applying.am(ws, repo, record.set, pending, "rebase", check=False)
-            _settle(ws, repo, record, pending, res)
-    state.save(ws.git_dir, state.OP_FILE, record)
+            journal.stopped = pending[0].label
+            state.save_op(ws.git_dir, journal)
+            res = engine.am(repo, journal.set, pending, "rebase", check=False)
+            fault(f"rebase:am:{series.path}")
+            _settle(ws, repo, journal, pending, res)
+    state.save_op(ws.git_dir, journal)
 
 
-def _checkout(ws: Workspace, repo: Repo, record: state.Record, onto: str) -> None:
-    ref = "refs/heads/" + record.patch_branch
-    if repo.branch() == ref:
-        return
-    if repo.ref_exists(ref):
-        repo.run("-c", "submodule.recurse=false", "checkout", "-q", record.patch_branch, "--")
-        return
-    record.origin(repo.label).branch_created = True
-    state.save(ws.git_dir, state.OP_FILE, record)  # before the branch exists, so abort deletes it
-    repo.run("-c", "submodule.recurse=false", "checkout", "-q", "-b", record.patch_branch, onto, "--")
-
-
-def _settle(ws: Workspace, repo: Repo, record: state.Record, pending: list[Patch], res,
+def _settle(ws: Workspace, repo: Repo, journal: state.RebaseJournal, pending: list[Patch], res,
             resolved: bool = False) -> None:
     """Give each patch of one `git am` run its outcome, from what git said while applying it.
 
@@ -264,7 +246,7 @@ def _settle(ws: Workspace, repo: Repo, record: state.Record, pending: list[Patch
     changes -- Patch already applied"); a stop is either such a patch in a form
     that conflicts (it reverse-applies: dropped, and am goes on) or a conflict.
     """
-    outcomes = record.extra["outcomes"]
+    outcomes = journal.outcomes
     queue = list(pending)
     while True:
         segments = re.split(r"(?m)^Applying: .*$", res.out + "\n" + res.err)[1:]
@@ -274,23 +256,23 @@ def _settle(ws: Workspace, repo: Repo, record: state.Record, pending: list[Patch
         for text in segments[:len(segments) - 1] if stopped else segments:
             patch = queue.pop(0)
             if "No changes -- Patch already applied." in text:
-                twin = _upstream_twin(repo, patch, record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label])
+                twin = _upstream_twin(repo, patch, journal.old_bases[repo.label], journal.ontos[repo.label])
                 outcomes[patch.label] = [DROPPED, f"same change as upstream {twin}" if twin
                                          else "every hunk is already upstream"]
             else:
                 outcomes[patch.label] = [MERGED if "Falling back to patching base and 3-way merge" in text else CLEAN, ""]
-            _say(f"{patch.label}: {outcomes[patch.label][0]}"
+            say(f"{patch.label}: {outcomes[patch.label][0]}"
                  + (f" ({outcomes[patch.label][1]})" if outcomes[patch.label][1] else ""))
-        record.extra["stopped"] = queue[0].label if queue else None
-        state.save(ws.git_dir, state.OP_FILE, record)
+        journal.stopped = queue[0].label if queue else None
+        state.save_op(ws.git_dir, journal)
         if not stopped:
             return
         patch = queue[0]
         if repo.try_run("apply", "--check", "-R", "--cached", input=patch.diff, readonly=True).status != 0:
-            raise _with_history(applying.conflict(repo, res.out + res.err, "rebase"), repo, record, patch)
+            raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, patch)
         outcomes[patch.label] = [DROPPED, "every hunk is already upstream"]
         queue.pop(0)
-        _say(f"{patch.label}: {DROPPED} (every hunk is already upstream)")
+        say(f"{patch.label}: {DROPPED} (every hunk is already upstream)")
         res = repo.try_run("am", "--skip", env=identity_env(repo))
 
 
@@ -324,9 +306,9 @@ def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | 
     return None
 
 
-def _with_history(error: Conflict, repo: Repo, record: state.Record, patch: Patch) -> Conflict:
+def _with_history(error: Conflict, repo: Repo, journal: state.RebaseJournal, patch: Patch) -> Conflict:
     """The conflict report plus the upstream commits between the bases that changed the patch's lines."""
-    old_base, onto = record.extra["old_bases"][repo.label], record.extra["ontos"][repo.label]
+    old_base, onto = journal.old_bases[repo.label], journal.ontos[repo.label]
     touching = touching_commits(repo, patch.diff, old_base, onto)
     lines = [error.report]
     if touching:
@@ -375,38 +357,42 @@ def touching_commits(repo: Repo, diff: str, old_base: str, onto: str) -> list[st
 
 # --- the new set ------------------------------------------------------------
 
-def _finish(ws: Workspace, record: state.Record, old: PatchSet) -> PatchSet:
+def _finish(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -> PatchSet:
     """Write the new set, then make the replayed branches its patch branches and complete the apply.
 
     The replayed commits are the ones the files were exported from, so only
     their trailers change (to the new set and file names): new commits with the
-    same trees, no checkout and no second git am. From the op.json swap on, the
-    run is an apply of the new set, with apply's --continue and --abort.
+    same trees, no checkout and no second git am. The apply that completes it
+    (Enzyme, gitlinks) runs inside the rebase journal (`final`), so until it
+    ends, rebase --continue finishes it and rebase --abort undoes everything.
     """
-    if not record.extra["written"]:
-        _write_new_set(ws, record, old)
-        record.extra["written"] = True
-        state.save(ws.git_dir, state.OP_FILE, record)
-    _say(f"wrote set {record.set} next to {old.name}; report: {old.root / record.set / REPORT_NAME}")
+    if not journal.written:
+        _write_new_set(ws, journal, old)
+        fault("rebase:set-written")
+        journal.written = True
+        state.save_op(ws.git_dir, journal)
+    say(f"wrote set {journal.set} next to {old.name}; report: {old.root / journal.set / REPORT_NAME}")
     fresh = Workspace(ws.root, load_manifest(ws.manifest.path.parent))
-    new_set = fresh.manifest.get(record.set)
-    branch = patch_branch(record.set)
-    ontos = record.extra["ontos"]
-    for origin in record.repos:
-        repo = ws.repo(origin.path)
-        if repo.branch() == "refs/heads/" + record.patch_branch:
-            head = _retag(repo, ontos[origin.path], record.set, record.extra["names"])
-            repo.run("update-ref", "-m", f"patchmgr: patch branch of {record.set}", f"refs/heads/{branch}", head)
-            repo.run("symbolic-ref", "-m", f"patchmgr: switch to {branch}", "HEAD", f"refs/heads/{branch}")
-        if repo.ref_exists("refs/heads/" + record.patch_branch):
-            repo.run("branch", "-q", "-D", record.patch_branch)
-    origins = [state.RepoOrigin(o.path, None, ontos[o.path], branch_created=True) for o in record.repos]
-    apply_record = state.Record(set=record.set, patch_branch=branch, repos=origins, extra={
-        "applied_origins": [o.__dict__ for o in origins], "bases": ontos})
-    state.save(ws.git_dir, state.OP_FILE, apply_record)
+    new_set = fresh.manifest.get(journal.set)
+    if journal.final is None:
+        branch = patch_branch(journal.set)
+        for origin in journal.repos:
+            repo = ws.repo(origin.path)
+            if repo.branch() == "refs/heads/" + journal.patch_branch:
+                head = _retag(repo, journal.ontos[origin.path], journal.set, journal.names)
+                repo.run("update-ref", "-m", f"patchmgr: patch branch of {journal.set}", f"refs/heads/{branch}", head)
+                fault(f"rebase:retagged:{origin.path}")
+                repo.run("symbolic-ref", "-m", f"patchmgr: switch to {branch}", "HEAD", f"refs/heads/{branch}")
+            if repo.ref_exists("refs/heads/" + journal.patch_branch):
+                repo.run("branch", "-q", "-D", journal.patch_branch)
+        origins = [state.RepoOrigin(o.path, None, journal.ontos[o.path], branch_created=True) for o in journal.repos]
+        journal.final = state.ApplyJournal(set=journal.set, patch_branch=branch, repos=origins,
+                                           applied_origins=list(origins), bases=dict(journal.ontos))
+        state.save_op(ws.git_dir, journal)
+        fault("rebase:final")
     patches = load_patches(new_set)
-    applying.run_steps(fresh, apply_record, new_set, patches)
-    applying.finish(fresh, apply_record, patches)
+    engine.run_steps(fresh, journal.final, lambda: state.save_op(ws.git_dir, journal), new_set, patches)
+    engine.complete(fresh, journal.final, patches)
     return new_set
 
 
@@ -426,56 +412,57 @@ def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
     return head
 
 
-def _write_new_set(ws: Workspace, record: state.Record, old: PatchSet) -> None:
+def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -> None:
     import tomlkit
 
-    new, dirs = record.extra["new"], record.extra["dirs"]
-    candidates = {record.set} | {Path(d).parts[0] for d in dirs.values()} | set(dirs.values())
+    new, dirs = journal.new, journal.dirs
+    candidates = {journal.set} | {Path(d).parts[0] for d in dirs.values()} | set(dirs.values())
     created = [d for d in candidates if not (old.root / d).exists()]
-    record.extra["created"] = sorted(created)
-    state.save(ws.git_dir, state.OP_FILE, record)
+    journal.created = sorted(created)
+    state.save_op(ws.git_dir, journal)
     lists, names = {}, {}
     for series in old.repos:
         repo = ws.repo(series.path)
-        onto = record.extra["ontos"][series.path]
+        onto = journal.ontos[series.path]
         commits = repo.commits(f"{onto}..HEAD")
         written, _ = write_patches(repo, [sha for sha, _ in commits], old.root / dirs[series.path], [])
         lists[series.path] = written
         for (_, message), name in zip(commits, written):
             names[parse_trailers(message).get(TRAILER_PATCH)] = f"{dirs[series.path]}/{name}"
 
-    new_set = dataclasses.replace(old, name=record.set, rustc=new["rustc"], commit=new["commit"], llvm=new["llvm"],
+    new_set = dataclasses.replace(old, name=journal.set, rustc=new.rustc, commit=new.commit, llvm=new.llvm,
                                   repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos))
     doc = tomlkit.parse(ws.manifest.path.read_text(encoding="utf-8"))
     table = tomlkit.table()
-    table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {record.set}/{REPORT_NAME}."))
+    table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {journal.set}/{REPORT_NAME}."))
     for key, value in set_table(new_set).items():
         table[key] = value
-    doc["sets"][record.set] = table
-    ws.manifest.path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    doc["sets"][journal.set] = table
+    write_manifest(ws.manifest.path, tomlkit.dumps(doc))
+    fault("rebase:manifest-written")
 
-    record.extra["names"] = names
-    report = render_report(record, old, names)
-    (old.root / record.set).mkdir(parents=True, exist_ok=True)
-    (old.root / record.set / REPORT_NAME).write_text(report, encoding="utf-8")
-    print(report, end="")
+    journal.names = names
+    report = render_report(journal, old, names)
+    (old.root / journal.set).mkdir(parents=True, exist_ok=True)
+    (old.root / journal.set / REPORT_NAME).write_text(report, encoding="utf-8")
+    show(report, end="")
 
 
-def render_report(record: state.Record, old: PatchSet, names: dict[str, str]) -> str:
+def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, str]) -> str:
     """Per patch what the rebase did with it, in series order. No times or hashes of ours: it is committed."""
-    new = record.extra["new"]
-    lines = [f"# Rebase of {old.name} onto rustc {new['rustc']}", "",
+    new = journal.new
+    lines = [f"# Rebase of {old.name} onto rustc {new.rustc}", "",
              f"- from: rustc {old.rustc}, upstream {old.commit}, LLVM {old.llvm}",
-             f"- onto: rustc {new['rustc']}, upstream {new['commit']}, LLVM {new['llvm']} (`--onto {record.extra['onto_arg']}`)",
+             f"- onto: rustc {new.rustc}, upstream {new.commit}, LLVM {new.llvm} (`--onto {journal.onto_arg}`)",
              ""]
-    if new.get("note"):
-        lines += [f"Note: {new['note']}.", ""]
+    if new.note:
+        lines += [f"Note: {new.note}.", ""]
     lines += ["| patch | outcome | in the new set |", "|---|---|---|"]
     counts: dict[str, int] = {}
     for series in old.repos:
         for name in series.patches:
             label = old.patch_label(series, name)
-            outcome, detail = record.extra["outcomes"].get(label, ["not replayed", ""])
+            outcome, detail = journal.outcomes.get(label, ["not replayed", ""])
             counts[outcome] = counts.get(outcome, 0) + 1
             text = (outcome + (f": {detail}" if detail else "")).replace("|", "\\|")
             lines.append(f"| {label} | {text} | {names.get(label, '-')} |")
@@ -483,8 +470,36 @@ def render_report(record: state.Record, old: PatchSet, names: dict[str, str]) ->
     return "\n".join(lines)
 
 
-def _unwrite(ws: Workspace, record: state.Record) -> None:
-    ws.manifest.path.write_text(record.extra["manifest"], encoding="utf-8")
+def _unwrite(ws: Workspace, journal: state.RebaseJournal) -> None:
+    """Take back what writing the new set did, also when a kill stopped it half way:
+    the manifest's old text, the files in the new set's directories (empty or absent
+    when the rebase began), the report, and the directories it created."""
+    if ws.manifest.path.read_text(encoding="utf-8") != journal.manifest:
+        write_manifest(ws.manifest.path, journal.manifest)
     root = ws.manifest.path.parent
-    for rel in sorted(record.extra.get("created", []), key=len, reverse=True):
+    for directory in journal.dirs.values():
+        if (root / directory).is_dir():
+            for leftover in (root / directory).iterdir():
+                leftover.unlink()
+    (root / journal.set / REPORT_NAME).unlink(missing_ok=True)
+    for rel in sorted(journal.created, key=len, reverse=True):
         shutil.rmtree(root / rel, ignore_errors=True)
+
+
+def command(ws: Workspace, args) -> None:
+    """`patchmgr rebase --onto X | --continue | --skip | --abort`, then the new set's bootstrap config."""
+    if args.mode == "--abort":
+        abort(ws)
+        return
+    if args.note and args.mode not in ("--continue", "--skip"):
+        raise UsageError("--note goes with rebase --continue or --skip")
+    if args.mode:
+        patch_set = resume(ws, args.mode, args.note)
+    elif not args.onto:
+        raise UsageError("rebase needs --onto REV|VERSION (or --continue, --skip, --abort)")
+    else:
+        patch_set = start(ws, args.onto, args.set_name, args.new_set, args.llvm)
+    if not args.no_config:
+        from xpy_ext.commands import write_for_set
+
+        write_for_set(ws, args, patch_set)

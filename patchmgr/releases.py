@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from patchmgr.errors import BadInput, ReleaseFailed
+from patchmgr.errors import BadInput, GitFailed, ReleaseFailed
+from patchmgr.gitio import Repo
+from patchmgr.output import say
 
 # version -> (source package, Debian version, upstream commit, release date)
 RELEASES = {
@@ -29,11 +30,8 @@ RELEASES = {
 }
 
 
-def log(message: str) -> None:
-    print(f"patchmgr: {message}", file=sys.stderr, flush=True)
-
-
 def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> str:
+    """apt-get and tar (git goes through gitio), failing as ReleaseFailed."""
     res = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise ReleaseFailed(f"{' '.join(map(str, args[:4]))} failed: {(res.stderr or res.stdout).strip()[-400:]}")
@@ -86,10 +84,10 @@ def download(package: str, version: str) -> Path:
         raise ReleaseFailed("no apt sources found in /etc/apt to derive deb-src entries from")
     (state / "sources.list").write_text("".join(e + "\n" for kind, e in entries if kind == "list"))
     (state / "parts" / "deb-src.sources").write_text("\n\n".join(e.strip() for kind, e in entries if kind == "sources") + "\n")
-    log("apt-get update (private deb-src state)")
+    say("apt-get update (private deb-src state)")
     run("apt-get", *apt_options(state), "update")
     dl.mkdir(parents=True, exist_ok=True)
-    log(f"apt-get source --download-only {package}={version}")
+    say(f"apt-get source --download-only {package}={version}")
     run("apt-get", *apt_options(state), "source", "--download-only", f"{package}={version}", cwd=dl)
     (dl / ".complete").write_text("")
     return dl
@@ -104,7 +102,7 @@ def fixed_env(date: str, name: str = "patchmgr import", email: str = "import@pat
 
 def extract(dl: Path, dest: Path) -> None:
     orig = next(dl.glob("*.orig.tar.*"))
-    log(f"extracting {orig.name}")
+    say(f"extracting {orig.name}")
     dest.mkdir(parents=True, exist_ok=True)
     run("tar", "--no-same-owner", "--strip-components=1", "-xf", orig, "-C", dest)
 
@@ -129,12 +127,16 @@ def commit_release(repo_path: Path, version: str, parent: str, gitlinks: dict[st
         found = (tree / "git-commit-hash").read_text().strip() if (tree / "git-commit-hash").exists() else None
         if found != upstream:
             raise ReleaseFailed(f"the {package} tarball's git-commit-hash is {found}, expected {upstream}")
-        modules = run("git", "show", f"{parent}:.gitmodules", cwd=repo_path, env=env) if gitlinks else ""
+        repo = Repo(repo_path)
+        modules = (repo.read(parent, ".gitmodules") or "") if gitlinks else ""
         (tree / ".gitmodules").write_text(modules)
         git_env = dict(env, GIT_INDEX_FILE=str(Path(tmp) / "index"), GIT_WORK_TREE=str(tree))
-        log(f"committing the rustc {version} tree on top of {parent[:12]}")
-        run("git", "add", "-A", "--", ".", cwd=repo_path, env=git_env)
-        for path, commit in gitlinks.items():
-            run("git", "update-index", "--add", "--cacheinfo", f"160000,{commit},{path}", cwd=repo_path, env=git_env)
-        tree_id = run("git", "write-tree", cwd=repo_path, env=git_env).strip()
-    return run("git", "commit-tree", tree_id, "-p", parent, "-m", commit_message(version), cwd=repo_path, env=env).strip()
+        say(f"committing the rustc {version} tree on top of {parent[:12]}")
+        try:
+            repo.run("add", "-A", "--", ".", env=git_env)
+            for path, commit in gitlinks.items():
+                repo.run("update-index", "--add", "--cacheinfo", f"160000,{commit},{path}", env=git_env)
+            tree_id = repo.run("write-tree", env=git_env).strip()
+            return repo.run("commit-tree", tree_id, "-p", parent, "-m", commit_message(version), env=env).strip()
+        except GitFailed as e:
+            raise ReleaseFailed(f"committing the rustc {version} tree failed: {e}") from None

@@ -7,22 +7,28 @@ half-applied series.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from patchmgr.errors import BadInput, UnknownBase
-from patchmgr.safety import path_problem, url_problem
+from patchmgr.safety import path_problem, ref_name_problem, url_problem
 
 MANIFEST_NAME = "series.toml"
 SCHEMA = 1
 DEFAULT_ENZYME_PATH = "src/llvm-project/enzyme"
 SUPERPROJECT = "."
+#: a ref is a file under .git/refs, and git locks it as <name>.lock
+MAX_SET_NAME_BYTES = 250
 
 _FULL_HASH = re.compile(r"^[0-9a-f]{40}$")
-#: what set names and rustc versions look like (manifest keys, rebase arguments)
-SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: what set names and rustc versions look like (manifest keys, rebase arguments); a set
+#: name is also the branch refs/heads/patchmgr/<name>, so git's ref rules hold too
+#: (no '..', no trailing '.', no '.lock' at the end: see safety.ref_name_problem)
+SET_NAME = re.compile(r"^(?!.*\.\.)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._-]*(?<!\.)$")
 VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
 _PATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.patch$")
 
@@ -104,7 +110,12 @@ class _Where:
         return _Where(self.file, f"{self.key}.{key}" if self.key else key)
 
     def fail(self, problem: str) -> BadInput:
-        return BadInput(f"{self.file}: key '{self.key}' {problem}")
+        # keys are the manifest author's text: escape control characters (a
+        # newline would break the one-line error, an escape sequence the terminal)
+        key = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", self.key)
+        if len(key) > 300:
+            key = key[:300] + "..."
+        return BadInput(f"{self.file}: key '{key}' {problem}")
 
 
 def _table(value, where: _Where, allowed: set[str], required: set[str]) -> dict:
@@ -136,15 +147,39 @@ def _relpath(value, where: _Where) -> str:
     value = _string(value, where)
     problem = path_problem(value)
     if problem:
-        raise where.fail(f"path {value!r} {problem}")
+        raise where.fail(f"path {_clip(value)!r} {problem}")
     return value
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """A long value shortened for a one-line message."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _integer(value, where: _Where, low: int, high: int, what: str) -> int:
+    """A TOML integer, exactly: `true` and `1.0` compare equal to 1 in Python but are not numbers here."""
+    if type(value) is not int or not low <= value <= high:
+        raise where.fail(f"must be {what}, not {value!r}")
+    return value
+
+
+def set_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a set (it becomes the branch refs/heads/patchmgr/<name>), or None."""
+    problem = ref_name_problem(name)
+    if problem:
+        return f"{problem}, which git refuses in the branch name patchmgr/<set>"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_SET_NAME_BYTES:
+        return f"is longer than {MAX_SET_NAME_BYTES} bytes, too long for the branch's file name"
+    if not SET_NAME.match(name):
+        return "must start with a letter or digit and hold only letters, digits, '.', '_', '-'"
+    return None
 
 
 def _parse_repo(path: str, value, where: _Where) -> RepoSeries:
     if path != SUPERPROJECT:
         problem = path_problem(path)
         if problem:
-            raise where.fail(f"repository path {path!r} {problem}")
+            raise where.fail(f"repository path {_clip(path)!r} {problem}")
     table = _table(value, where, {"dir", "patches"}, {"dir", "patches"})
     directory = _relpath(table["dir"], where / "dir")
     patches = table["patches"]
@@ -154,6 +189,9 @@ def _parse_repo(path: str, value, where: _Where) -> RepoSeries:
     for name in patches:
         if not isinstance(name, str) or not _PATCH_NAME.match(name):
             raise (where / "patches").fail(f"entry {name!r} must be a plain file name ending in .patch")
+        problem = path_problem(f"{directory}/{name}")
+        if problem:
+            raise (where / "patches").fail(f"entry {_clip(name)!r}: its path {problem}")
         if name in seen:
             raise (where / "patches").fail(f"lists {name!r} twice")
         seen.add(name)
@@ -161,15 +199,14 @@ def _parse_repo(path: str, value, where: _Where) -> RepoSeries:
 
 
 def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
-    if not SET_NAME.match(name):
-        raise where.fail("is not a valid set name (letters, digits, '.', '_', '-')")
+    problem = set_name_problem(name)
+    if problem:
+        raise where.fail(f"is not a valid set name: it {problem}")
     table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover"}, {"rustc", "commit", "llvm", "repos"})
     rustc = _string(table["rustc"], where / "rustc")
     if not VERSION.match(rustc):
         raise (where / "rustc").fail(f"must be a version such as 1.63.0, not {rustc!r}")
-    llvm = table["llvm"]
-    if not isinstance(llvm, int) or isinstance(llvm, bool) or not 3 <= llvm <= 99:
-        raise (where / "llvm").fail("must be an LLVM major version number such as 14")
+    llvm = _integer(table["llvm"], where / "llvm", 3, 99, "an LLVM major version number such as 14")
     repos_table = _table(table["repos"], where / "repos", set(table["repos"]) if isinstance(table["repos"], dict) else set(), set())
     if not repos_table:
         raise (where / "repos").fail("must list at least one repository")
@@ -200,8 +237,8 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
     _table(data, where, {"schema", "sets"}, {"schema", "sets"})
-    if data["schema"] != SCHEMA:
-        raise (where / "schema").fail(f"is {data['schema']!r}; this patchmgr reads schema {SCHEMA}")
+    if type(data["schema"]) is not int or data["schema"] != SCHEMA:
+        raise (where / "schema").fail(f"is {data['schema']!r}; this patchmgr reads schema {SCHEMA} (an integer)")
     sets_where = where / "sets"
     if not isinstance(data["sets"], dict) or not data["sets"]:
         raise sets_where.fail("must hold at least one patch set table")
@@ -218,6 +255,40 @@ def load_manifest(patches_dir: Path) -> Manifest:
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not UTF-8 text") from None
     return parse_manifest(text, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file of the series (the manifest, a patch) through a rename, so a kill never leaves half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+write_manifest = write_atomic
+
+
+@dataclass(frozen=True)
+class TreePath:
+    """A manifest path that names a place in the checkout, with the key errors name."""
+
+    key: str  # as errors name it: sets.<set>.repos."src/llvm-project", sets.<set>.enzyme.path
+    path: str
+    kind: str  # "repo" (must be a submodule of the base tree) or "enzyme" (becomes one)
+
+
+def manifest_tree_paths(patch_set: PatchSet) -> list[TreePath]:
+    """The set's paths that must be checked against the base tree before apply writes there:
+    every repository but the superproject, and the Enzyme path.
+
+    Pure: the manifest alone cannot say whether `src/llvm-project` is a
+    submodule or a symlink out of the checkout in the tree at hand; lint's
+    check_manifest_paths asks git about exactly these.
+    """
+    where = f"sets.{patch_set.name}"
+    paths = [TreePath(f'{where}.repos."{r.path}"', r.path, "repo") for r in patch_set.repos if r.path != SUPERPROJECT]
+    if patch_set.enzyme:
+        paths.append(TreePath(f"{where}.enzyme.path", patch_set.enzyme.path, "enzyme"))
+    return paths
 
 
 def missing_patch_files(patch_set: PatchSet) -> list[str]:

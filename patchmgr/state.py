@@ -1,83 +1,287 @@
-"""What patchmgr remembers between runs, inside the superproject's .git/.
+"""What patchmgr remembers between runs, inside the superproject's .git/patchmgr/.
 
-Two small JSON files, each written whole through a rename so a kill never
-leaves half of one:
-- `op.json` exists while an apply or a rebase is under way (or stopped on a conflict).
-  It is written before the first change, so `--abort` can always put every
-  repository back, whenever the run was interrupted.
-- `applied.json` records, for an applied set, where each repository was
-  before (its branch and commit), so unapply returns there.
+Every persisted file is declared here, once, as a dataclass; nothing else
+reads or writes them. Each file is JSON written whole through a rename (a kill
+never leaves half of one) and carries `version`, so a newer patchmgr can read
+an older file and an older one refuses a newer file instead of misreading it.
+
+- `op.json` exists while a command that changes repositories is under way or
+  stopped: an `ApplyJournal`, a `RebaseJournal` or an `UnapplyJournal` (its
+  `kind` says which). It is written before the first change, so `--abort` can
+  always put every repository back, whenever the run was interrupted.
+- `applied.json` (`AppliedRecord`) describes an applied set: where each
+  repository was before it (unapply returns there), the patch-ids apply
+  verified (drift detection without recomputing them) and the bootstrap config
+  it wrote (unapply puts it back).
+
+Format history: version 1 kept everything but the first few fields in an
+untyped `extra` dict; it is read by lifting those keys to the top level.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 from patchmgr.errors import WrongState
 
+VERSION = 2
 OP_FILE = "op.json"
 APPLIED_FILE = "applied.json"
+DIR_NAME = "patchmgr"
 KIND_APPLY = "apply"
 KIND_REBASE = "rebase"
+KIND_UNAPPLY = "unapply"
 
 
 @dataclass
 class RepoOrigin:
+    """Where one repository was before a command moved it."""
+
     path: str  # "." or the submodule path
     branch: str | None  # full ref, None when HEAD was detached
     head: str
     branch_created: bool = False  # the patch branch was made by this run
 
 
-@dataclass
-class Record:
+@dataclass(kw_only=True)
+class Journal:
+    """The part of op.json every kind shares: which set, which branch, where each repository was."""
+
+    kind: ClassVar[str] = ""
     set: str
     patch_branch: str
     repos: list[RepoOrigin]
-    enzyme_created: bool = False  # this run made the Enzyme submodule directory
-    enzyme_module_created: bool = False  # ... and its git dir under .git/modules
-    extra: dict = field(default_factory=dict)
-    kind: str = KIND_APPLY  # which command's --continue / --skip / --abort owns an op.json
+    paths: dict[str, list[str]] = field(default_factory=dict)  # repository path -> where the run's patches write
 
     def origin(self, path: str) -> RepoOrigin | None:
         return next((r for r in self.repos if r.path == path), None)
 
 
+@dataclass(kw_only=True)
+class ApplyJournal(Journal):
+    """An apply under way: the steps re-run from it (--continue), --abort returns to `repos`."""
+
+    kind: ClassVar[str] = KIND_APPLY
+    bases: dict[str, str]  # repository path -> the commit the series goes on
+    applied_origins: list[RepoOrigin]  # what applied.json will say: the first apply's origins
+    skipped: list[str] = field(default_factory=list)  # patch labels left out with --skip
+    enzyme_created: bool = False  # this run made the Enzyme submodule directory
+    enzyme_module_created: bool = False  # ... and its git dir under .git/modules
+    applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
+
+
+@dataclass
+class NewBase:
+    """The facts of a rebase's new base, read from its tree."""
+
+    rustc: str
+    commit: str
+    llvm: int
+    note: str = ""
+
+
+@dataclass(kw_only=True)
+class RebaseJournal(Journal):
+    """A rebase under way. `repos` are the origins --abort returns to; the replay
+    happens on `patch_branch` (patchmgr/rebase/<new set>); once the new set is
+    written, `final` is the apply of the new set that completes it (the same
+    journal, so a kill anywhere is undone by rebase --abort)."""
+
+    kind: ClassVar[str] = KIND_REBASE
+    from_set: str
+    onto_arg: str
+    old_bases: dict[str, str]
+    ontos: dict[str, str]
+    new: NewBase
+    dirs: dict[str, str]  # repository path -> the new set's patch directory
+    manifest: str  # the manifest's text before the rebase, for --abort
+    outcomes: dict[str, list[str]] = field(default_factory=dict)  # label -> [outcome, detail]
+    stopped: str | None = None  # label of the patch git am is on
+    written: bool = False  # the new set's files and manifest entry are written
+    created: list[str] = field(default_factory=list)  # directories the new set's files created
+    names: dict[str, str] = field(default_factory=dict)  # old label -> new label
+    final: ApplyJournal | None = None
+
+
+@dataclass(kw_only=True)
+class UnapplyJournal(Journal):
+    """An unapply under way: `repos` are the patched branches and heads, which
+    --abort restores (branches recreated, Enzyme checked out again)."""
+
+    kind: ClassVar[str] = KIND_UNAPPLY
+    bases: dict[str, str]
+    enzyme_removed: bool = False
+
+
+@dataclass
+class ConfigWritten:
+    """The bootstrap config apply wrote, so unapply can put back the user's."""
+
+    path: str
+    sha256: str
+    had_backup: bool
+
+
+@dataclass
+class ConfigInputs:
+    """What the last rendered config depended on, and its digest: equal means up to date."""
+
+    key: str
+    result: str | None
+
+
+@dataclass
+class AppliedRecord:
+    set: str
+    patch_branch: str
+    repos: list[RepoOrigin]
+    # repository path -> patch label -> patch-id of its commit as applied (where it matched its file)
+    patch_ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    # repository path -> patch label -> [commit, digest of the file's diff] verified equal
+    verified: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    config: ConfigWritten | None = None
+    config_inputs: ConfigInputs | None = None
+
+    def origin(self, path: str) -> RepoOrigin | None:
+        return next((r for r in self.repos if r.path == path), None)
+
+
+JOURNALS: dict[str, type[Journal]] = {j.kind: j for j in (ApplyJournal, RebaseJournal, UnapplyJournal)}
+T = TypeVar("T")
+
+
+# --- encoding ---------------------------------------------------------------
+
+def _decode(cls: Any, value: Any) -> Any:
+    """`value` (parsed JSON) as type `cls`, checked; TypeError names what does not fit."""
+    origin, args = typing.get_origin(cls), typing.get_args(cls)
+    if dataclasses.is_dataclass(cls):
+        if not isinstance(value, dict):
+            raise TypeError(f"{cls.__name__} must be an object")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = set(value) - set(fields)
+        if unknown:
+            raise TypeError(f"unknown key {sorted(unknown)[0]!r} in {cls.__name__}")
+        return cls(**{k: _decode(hints[k], v) for k, v in value.items()})
+    if origin is typing.Union or type(cls).__name__ == "UnionType":
+        if value is None and type(None) in args:
+            return None
+        return _decode(next(a for a in args if a is not type(None)), value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError("expected a list")
+        return [_decode(args[0], v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError("expected an object")
+        return {k: _decode(args[1], v) for k, v in value.items()}
+    if cls is Any:
+        return value
+    if cls in (str, int, bool) and (type(value) is not cls):
+        raise TypeError(f"expected {cls.__name__}, got {value!r}")
+    return value
+
+
+def _encode(obj: Any) -> dict:
+    data = dataclasses.asdict(obj)
+    kind = getattr(obj, "kind", None)
+    return {"version": VERSION, **({"kind": kind} if kind else {}), **data}
+
+
+def _upgrade(name: str, data: dict) -> dict:
+    """A version-1 file's keys as version 2 names them: `extra` lifted, `from` renamed,
+    and the Enzyme flags kept only where the journal kind has them."""
+    data = {**data.pop("extra", {}), **data}
+    if "from" in data:
+        data["from_set"] = data.pop("from")
+    if name == APPLIED_FILE:
+        drop: tuple[str, ...] = ("kind", "enzyme_created", "enzyme_module_created")
+    elif data.get("kind") == KIND_REBASE:
+        drop = ("enzyme_created", "enzyme_module_created")
+    else:
+        drop = ()
+    return {k: v for k, v in data.items() if k not in drop}
+
+
+# --- files -------------------------------------------------------------------
+
 def _dir(git_dir: Path) -> Path:
-    return git_dir / "patchmgr"
+    return git_dir / DIR_NAME
 
 
-def save(git_dir: Path, name: str, record: Record) -> None:
+def _write(git_dir: Path, name: str, data: dict) -> None:
     directory = _dir(git_dir)
     directory.mkdir(exist_ok=True)
     tmp = directory / (name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(asdict(record), f, indent=1, sort_keys=True)
+        json.dump(data, f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, directory / name)
 
 
-def load(git_dir: Path, name: str) -> Record | None:
+def _read(git_dir: Path, name: str) -> dict | None:
     path = _dir(git_dir) / name
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["repos"] = [RepoOrigin(**r) for r in data["repos"]]
-        return Record(**data)
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError, KeyError) as e:
+    except ValueError as e:
+        raise WrongState(f"{path} is corrupt ({e}); move it away and run patchmgr status") from None
+    if not isinstance(data, dict):
+        raise WrongState(f"{path} is corrupt (not a JSON object); move it away and run patchmgr status")
+    version = data.pop("version", 1)
+    if not isinstance(version, int) or version > VERSION:
+        raise WrongState(f"{path} was written by a newer patchmgr (format {version}, this one reads up to "
+                         f"{VERSION}); use that version, or upgrade this one")
+    return _upgrade(name, data) if version == 1 else data
+
+
+def _load(git_dir: Path, name: str, cls: type[T], data: dict) -> T:
+    try:
+        return _decode(cls, data)
+    except (TypeError, KeyError, StopIteration) as e:
+        path = _dir(git_dir) / name
         raise WrongState(f"{path} is corrupt ({e}); move it away and run patchmgr status") from None
 
 
+def save_op(git_dir: Path, journal: Journal) -> None:
+    _write(git_dir, OP_FILE, _encode(journal))
+
+
+def load_op(git_dir: Path) -> Journal | None:
+    data = _read(git_dir, OP_FILE)
+    if data is None:
+        return None
+    kind = data.pop("kind", KIND_APPLY)
+    if kind not in JOURNALS:
+        raise WrongState(f"{_dir(git_dir) / OP_FILE} records an unknown operation {kind!r}; "
+                         "use the patchmgr that started it")
+    return _load(git_dir, OP_FILE, JOURNALS[kind], data)
+
+
+def save_applied(git_dir: Path, record: AppliedRecord) -> None:
+    _write(git_dir, APPLIED_FILE, _encode(record))
+
+
+def load_applied(git_dir: Path) -> AppliedRecord | None:
+    data = _read(git_dir, APPLIED_FILE)
+    return None if data is None else _load(git_dir, APPLIED_FILE, AppliedRecord, data)
+
+
 def remove(git_dir: Path, name: str) -> None:
-    try:
-        (_dir(git_dir) / name).unlink()
-    except FileNotFoundError:
-        pass
+    for path in (_dir(git_dir) / name, _dir(git_dir) / (name + ".tmp")):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
     try:
         _dir(git_dir).rmdir()
     except OSError:

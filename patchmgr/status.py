@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
-from patchmgr.workspace import View
+import json
+
+from patchmgr import state
+from patchmgr.output import show
+from patchmgr.series import SUPERPROJECT
+from patchmgr.workspace import View, Workspace
+
+
+def command(ws: Workspace, args) -> None:
+    """`patchmgr status [--json]`: a stopped rebase, or the set against the tree."""
+    op = ws.op_record()
+    if isinstance(op, state.RebaseJournal):
+        shown = {"set": op.set, "from": op.from_set, "onto_arg": op.onto_arg, "ontos": op.ontos,
+                 "outcomes": op.outcomes, "stopped": op.stopped}
+        show(json.dumps({"rebase": shown}, indent=2) if args.json else describe_rebase(op))
+        return
+    data = to_dict(ws.inspect(args.set_name or (op.set if op else None)), f"{op.kind} of {op.set}" if op else None)
+    show(json.dumps(data, indent=2) if args.json else render(data))
+
+
+def describe_rebase(journal: state.RebaseJournal) -> str:
+    """What status shows while a rebase is stopped."""
+    lines = [f"rebase of {journal.from_set} onto {journal.onto_arg} "
+             f"({journal.ontos[SUPERPROJECT][:12]}) as {journal.set} is in progress"]
+    lines += [f"  {label}: {outcome}" + (f" ({detail})" if detail else "")
+              for label, (outcome, detail) in journal.outcomes.items()]
+    if journal.stopped:
+        lines.append(f"  stopped at {journal.stopped}: resolve, git add, then patchmgr rebase --continue "
+                     "(or --skip, --abort)")
+    elif journal.final is not None:
+        lines.append("  the new set is written; completing its apply stopped: patchmgr rebase --continue "
+                     "(or --abort)")
+    return "\n".join(lines)
 
 
 def to_dict(view: View, op_in_progress: str | None) -> dict:
@@ -20,11 +52,10 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
         "stale_gitlinks": view.stale_gitlinks,
     }
     for v in view.repos:
-        branch = v.repo.branch()
         out["repos"].append({
             "path": v.path,
-            "branch": branch.removeprefix("refs/heads/") if branch else None,
-            "head": v.repo.head(),
+            "branch": v.branch.removeprefix("refs/heads/") if v.branch else None,
+            "head": v.state.head,
             "base": v.state.base,
             "applied": v.applied,
             "pending": v.pending,
@@ -48,7 +79,8 @@ def render(data: dict) -> str:
         lines.append("drifted: the patch file changed since apply; edited: the commit changed after apply "
                      "(unapply keeps it only with --force, under refs/patchmgr/backup/)")
     if data["operation_in_progress"]:
-        lines.append(f"in progress: {data['operation_in_progress']} (patchmgr apply --continue, --skip or --abort)")
+        kind = data["operation_in_progress"].split()[0]
+        lines.append(f"in progress: {data['operation_in_progress']} (patchmgr {kind} --continue, --skip or --abort)")
     for r in data["repos"]:
         lines.append(f"{r['path']}: on {r['branch'] or 'detached HEAD'} at {r['head'][:12]}, base {r['base'][:12]}")
         for label in r["applied"]:

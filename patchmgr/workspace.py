@@ -6,18 +6,35 @@ status share this view, so they agree on what "applied" means.
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from patchmgr import state
 from patchmgr.base import Detected, RepoState, detect, find_root, repo_state, series_limit
-from patchmgr.errors import DirtyTree, WrongState
-from patchmgr.gitio import Repo
+from patchmgr.errors import Busy, DirtyTree, WrongState
+from patchmgr.gitio import Repo, hold_in_children
 from patchmgr.lint import load_patches
-from patchmgr.patchfile import Patch, diff_digest
+from patchmgr.output import say
+from patchmgr.patchfile import TRAILER_PATCH, Patch, diff_digest
 from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, RepoSeries
 
 PATCH_BRANCH_PREFIX = "patchmgr/"
+LOCK_FILE = "patchmgr.lock"  # in the superproject's git dir, beside git's own locks
+J = TypeVar("J", bound=state.Journal)
+
+
+#: how each kind of stopped operation goes on or back
+_MODES = {state.KIND_APPLY: "--continue, --skip or --abort", state.KIND_REBASE: "--continue, --skip or --abort",
+          state.KIND_UNAPPLY: "--continue or --abort"}
+
+
+def _an(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def patch_branch(set_name: str) -> str:
@@ -36,6 +53,7 @@ class RepoView:
     out_of_order: bool = False  # applied patches are not in series order
     skipped: list[str] = field(default_factory=list)  # pending patches that come before applied ones
     tool_commits: int = 0  # Enzyme and gitlink commits
+    branch: str | None = None  # the checked-out branch's full ref, None when detached
 
     @property
     def path(self) -> str:
@@ -63,7 +81,7 @@ class View:
     enzyme: EnzymeView | None
     stale_gitlinks: list[str]  # submodule paths whose superproject record lags their HEAD
     patches: dict[str, list[Patch]]
-    applied_record: state.Record | None
+    applied_record: state.AppliedRecord | None
 
     @property
     def patch_set(self) -> PatchSet:
@@ -95,6 +113,47 @@ class Workspace:
     def open(cls, start: Path, manifest: Manifest) -> "Workspace":
         return cls(find_root(start), manifest)
 
+    @contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the checkout's patchmgr lock for the whole of `command`.
+
+        An flock on .git/patchmgr.lock: the kernel drops it when the holder
+        dies, so a killed run never blocks the next one; the pid written in
+        the file names the holder for the refusal, and a file left by a dead
+        one is taken over with a word. After taking the lock its inode is
+        compared with the path's, in case the holder removed the file between
+        our open and our flock.
+        """
+        path = self.git_dir / LOCK_FILE
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+                os.close(fd)
+                raise Busy(f"another patchmgr is running on this checkout (pid and command: {holder}), or a git "
+                           "command it started is still running; wait for it to finish, then run yours again") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        left = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        if left:
+            say(f"took over the lock left by a patchmgr that is no longer running ({left})")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        hold_in_children(fd)
+        try:
+            yield
+        finally:
+            hold_in_children(None)
+            os.unlink(path)
+            os.close(fd)
+
     def repo(self, path: str) -> Repo:
         if path == SUPERPROJECT:
             return self.superproject
@@ -103,26 +162,56 @@ class Workspace:
             raise WrongState(f"submodule {path} is not checked out; run: git submodule update --init {path}")
         return Repo(directory, path)
 
-    def op_record(self, kind: str | None = None, how: str = "") -> state.Record | None:
-        """The operation under way; with `kind`, the one `patchmgr <kind> <how>` may act on, else an error."""
-        record = state.load(self.git_dir, state.OP_FILE)
-        if kind is None:
-            return record
-        if record is None:
-            raise WrongState(f"no {kind} is in progress, so there is nothing to {how.lstrip('-')}; run patchmgr status")
-        if record.kind != kind:
-            raise WrongState(f"a {record.kind} of set {record.set} is in progress, not a {kind}; "
-                             f"run patchmgr {record.kind} --continue, --skip or --abort")
-        return record
+    def op_record(self) -> state.Journal | None:
+        """The operation under way or stopped, if any."""
+        return state.load_op(self.git_dir)
 
-    def applied_record(self) -> state.Record | None:
-        return state.load(self.git_dir, state.APPLIED_FILE)
+    def op_journal(self, kind: type[J], how: str) -> J:
+        """The journal `patchmgr <kind> <how>` acts on, or an error saying what is in progress instead."""
+        journal = self.op_record()
+        if journal is None:
+            raise WrongState(f"no {kind.kind} is in progress, so there is nothing to {how.lstrip('-')}; "
+                             "run patchmgr status")
+        if not isinstance(journal, kind):
+            raise WrongState(f"{_an(journal.kind)} of set {journal.set} is in progress, not {_an(kind.kind)}; "
+                             f"run patchmgr {journal.kind} {_MODES[journal.kind]}")
+        return journal
+
+    def applied_record(self) -> state.AppliedRecord | None:
+        return state.load_applied(self.git_dir)
 
     def require_no_op(self) -> None:
         op = self.op_record()
         if op is not None:
-            raise WrongState(f"a{'n' if op.kind == state.KIND_APPLY else ''} {op.kind} of set {op.set} is in progress; "
-                             f"run patchmgr {op.kind} --continue, --skip or --abort")
+            raise WrongState(f"{_an(op.kind)} of set {op.set} is in progress; "
+                             f"run patchmgr {op.kind} {_MODES[op.kind]}")
+
+    def enzyme_repo(self, patch_set: PatchSet) -> Repo | None:
+        """The checked-out Enzyme submodule of the set, if there is one."""
+        if patch_set.enzyme is None:
+            return None
+        target = self.root / patch_set.enzyme.path
+        return Repo(target, patch_set.enzyme.path) if (target / ".git").exists() else None
+
+    def require_ready(self, repos: list[Repo], ours: bool = False) -> None:
+        """Refuse before any change when a git operation is stopped, or a git lock file
+        exists, in any of `repos`, or a tracked file has uncommitted changes.
+
+        With `ours`, a stopped git am whose mail patchmgr tagged is the run being
+        continued, not the user's.
+        """
+        for repo in repos:
+            what = repo.operation_in_progress()
+            if what and not (ours and (repo.git_dir() / "rebase-apply" / "applying").exists()
+                             and _tagged_by_us(repo)):
+                raise WrongState(f"{what} is in progress in {repo.label}; finish or abort it there first "
+                                 "(nothing was changed)")
+            locks = repo.lock_files()
+            if locks:
+                raise WrongState(f"{locks[0]} exists: a git command is running in {repo.label}, or one was killed; "
+                                 "if none is running, remove that file (nothing was changed)")
+        if not ours:
+            self.require_clean(repos)
 
     def require_clean(self, repos: list[Repo]) -> None:
         """Refuse before any change when a tracked file anywhere has uncommitted changes."""
@@ -134,7 +223,7 @@ class Workspace:
             shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
             raise DirtyTree(f"uncommitted changes to tracked files: {shown}; commit or stash them first (nothing was changed)")
 
-    def superproject_state(self, record: state.Record | None) -> RepoState:
+    def superproject_state(self, record: state.AppliedRecord | None) -> RepoState:
         """The superproject's base and series, from the base the applied record knows if there is one."""
         known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
         return repo_state(self.superproject, known, series_limit(self.manifest))
@@ -159,14 +248,12 @@ class Workspace:
                 origin = record.origin(series.path) if record else None
                 known = origin.head if origin else self.superproject.gitlink(sup_state.base, series.path)
                 rstate = repo_state(repo, known, limit)
-            recorded = record.extra.get("patch_ids", {}).get(series.path, {}) if record else {}
-            verified = record.extra.get("verified", {}).get(series.path, {}) if record else {}
+            recorded = record.patch_ids.get(series.path, {}) if record else {}
+            verified = record.verified.get(series.path, {}) if record else {}
             views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
         enzyme = self._enzyme_view(patch_set)
-        stale = []
-        for series in patch_set.repos:
-            if series.path != SUPERPROJECT and self.superproject.gitlink("HEAD", series.path) != self.repo(series.path).head():
-                stale.append(series.path)
+        stale = [v.path for v in views if v.path != SUPERPROJECT
+                 and self.superproject.gitlink(sup_state.head, v.path) != v.state.head]
         return View(self.root, detected, views, enzyme, stale, patches, record)
 
     def _enzyme_view(self, patch_set: PatchSet) -> EnzymeView | None:
@@ -180,6 +267,11 @@ class Workspace:
         if (owner.path / rel / ".git").exists():
             checked_out = Repo(owner.path / rel, pin.path).rev("HEAD")
         return EnzymeView(pin.url, pin.path, pin.commit, owner.gitlink("HEAD", rel), checked_out)
+
+
+def _tagged_by_us(repo: Repo) -> bool:
+    """Whether the mail git am stopped on carries patchmgr's trailer (a run of ours, not the user's)."""
+    return f"\n{TRAILER_PATCH}: " in (repo.stopped_mail() or "")
 
 
 def enzyme_rel_path(patch_set: PatchSet) -> str:
@@ -198,7 +290,7 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     `verified` holds the commits and file digests apply saw matching: those are
     not compared again.
     """
-    view = RepoView(series=series, repo=repo, state=rstate)
+    view = RepoView(series=series, repo=repo, state=rstate, branch=repo.branch())
     labels = [patch_set.patch_label(series, n) for n in series.patches]
     mine = [c for c in rstate.series if c.set == patch_set.name]
     on_branch = [c for c in mine if c.patch is not None]

@@ -199,9 +199,46 @@ def amend_patch_commit(world: World, line: str) -> None:
     world.git("checkout", "-q", "-B", "patchmgr/autodiff-1.63.0")
 
 
+ENZYME_PATH = "src/llvm-project/enzyme"
+#: what git keeps in a git dir while an operation is stopped (wt-status.c reads the same)
+OPERATION_FILES = ("rebase-apply", "rebase-merge", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "sequencer",
+                   "BISECT_LOG", "BISECT_START", "AUTO_MERGE")
+
+
 def snapshot(world) -> dict:
-    """Everything 'exactly restored' means: refs, HEADs, index, status and every work-tree byte."""
-    return tree_snapshot(world.checkout, ["src/llvm-project"], world.env)
+    """Everything 'exactly restored' means: refs, HEADs, index, status and every work-tree byte
+    (untracked and ignored files too) of the superproject, src/llvm-project and a checked-out
+    Enzyme; each git dir's stopped operation and lock files; and, outside the checkout, the
+    upstream repositories and a canary file next to the checkout."""
+    submodules = ["src/llvm-project"] + ([ENZYME_PATH] if (world.checkout / ENZYME_PATH / ".git").exists() else [])
+    snap = tree_snapshot(world.checkout, submodules, world.env)
+    env = dict(world.env, GIT_OPTIONAL_LOCKS="0")
+    for name, path in [("upstream", world.upstream), ("llvm-upstream", world.llvm_upstream),
+                       ("enzyme-upstream", world.enzyme_upstream)]:
+        snap[name] = git(path, "for-each-ref", "--format=%(refname) %(objectname)", env=env) + \
+            git(path, "status", "--porcelain", "-uall", "--ignored", env=env)
+    outside = world.tmp / "outside"  # where a path escaping the checkout (../outside/...) would land
+    if not outside.exists():
+        write(outside / "canary.txt", "outside the checkout\n")
+    snap["outside"] = sorted((str(p.relative_to(outside)), p.read_bytes() if p.is_file() else b"") for p in outside.rglob("*"))
+    return snap
+
+
+def _git_dir_state(git_dir: Path) -> dict:
+    """The stopped operation (its files' bytes) and every lock file in a git dir."""
+    state = {}
+    for name in OPERATION_FILES:
+        p = git_dir / name
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file():
+                    state[str(f.relative_to(git_dir))] = hashlib.sha256(f.read_bytes()).hexdigest()
+        elif p.exists():
+            state[name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    for lock in sorted(git_dir.rglob("*.lock")):
+        if "objects" not in lock.relative_to(git_dir).parts and "modules" not in lock.relative_to(git_dir).parts:
+            state[str(lock.relative_to(git_dir))] = "lock"
+    return state
 
 
 def tree_snapshot(root: Path, submodules: list[str], env: dict) -> dict:
@@ -215,6 +252,7 @@ def tree_snapshot(root: Path, submodules: list[str], env: dict) -> dict:
             "symbolic": git(path, "symbolic-ref", "-q", "HEAD", env=env, check=False),
             "index": git(path, "ls-files", "-s", env=env),
             "status": git(path, "status", "--porcelain=v1", "-uall", "--ignored", env=env),
+            "git-dir": _git_dir_state(Path(git(path, "rev-parse", "--absolute-git-dir", env=env).strip())),
         }
     files = {}
     for dirpath, dirnames, filenames in os.walk(root):

@@ -268,14 +268,23 @@ def test_enzyme_elsewhere_goes_into_the_superproject(world):
     assert snapshot(world) == before
 
 
-def test_unreachable_enzyme_fails_and_abort_restores(world):
+def test_unreachable_enzyme_is_refused_before_any_change(world):
     manifest = world.patches / "series.toml"
     manifest.write_text(manifest.read_text().replace("https://example.invalid/EnzymeAD/Enzyme",
                                                      str(world.tmp / "no-such-enzyme")))
     before = snapshot(world)
     res = world.run("apply")
-    assert res.returncode == 8 and "cloning Enzyme from" in res.stderr
-    ok(world.run("apply", "--abort"))
+    assert res.returncode == 8 and "cannot be reached" in res.stderr and "nothing was changed" in res.stderr
+    assert snapshot(world) == before
+    assert world.run("apply", "--abort").returncode == 7  # nothing to abort
+
+
+def test_enzyme_commit_missing_upstream_is_refused_before_any_change(world):
+    manifest = world.patches / "series.toml"
+    manifest.write_text(manifest.read_text().replace(world.enzyme_pin, "1" * 40))
+    before = snapshot(world)
+    res = world.run("apply")
+    assert res.returncode == 3 and f"Enzyme commit {'1' * 40} is not in" in res.stderr, res.stderr
     assert snapshot(world) == before
 
 
@@ -316,14 +325,14 @@ def test_exit_codes_are_listed_in_readme():
         assert f"{code:>2}  {name}:" in help_text
 
 
-def test_unreachable_enzyme_then_redirect_and_continue(world):
+def test_unreachable_enzyme_then_redirect_and_apply(world):
     manifest = world.patches / "series.toml"
     manifest.write_text(manifest.read_text().replace("https://example.invalid/EnzymeAD/Enzyme",
                                                      "https://example.invalid/mirror/Enzyme"))
     res = world.run("apply")
-    assert res.returncode == 8 and "url.<local>.insteadOf https://example.invalid/mirror/Enzyme" in res.stderr
+    assert res.returncode == 8 and "url.<local clone>.insteadOf https://example.invalid/mirror/Enzyme" in res.stderr
     git(world.tmp, "config", "--file", world.env["GIT_CONFIG_GLOBAL"],
         f"url.{world.enzyme_upstream}.insteadOf", "https://example.invalid/mirror/Enzyme")
-    ok(world.run("apply", "--continue"))
+    ok(world.run("apply"))
     data = status(world)
     assert data["state"] == "applied" and data["enzyme"]["in_place"]

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from patchmgr.output import progress_wanted
 from xpy_ext.xpy import XpyResult, run_xpy
 
 # the steps bootstrap announces (copying and uplifting take no time and are not counted)
@@ -23,7 +24,7 @@ _STEP = re.compile(r"^(Building (stage\d+ |LLVM |LLD |Enzyme |tool ).*|Assemblin
 _COMPILING = re.compile(r"^\s+Compiling (\S+)")
 
 
-def command(stage: int, jobs: int | None, paths: list[str]) -> list[str]:
+def xpy_arguments(stage: int, jobs: int | None, paths: list[str]) -> list[str]:
     """The x.py arguments for a build (x.py itself comes first when it runs)."""
     args = ["build", "--stage", str(stage)]
     if jobs:
@@ -80,8 +81,8 @@ class Progress:
 
 def run_build(tree: Path, args: list[str], log: Path, enzyme: bool, stage: int) -> XpyResult:
     progress = Progress(total=expected_steps(stage, enzyme), tty=sys.stderr.isatty())
-    result = run_xpy(tree, args, log, echo=progress)
-    if progress.tty:
+    result = run_xpy(tree, args, log, echo=progress if progress_wanted() else None)
+    if progress.tty and progress_wanted():
         sys.stderr.write("\n")
     return result
 

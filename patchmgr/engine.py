@@ -1,0 +1,360 @@
+"""The git-am engine that apply, rebase and unapply share.
+
+Applying a set is a list of idempotent steps per repository (switch to the
+patch branch, git am the patches not yet on it, add the Enzyme submodule,
+record the submodules' gitlinks), so --continue simply runs the steps again.
+Every step that creates something first writes that into the journal (through
+the `save` it is given: apply saves its own journal, rebase the enclosing
+rebase journal), so --abort knows what to take away. The verbs (apply, rebase,
+unapply) decide when to run what; this module only knows how.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from patchmgr import state
+from patchmgr.diagnose import failing_hunks, render
+from patchmgr.errors import BadInput, Conflict, GitFailed, WrongState
+from patchmgr.faults import fault
+from patchmgr.gitio import Repo, Result, tool_commit_env
+from patchmgr.output import say
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, diff_digest, parse_trailers, with_trailers
+from patchmgr.series import SUPERPROJECT, PatchSet
+from patchmgr.workspace import Workspace, enzyme_rel_path
+
+Save = Callable[[], None]
+
+
+
+# --- git am -----------------------------------------------------------------
+
+def am_in_progress(repo: Repo) -> bool:
+    return (repo.git_dir() / "rebase-apply").exists()
+
+
+def am(repo: Repo, set_name: str, pending: list[Patch], command: str = "apply", check: bool = True) -> Result:
+    """git am --3way of `pending`, tagged with the trailers.
+
+    With check, a stop raises the conflict report; without, git's result is
+    returned (not quiet: rebase reads which patches fell back to a 3-way merge).
+    """
+    mbox = "".join(with_trailers(p.text, [(TRAILER_SET, set_name), (TRAILER_PATCH, p.label)]) for p in pending)
+    if command == "apply":
+        say(f"{repo.label}: applying {len(pending)} patches")
+    res = repo.am(mbox, *(["--quiet"] if check else []))
+    if check and res.status != 0:
+        raise conflict(repo, res.out + res.err, command)
+    return res
+
+
+def conflict(repo: Repo, git_output: str, command: str = "apply") -> Conflict:
+    """The report for a stopped git am: which patch, which hunks, and what to run next."""
+    if not am_in_progress(repo):
+        detail = [line for line in git_output.strip().splitlines() if line.strip()]
+        return Conflict(f"git am failed in {repo.label}: {detail[-1] if detail else 'no output'}; "
+                        f"run patchmgr {command} --abort to restore the tree")
+    message = repo.stopped_mail() or ""
+    label = current_label(repo)
+    diff = message[message.find("diff --git "):]
+    unmerged = [f for f in repo.run("diff", "--name-only", "--diff-filter=U", readonly=True).splitlines() if f]
+    lines = [f"patch {label} does not apply to {repo.label}:"]
+    lines += render(failing_hunks(diff, lambda path: repo.read("HEAD", path))) or [
+        "  (the hunks match, but git am failed: " + git_output.strip()[-200:] + ")"]
+    prefix = "" if repo.label == SUPERPROJECT else f"-C {repo.label} "
+    if unmerged:
+        lines.append(f"conflicted files (3-way merge left markers): {', '.join(unmerged)}")
+        lines.append(f"next: edit them, run 'git {prefix}add <files>', then 'patchmgr {command} --continue'")
+    else:
+        lines.append("git could not merge it (no 3-way base); apply it by hand, for example:")
+        lines.append(f"  git {prefix}am --show-current-patch=diff | git {prefix}apply --reject, fix the .rej hunks, "
+                     f"git {prefix}add the files, then 'patchmgr {command} --continue'")
+    lines.append(f"or: 'patchmgr {command} --skip' drops this patch, 'patchmgr {command} --abort' restores every repository")
+    return Conflict(f"patch {label} conflicts in {repo.label}; resolve it and run patchmgr {command} --continue, or --abort",
+                    "\n".join(lines))
+
+
+def current_label(repo: Repo) -> str:
+    """The patch git am stopped on, from the trailer patchmgr gave its mail; '?' for a mail not ours."""
+    prefix = TRAILER_PATCH + ": "
+    return next((line[len(prefix):].strip() for line in (repo.stopped_mail() or "").splitlines()
+                 if line.startswith(prefix)), "?")
+
+
+def series_labels(commits: list[tuple[str, str]], set_name: str) -> list[str]:
+    """The patch labels of the set's commits among (sha, message) pairs, in order."""
+    labels = []
+    for _, message in commits:
+        trailers = parse_trailers(message)
+        if trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH in trailers:
+            labels.append(trailers[TRAILER_PATCH])
+    return labels
+
+
+def applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
+    return series_labels(repo.commits(f"{base}..HEAD"), set_name)
+
+
+def require_no_untracked(repo: Repo, patches: list[Patch]) -> None:
+    """Refuse before any change when an untracked (or ignored) file stands where a patch writes:
+    git am would stop on it half way, and --abort could not tell it from the patch's."""
+    paths = sorted({p for patch in patches for p in patch.paths})
+    if not paths:
+        return
+    found = [f for f in repo.run("--literal-pathspecs", "ls-files", "-z", "--others", "--", *paths, readonly=True,
+                                 strip=False).split("\0") if f]
+    if found:
+        where = "" if repo.label == SUPERPROJECT else repo.label + "/"
+        owner = next(p.label for p in patches if any(found[0] == q or found[0].startswith(q + "/") for q in p.paths))
+        raise WrongState(f"untracked file {where}{found[0]} is in the way of patch {owner}; move it away, "
+                         "then run the command again (nothing was changed)")
+
+
+def remove_created(repo: Repo, paths: list[str]) -> None:
+    """Delete the untracked files at `paths` that a killed git am left behind (the journal's
+    run refused to start while any was there, so each is the patch's, not the user's)."""
+    if not paths:
+        return
+    out = repo.run("--literal-pathspecs", "ls-files", "-z", "--others", "--", *paths, readonly=True, strip=False)
+    for name in filter(None, out.split("\0")):
+        (repo.path / name).unlink(missing_ok=True)
+        _remove_empty_parents(repo.path / name, repo.path)
+        say(f"removed {name} in {repo.label}, left by the interrupted git am")
+
+
+def _remove_empty_parents(path: Path, top: Path) -> None:
+    """The directories that only held `path`, as git removes them with the files it deletes."""
+    parent = path.parent
+    while parent != top and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
+# --- putting repositories back ----------------------------------------------
+
+def remove_stale_locks(repo: Repo) -> None:
+    """Remove the lock files a killed git left in `repo`'s git dir.
+
+    Only called by --abort, under patchmgr's own lock, with a journal saying
+    one of its runs was interrupted: the git commands of that run are gone
+    with it (a kill of patchmgr ends them too), and these are their files.
+    """
+    for lock in repo.lock_files():
+        lock.unlink(missing_ok=True)
+        say(f"removed the stale {lock} left by the interrupted run")
+
+
+def restore(repo: Repo, origin: state.RepoOrigin, branch: str, paths: list[str]) -> None:
+    """`repo` back on its original branch (or detached HEAD) and commit, index and work tree
+    as they were (`paths`: where the run's patches write); the patch branch deleted when this
+    run created it."""
+    git_dir = repo.git_dir()
+    remove_stale_locks(repo)
+    if am_in_progress(repo) and repo.try_run("am", "--quit").status != 0:
+        shutil.rmtree(git_dir / "rebase-apply", ignore_errors=True)
+    repo.run("reset", "-q", "--hard")
+    remove_created(repo, paths)
+    if origin.branch:
+        repo.run("checkout", "-f", "-q", "-B", origin.branch.removeprefix("refs/heads/"), origin.head, "--")
+    else:
+        repo.run("checkout", "-f", "-q", "--detach", origin.head, "--")
+    if origin.branch_created and repo.ref_exists("refs/heads/" + branch) and origin.branch != "refs/heads/" + branch:
+        repo.run("branch", "-q", "-D", branch)
+
+
+# --- branches, Enzyme, gitlinks -----------------------------------------------
+
+def checkout_branch(repo: Repo, journal: state.Journal, save: Save, branch: str, start: str) -> bool:
+    """Switch `repo` to `branch`, creating it at `start` (recorded in the journal first, so
+    --abort deletes it); True when that checked out another commit. Starting at HEAD moves
+    no file: two ref writes, no checkout."""
+    ref = "refs/heads/" + branch
+    if repo.branch() == ref:
+        return False
+    if repo.ref_exists(ref):
+        repo.run("-c", "submodule.recurse=false", "checkout", "-q", branch, "--")
+        return True
+    origin = journal.origin(repo.label)
+    assert origin is not None, repo.label
+    origin.branch_created = True
+    save()
+    if repo.rev(start) == repo.head():
+        repo.run("update-ref", "-m", "patchmgr: start the patch branch", ref, start, "")
+        fault(f"branch-created:{repo.label}")
+        repo.run("symbolic-ref", "-m", f"patchmgr: switch to {branch}", "HEAD", ref)
+        return False
+    repo.run("-c", "submodule.recurse=false", "checkout", "-q", "-b", branch, start, "--")
+    return True
+
+
+def _base_date(repo: Repo, base: str) -> str:
+    return repo.run("log", "-1", "--format=%cI", base, readonly=True).strip()
+
+
+def add_enzyme(ws: Workspace, owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: PatchSet,
+               base: str) -> None:
+    pin = patch_set.enzyme
+    assert pin is not None
+    rel = enzyme_rel_path(patch_set)
+    target = owner.path / rel
+    if owner.gitlink("HEAD", rel) == pin.commit and (target / ".git").exists() \
+            and Repo(target, pin.path).rev("HEAD") == pin.commit:
+        return
+    module_dir = owner.git_dir() / "modules" / rel
+    journal.enzyme_created = True
+    journal.enzyme_module_created = not module_dir.exists()
+    save()
+    say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
+    if owner.gitlink("HEAD", rel) is None:
+        args = ["-c", "protocol.file.allow=always", "submodule", "add", "--progress", "--name", rel]
+        if module_dir.exists():
+            args.append("--force")  # reuse the clone a previous apply left in .git/modules
+        status = owner.stream(*args, "--", pin.url, rel)
+        if status != 0:
+            raise GitFailed(f"cloning Enzyme from {pin.url} failed; check the URL or redirect it with "
+                            f"git config url.<local>.insteadOf {pin.url}, then patchmgr apply --continue or --abort")
+    sub = Repo(target, pin.path)
+    if sub.rev(pin.commit) is None:
+        sub.run("fetch", "-q", "origin", pin.commit)
+    if sub.rev(pin.commit) is None:
+        raise BadInput(f"Enzyme commit {pin.commit} is not in {pin.url}; fix enzyme.commit in the manifest, "
+                       "then patchmgr apply --abort")
+    sub.run("checkout", "-q", "--detach", pin.commit)
+    fault("apply:enzyme-cloned")
+    owner.run("add", "--", rel)
+    owner.run("commit", "-q", "--no-verify", "-m", f"Add Enzyme at {pin.commit[:12]} as submodule {rel}\n\n"
+              f"From {pin.url}\n\n{TRAILER_SET}: {patch_set.name}", env=tool_commit_env(_base_date(owner, base)))
+
+
+def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
+    """Before any change: the pinned Enzyme commit can be had from its URL.
+
+    A clone a previous apply left under .git/modules that has the commit is
+    enough; otherwise the commit is fetched (depth 1) into a scratch
+    repository, so an unreachable URL or a commit the repository does not have
+    is refused while the tree is untouched.
+    """
+    pin = patch_set.enzyme
+    assert pin is not None
+    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
+    module_dir = owner.git_dir() / "modules" / enzyme_rel_path(patch_set)
+    if module_dir.is_dir() and Repo(module_dir, pin.path).rev(pin.commit) is not None:
+        return
+    with tempfile.TemporaryDirectory(prefix="patchmgr-enzyme-") as tmp:
+        scratch = Repo(tmp, pin.path)
+        scratch.run("init", "-q", "--bare")
+        say(f"checking that {pin.url} has Enzyme commit {pin.commit[:12]}")
+        res = scratch.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--depth=1", "--", pin.url, pin.commit)
+        if res.status == 0:
+            return
+        reachable = scratch.try_run("-c", "protocol.file.allow=always", "ls-remote", "-q", "--", pin.url, "HEAD")
+        if reachable.status != 0:
+            detail = next((line for line in reachable.err.splitlines() if line.startswith("fatal:")), "no answer")
+            raise GitFailed(f"Enzyme's URL {pin.url} cannot be reached ({detail}); fix enzyme.url or redirect it with "
+                            f"git config url.<local clone>.insteadOf {pin.url} (nothing was changed)")
+        # a server that does not serve commits by id: all of its branches and tags, then look
+        scratch.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--", pin.url, "+refs/*:refs/scratch/*")
+        if scratch.rev(pin.commit) is None:
+            raise BadInput(f"Enzyme commit {pin.commit} is not in {pin.url}; fix enzyme.commit in the manifest "
+                           "(nothing was changed)")
+
+
+def remove_enzyme(ws: Workspace, patch_set: PatchSet, drop_module: bool) -> None:
+    """Remove the Enzyme submodule's work tree and config that apply added (its git dir is kept as a cache)."""
+    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
+    rel = enzyme_rel_path(patch_set)
+    target = owner.path / rel
+    if owner.gitlink("HEAD", rel) is None and target.exists():
+        shutil.rmtree(target)
+        _remove_empty_parents(target, owner.path)  # and the directories submodule add created for it
+    owner.try_run("config", "--remove-section", f"submodule.{rel}")
+    if drop_module:
+        shutil.rmtree(owner.git_dir() / "modules" / rel, ignore_errors=True)
+
+
+def _record_gitlink(superproject: Repo, nested: Repo, patch_set: PatchSet, base: str) -> None:
+    if superproject.gitlink("HEAD", nested.label) == nested.head():
+        return
+    superproject.run("add", "--", nested.label)
+    fault("apply:gitlink-staged")
+    superproject.run("commit", "-q", "--no-verify", "-m", f"Record {nested.label} with the {patch_set.name} patches\n\n"
+                     f"{TRAILER_SET}: {patch_set.name}", env=tool_commit_env(_base_date(superproject, base)))
+
+
+# --- the steps ----------------------------------------------------------------
+
+def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set: PatchSet,
+              patches: dict[str, list[Patch]], known: dict[str, list[str]] | None = None) -> None:
+    """Bring every repository to the fully applied set, from wherever the journal's run got to.
+
+    `known` (repository path -> applied labels) is what the caller already read
+    of a repository whose HEAD has not moved since; the others are read here.
+    """
+    bases = journal.bases
+    for series in patch_set.apply_order():
+        repo = ws.repo(series.path)
+        moved = checkout_branch(repo, journal, save, journal.patch_branch, repo.head())
+        labels = [patch_set.patch_label(series, n) for n in series.patches]
+        labels = [label for label in labels if label not in journal.skipped]
+        done = known[series.path] if known and series.path in known and not moved else \
+            applied_labels(repo, bases[series.path], patch_set.name)
+        pending = [p for p in patches[series.path] if p.label not in done and p.label not in journal.skipped]
+        if done != labels[:len(done)]:
+            raise WrongState(f"{series.path}: the patch branch no longer matches the series; run patchmgr apply --abort")
+        if pending:
+            am(repo, patch_set.name, pending)
+            fault(f"apply:am:{series.path}")
+        if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
+            add_enzyme(ws, repo, journal, save, patch_set, bases[series.path])
+        if series.path == SUPERPROJECT:
+            for nested in patch_set.repos:
+                if nested.path != SUPERPROJECT:
+                    _record_gitlink(repo, ws.repo(nested.path), patch_set, bases[series.path])
+
+
+def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]]) -> None:
+    """Record the applied set (applied.json) and end the operation (op.json goes)."""
+    previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
+    keep = previous if previous and previous.set == journal.set else None
+    ids, verified = _patch_ids(ws, journal, patches)
+    applied = state.AppliedRecord(set=journal.set, patch_branch=journal.patch_branch,
+                                  repos=[state.RepoOrigin(o.path, o.branch, o.head, branch_created=True)
+                                         for o in journal.applied_origins],
+                                  patch_ids=ids, verified=verified,
+                                  config=keep.config if keep else None,
+                                  config_inputs=keep.config_inputs if keep else None)
+    state.save_applied(ws.git_dir, applied)
+    fault("apply:recorded")
+    state.remove(ws.git_dir, state.OP_FILE)
+    say(f"applied set {journal.set} on branch {journal.patch_branch} in {', '.join(o.path for o in journal.repos)}; "
+        "patchmgr status shows each patch")
+
+
+def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]]
+               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+    """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
+    and repo path -> label -> [commit, digest of the file's diff] for those same commits.
+
+    Status and unapply compare against the ids to tell a patch file changed since
+    apply (nothing to lose) from a commit edited after it (work to keep). A
+    commit from a resolved conflict already differs from its file: it gets no
+    entry, so it counts as edited. While commit and file are the ones recorded,
+    no patch-id needs computing at all (the slow part of status).
+    """
+    files = {p.label: p.diff for series in patches.values() for p in series}
+    ids, verified = {}, {}
+    for origin in journal.repos:
+        repo = ws.repo(origin.path)
+        commits = [(sha, parse_trailers(message).get(TRAILER_PATCH))
+                   for sha, message in repo.commits(f"{journal.bases[origin.path]}..HEAD")]
+        labelled = [(sha, label) for sha, label in commits if label in files]
+        by_sha = repo.patch_ids([sha for sha, _ in labelled])
+        by_file = dict(zip([label for _, label in labelled],
+                           repo.patch_ids_of_diffs([files[label] for _, label in labelled])))
+        matching = [(sha, label) for sha, label in labelled if by_sha.get(sha) == by_file[label]]
+        ids[origin.path] = {label: by_sha[sha] for sha, label in matching}
+        verified[origin.path] = {label: [sha, diff_digest(files[label])] for sha, label in matching}
+    return ids, verified

@@ -1,0 +1,243 @@
+"""Kills at every phase, stale lock files, two commands at once: the matching --abort (or
+--continue) restores exactly, and nothing is ever half done.
+
+PATCHMGR_TEST_FAULT=<phase> makes patchmgr SIGKILL itself when it reaches the phase
+(patchmgr/faults.py); each phase name below is one such place in the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fixture import git, snapshot
+
+SET = "autodiff-1.63.0"
+LLVM = "src/llvm-project"
+
+
+def ok(res):
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def killed_at(world, phase, *args):
+    res = world.run(*args, env_extra={"PATCHMGR_TEST_FAULT": phase})
+    assert res.returncode == -9, f"phase {phase} was not reached: {res.returncode} {res.stderr}"
+    return res
+
+
+def one_error_line(res, code, pattern):
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == code, res.stderr
+    assert lines[-1].startswith("patchmgr: error: ") and pattern in lines[-1], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+APPLY_PHASES = ["apply:journal", f"branch-created:{LLVM}", f"apply:am:{LLVM}", "branch-created:.", "apply:am:.",
+                "apply:enzyme-cloned", "apply:gitlink-staged", "apply:recorded"]
+
+
+@pytest.mark.parametrize("phase", APPLY_PHASES)
+def test_apply_killed_then_abort_restores_exactly(fast_world, phase):
+    world = fast_world
+    before = snapshot(world)
+    killed_at(world, phase, "apply")
+    one_error_line(world.run("apply"), 7, "an apply of set autodiff-1.63.0 is in progress")
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+    assert not (world.checkout / ".git" / "patchmgr").exists()
+
+
+@pytest.mark.parametrize("phase", APPLY_PHASES[1:])
+def test_apply_killed_then_continue_completes(fast_world, world_template, phase):
+    world = fast_world
+    killed_at(world, phase, "apply")
+    ok(world.run("apply", "--continue"))
+    data = ok(world.run("status", "--json")).stdout
+    assert '"state": "applied"' in data
+    ok(world.run("unapply"))
+
+
+UNAPPLY_PHASES = ["unapply:journal", f"unapply:checkout:{LLVM}", "unapply:checkout:.", "unapply:enzyme"]
+
+
+@pytest.mark.parametrize("phase", UNAPPLY_PHASES)
+def test_unapply_killed_then_abort_or_continue(fast_world, phase):
+    world = fast_world
+    before = snapshot(world)
+    ok(world.run("apply", "--no-config"))
+    applied = snapshot(world)
+    killed_at(world, phase, "unapply")
+    one_error_line(world.run("apply"), 7, "an unapply of set autodiff-1.63.0 is in progress; "
+                                          "run patchmgr unapply --continue or --abort")
+    ok(world.run("unapply", "--abort"))
+    assert snapshot(world) == applied
+    killed_at(world, phase, "unapply")
+    ok(world.run("unapply", "--continue"))
+    assert snapshot(world) == before
+
+
+REBASE_PHASES = ["rebase:journal", f"rebase:am:{LLVM}", "rebase:am:.", "rebase:manifest-written",
+                 "rebase:set-written", f"rebase:retagged:{LLVM}", "rebase:final", "apply:enzyme-cloned",
+                 "apply:gitlink-staged", "apply:recorded"]
+
+
+def _new_upstream(world) -> str:
+    """A new upstream commit, 1.64.0, on top of the base; returns its id, known to the checkout."""
+    work = world.tmp / "upstream-work"
+    git(world.tmp, "clone", "-q", str(world.upstream), str(work), env=world.env)
+    (work / "README.md").write_text("rust 1.64\n")
+    (work / "src").mkdir(exist_ok=True)
+    (work / "src" / "version").write_text("1.64.0\n")
+    git(work, "add", "-A", env=world.env)
+    git(work, "commit", "-q", "-m", "Rust 1.64.0", env=world.env)
+    world.git("fetch", "-q", str(work), "HEAD:refs/tags/next")
+    return world.git("rev-parse", "next").strip()
+
+
+def _patches_bytes(world) -> dict:
+    return {str(p.relative_to(world.patches)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(world.patches.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("phase", REBASE_PHASES)
+def test_rebase_killed_then_abort_restores_tree_and_series(fast_world, phase):
+    world = fast_world
+    _new_upstream(world)
+    before, series = snapshot(world), _patches_bytes(world)
+    killed_at(world, phase, "rebase", "--onto", "next", "--no-config")
+    one_error_line(world.run("apply", "--abort"), 7, "a rebase of set autodiff-1.64.0 is in progress, not an apply")
+    ok(world.run("rebase", "--abort"))
+    assert snapshot(world) == before
+    assert _patches_bytes(world) == series
+    # and the same rebase, killed there again, completes with --continue
+    killed_at(world, phase, "rebase", "--onto", "next", "--no-config")
+    ok(world.run("rebase", "--continue", "--no-config"))
+    status = ok(world.run("status", "--json")).stdout
+    assert '"set": "autodiff-1.64.0"' in status and '"state": "applied"' in status
+
+
+@pytest.mark.parametrize("phase", ["export:file-written", "export:files-written"])
+def test_export_killed_then_again_gives_the_same_files(fast_world, phase):
+    world = fast_world
+    ok(world.run("apply", "--no-config"))
+    # a new commit on the patch branch, so export has files to write
+    (world.checkout / "README.md").write_text("rust, with a new patch\n")
+    world.git("commit", "-qam", "docs: a new patch")
+    killed_at(world, phase, "export")
+    ok(world.run("export"))
+    interrupted = _patches_bytes(world)
+    ok(world.run("export"))
+    assert _patches_bytes(world) == interrupted
+    assert not list(world.patches.rglob("*.tmp"))
+    assert any(name.endswith("docs-a-new-patch.patch") for name in interrupted)
+
+
+def test_stale_git_locks_after_a_kill_do_not_stop_abort(fast_world):
+    world = fast_world
+    before = snapshot(world)
+    killed_at(world, "apply:am:.", "apply")
+    for repo in (".", LLVM):
+        git_dir = world.git("rev-parse", "--absolute-git-dir", repo=repo).strip()
+        for name in ("index.lock", "packed-refs.lock", "REBASE_HEAD.lock", "HEAD.lock",
+                     "refs/heads/patchmgr/autodiff-1.63.0.lock"):
+            path = os.path.join(git_dir, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "w").close()
+    res = ok(world.run("apply", "--abort"))
+    assert "removed the stale" in res.stderr
+    assert snapshot(world) == before
+
+
+def test_killed_inside_git_am_leaves_no_file_behind(fast_world):
+    """git am killed after writing a new file, before updating the index: abort removes the file."""
+    world = fast_world
+    before = snapshot(world)
+    git_dir = world.git("rev-parse", "--absolute-git-dir").strip()
+    hook = os.path.join(git_dir, "hooks", "pre-applypatch")
+    os.makedirs(os.path.dirname(hook), exist_ok=True)
+    with open(hook, "w") as f:  # the second superproject patch's new file written, not yet in the index
+        f.write('#!/bin/sh\nif [ -e compiler/rustc_codegen_ssa/src/traits/autodiff.rs ]; then\n'
+                '  git rm -q --cached compiler/rustc_codegen_ssa/src/traits/autodiff.rs\n'
+                '  gp=$(awk \'{print $4}\' /proc/$PPID/stat); kill -9 "$gp" "$PPID"\nfi\n')
+    os.chmod(hook, stat.S_IRWXU)
+    res = world.run("apply")
+    assert res.returncode == -9, res.stderr
+    os.unlink(hook)
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+
+
+def test_a_second_command_is_refused_while_one_runs(fast_world):
+    world = fast_world
+    before = snapshot(world)
+    git_dir = world.git("rev-parse", "--absolute-git-dir").strip()
+    hook = os.path.join(git_dir, "hooks", "pre-applypatch")
+    started, release = world.tmp / "started", world.tmp / "release"
+    os.makedirs(os.path.dirname(hook), exist_ok=True)
+    with open(hook, "w") as f:
+        f.write(f'#!/bin/sh\ntouch "{started}"\nwhile [ ! -e "{release}" ]; do sleep 0.05; done\n')
+    os.chmod(hook, stat.S_IRWXU)
+    env = dict(world.env)
+    first = subprocess.Popen([sys.executable, "-m", "patchmgr", "--patches", str(world.patches), "apply", "--no-config"],
+                             cwd=world.checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not started.exists():
+            assert time.time() < deadline and first.poll() is None, first.stderr.read() if first.stderr else ""
+            time.sleep(0.05)
+        for args in (["apply"], ["unapply"], ["apply", "--abort"], ["rebase", "--abort"], ["export"]):
+            second = world.run(*args)
+            one_error_line(second, 13, f"another patchmgr is running on this checkout (pid and command: {first.pid} ")
+        status = world.run("status")  # reading is allowed
+        assert status.returncode == 0, status.stderr
+    finally:
+        release.touch()
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    os.unlink(hook)
+    ok(world.run("unapply"))
+    assert snapshot(world) == before
+
+
+def test_a_lock_left_by_a_dead_patchmgr_is_taken_over(fast_world):
+    world = fast_world
+    lock = world.checkout / ".git" / "patchmgr.lock"
+    lock.write_text("999999 apply\n")  # no process holds it
+    res = ok(world.run("apply", "--no-config"))
+    assert "took over the lock left by a patchmgr that is no longer running (999999 apply)" in res.stderr
+    assert not lock.exists()
+
+
+def test_killed_patchmgr_whose_git_still_runs_keeps_the_checkout(fast_world):
+    """The lock is inherited by git: a git am that outlives its killed patchmgr still holds it."""
+    world = fast_world
+    before = snapshot(world)
+    git_dir = world.git("rev-parse", "--absolute-git-dir").strip()
+    hook = os.path.join(git_dir, "hooks", "pre-applypatch")
+    started, release = world.tmp / "started", world.tmp / "release"
+    with open(hook, "w") as f:  # once: kill patchmgr, then keep git am running until released
+        f.write(f'#!/bin/sh\nif [ ! -e "{started}" ]; then\n  gp=$(awk \'{{print $4}}\' /proc/$PPID/stat)\n'
+                f'  kill -9 "$gp"\n  touch "{started}"\n'
+                f'  while [ ! -e "{release}" ]; do sleep 0.05; done\nfi\n')
+    os.chmod(hook, stat.S_IRWXU)
+    first = world.run("apply", "--no-config")
+    assert first.returncode == -9
+    try:
+        one_error_line(world.run("apply", "--abort"), 13, "another patchmgr is running on this checkout")
+    finally:
+        release.touch()
+    deadline = time.time() + 60
+    while (res := world.run("apply", "--abort")).returncode == 13:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert res.returncode == 0, res.stderr
+    os.unlink(hook)
+    assert snapshot(world) == before
