@@ -13,7 +13,7 @@ from patchmgr import engine, state
 from patchmgr.errors import BadInput, WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import identity_env
-from patchmgr.lint import check_symlinks, load_patches
+from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say
 from patchmgr.series import PatchSet
 from patchmgr.workspace import View, Workspace, patch_branch
@@ -44,11 +44,9 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     ws.require_ready(repos)
     for v in view.repos:
         pending = [p for p in view.patches[v.path] if p.label in v.pending]
-        check_symlinks(v.repo, v.state.base, pending)
+        check_against_base(v.repo, v.state.base, pending)
         engine.require_no_untracked(v.repo, pending)
     _check_enzyme_path(ws, view)
-    if patch_set.enzyme and not (view.enzyme and view.enzyme.in_place):
-        engine.verify_enzyme_pin(ws, patch_set)
 
     branch = patch_branch(patch_set.name)
     origins = []
@@ -57,6 +55,8 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
             raise WrongState(f"branch {branch} already exists in {v.path}; delete it (git -C {v.path} branch -D {branch}) "
                              "or run patchmgr unapply")
         origins.append(state.RepoOrigin(v.path, v.branch, v.state.head))
+    if patch_set.enzyme and not (view.enzyme and view.enzyme.in_place):
+        engine.verify_enzyme_pin(ws, patch_set)  # last: the only check that may go to the network
     applied = view.applied_record
     journal = state.ApplyJournal(set=patch_set.name, patch_branch=branch, repos=origins,
                                  applied_origins=list(applied.repos) if applied else list(origins),

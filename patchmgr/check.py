@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import CheckFailed
 from patchmgr.gitio import scratch_clones
-from patchmgr.lint import check_symlinks
+from patchmgr.lint import check_against_base
 from patchmgr.output import show
 from patchmgr.workspace import Workspace
 
@@ -30,7 +30,7 @@ def check(ws: Workspace, set_name: str | None, keep: bool = False) -> list[Patch
     with scratch_clones("check", keep) as scratch:
         for v in view.repos:
             patches = view.patches[v.path]
-            check_symlinks(v.repo, v.state.base, patches)
+            check_against_base(v.repo, v.state.base, patches)
             clone = scratch.clone(v.repo, at=v.state.base)
             for patch in patches:
                 res = clone.am(patch.text, "--quiet")

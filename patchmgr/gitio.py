@@ -31,7 +31,8 @@ TOOL_IDENT = ("patchmgr", "patchmgr@localhost")
 _OPERATIONS = (("rebase-apply/applying", "a git am"), ("rebase-apply", "a git rebase (or am)"),
                ("rebase-merge", "a git rebase"), ("MERGE_HEAD", "a git merge"),
                ("CHERRY_PICK_HEAD", "a git cherry-pick"), ("REVERT_HEAD", "a git revert"),
-               ("sequencer", "a git cherry-pick or revert sequence"), ("BISECT_LOG", "a git bisect"))
+               ("sequencer", "a git cherry-pick or revert sequence"), ("BISECT_START", "a git bisect"),
+               ("BISECT_LOG", "a git bisect"))
 #: lock files a git command holds in a git dir, besides those of refs
 GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG_HEAD.lock", "REBASE_HEAD.lock",
              "AUTO_MERGE.lock", "MERGE_HEAD.lock", "CHERRY_PICK_HEAD.lock", "FETCH_HEAD.lock", "shallow.lock")

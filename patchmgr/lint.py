@@ -133,10 +133,6 @@ def check_against_base(repo: Repo, base: str, patches: list[Patch]) -> None:
                 raise BadInput(f"{patch.label}: {problem}")
 
 
-#: the name apply and check call it by
-check_symlinks = check_against_base
-
-
 def _what(mode: str | None) -> str:
     return {None: "it does not exist there", MODE_TREE: "it is a directory", MODE_SYMLINK: "it is a symlink",
             MODE_GITLINK: "it is a submodule"}.get(mode, "it is a file")

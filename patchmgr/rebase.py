@@ -35,7 +35,7 @@ from patchmgr.errors import BadInput, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo, identity_env
-from patchmgr.lint import load_patches
+from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
 from patchmgr.series import (SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table,
@@ -78,6 +78,8 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
         ontos[v.path] = link
     if ontos == old_bases:
         raise WrongState(f"{onto} is the base set {old.name} is already for; nothing to rebase")
+    for v in view.repos:
+        check_against_base(v.repo, ontos[v.path], patches[v.path])
     new = _new_set_facts(ws, ontos, old, llvm)
     name = new_name or (old.name.replace(old.rustc, new.rustc) if old.rustc in old.name else None)
     if not name or name == old.name:

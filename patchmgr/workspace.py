@@ -18,7 +18,7 @@ from patchmgr import state
 from patchmgr.base import Detected, RepoState, detect, find_root, repo_state, series_limit
 from patchmgr.errors import Busy, DirtyTree, WrongState
 from patchmgr.gitio import Repo, hold_in_children
-from patchmgr.lint import load_patches
+from patchmgr.lint import check_manifest_paths, load_patches
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, Patch, diff_digest
 from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, RepoSeries
@@ -236,6 +236,7 @@ class Workspace:
         applied_set = next((c.set for c in sup_state.series), None)
         detected = detect(self.superproject, sup_state.base, self.manifest, set_name, applied_set)
         patch_set = detected.patch_set
+        check_manifest_paths(self.superproject, sup_state.base, patch_set, self.root)  # before any submodule is read
         patches = load_patches(patch_set)
         if applied_set is None:
             record = None  # a record from an older apply that was undone by hand

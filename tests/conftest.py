@@ -27,9 +27,27 @@ def world_template(tmp_path_factory) -> World:
     return build_world(tmp_path_factory.mktemp("template"))
 
 
+def _copy(template: World, tmp_path: Path) -> World:
+    checkout, patches = tmp_path / "rust", tmp_path / "patches"
+    shutil.copytree(template.checkout, checkout, symlinks=True)
+    shutil.copytree(template.patches, patches, symlinks=True)
+    return dataclasses.replace(template, tmp=tmp_path, checkout=checkout, patches=patches)
+
+
 @pytest.fixture
 def fast_world(world_template, tmp_path) -> World:
-    checkout, patches = tmp_path / "rust", tmp_path / "patches"
-    shutil.copytree(world_template.checkout, checkout, symlinks=True)
-    shutil.copytree(world_template.patches, patches, symlinks=True)
-    return dataclasses.replace(world_template, tmp=tmp_path, checkout=checkout, patches=patches)
+    return _copy(world_template, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def applied_template(tmp_path_factory) -> World:
+    """A world with the set applied (no bootstrap config), built once."""
+    world = build_world(tmp_path_factory.mktemp("applied"))
+    res = world.run("apply", "--no-config")
+    assert res.returncode == 0, res.stderr
+    return world
+
+
+@pytest.fixture
+def applied_world(applied_template, tmp_path) -> World:
+    return _copy(applied_template, tmp_path)
