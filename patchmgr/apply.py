@@ -33,7 +33,8 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
         if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
                     else f"patch {(v.edited or v.applied)[0]} applied in a form that differs from its file")
-            raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply (--force keeps a backup) and apply again")
+            raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply "
+                             "(--force keeps a backup) and apply again")
         if v.drifted:
             raise WrongState(f"patch file {v.drifted[0]} changed since it was applied; "
                              "run patchmgr unapply, then patchmgr apply, to apply the new version")

@@ -52,7 +52,8 @@ def find_root(start: Path) -> Path:
     probe = Repo(start)
     res = probe.try_run("rev-parse", "--show-superproject-working-tree", "--show-toplevel", readonly=True)
     if res.status != 0:
-        raise WrongState(f"{start} is not inside a git checkout; run patchmgr -C DIR with your rustc checkout, or import a release tree with scripts/import_rustc.py")
+        raise WrongState(f"{start} is not inside a git checkout; run patchmgr -C DIR with your rustc checkout, "
+                         "or import a release tree with scripts/import_rustc.py")
     lines = [line for line in res.out.splitlines() if line]
     return Path(lines[0])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from patchmgr import __version__, output
@@ -46,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-C", dest="root", type=Path, default=Path.cwd(), metavar="DIR",
                         help="the rustc checkout (default: the one containing the current directory)")
     parser.add_argument("--patches", type=Path, metavar="DIR",
-                        help="patches directory with series.toml (default: $PATCHMGR_PATCHES, else the series installed with patchmgr)")
+                        help="patches directory with series.toml (default: $PATCHMGR_PATCHES, "
+                             "else the series installed with patchmgr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, handler: str, needs: str = "tree", changes_tree: bool = False

@@ -7,8 +7,8 @@ in a 45,000-file tree wants the hunk and its surroundings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import unidiff
 

@@ -18,7 +18,7 @@ from patchmgr.errors import WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo
 from patchmgr.output import say
-from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
 from patchmgr.series import PatchSet, write_atomic, write_manifest
 from patchmgr.workspace import Workspace
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from patchmgr.errors import BadInput
 from patchmgr.export import strip_trailers
 from patchmgr.gitio import Repo
+from patchmgr.output import say
 from patchmgr.patchfile import parse_patch
 from patchmgr.safety import path_problem
-from patchmgr.output import say
 from patchmgr.series import SUPERPROJECT, Manifest, parse_manifest, write_manifest
 
 EPOCH = "Thu, 1 Jan 1970 00:00:00 +0000"

@@ -20,8 +20,16 @@ from patchmgr.gitio import Repo
 from patchmgr.output import show
 from patchmgr.patchfile import Patch, parse_patch
 from patchmgr.safety import MAX_PATH_BYTES, inside
-from patchmgr.series import (MANIFEST_NAME, SUPERPROJECT, Manifest, PatchSet, RepoSeries, TreePath,
-                             manifest_tree_paths, missing_patch_files)
+from patchmgr.series import (
+    MANIFEST_NAME,
+    SUPERPROJECT,
+    Manifest,
+    PatchSet,
+    RepoSeries,
+    TreePath,
+    manifest_tree_paths,
+    missing_patch_files,
+)
 
 MODE_TREE, MODE_SYMLINK, MODE_GITLINK = "040000", "120000", "160000"
 #: git ls-tree reads its arguments as pathspecs; a name from a patch such as

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import unidiff
 
 from patchmgr.errors import BadInput
-from patchmgr.safety import (ConfigParseError, git_config_entries, is_gitmodules, path_problem,
-                             submodule_config_problem)
+from patchmgr.safety import ConfigParseError, git_config_entries, is_gitmodules, path_problem, submodule_config_problem
 
 TRAILER_SET = "Patchmgr-Set"
 TRAILER_PATCH = "Patchmgr-Patch"
@@ -131,10 +130,12 @@ def _decode(raw: bytes, label: str) -> str:
     if not raw.strip():
         raise _fail(label, "is empty; regenerate it with git format-patch")
     if b"\r" in raw:
-        raise _fail(label, "has CRLF line endings, which git am would strip; convert it with dos2unix or regenerate it with git format-patch")
+        raise _fail(label, "has CRLF line endings, which git am would strip; "
+                    "convert it with dos2unix or regenerate it with git format-patch")
     nul = raw.find(b"\0")
     if nul >= 0:
-        raise _fail(label, f"contains a NUL byte (byte {nul}), which git reads as the end of a line; regenerate it with git format-patch")
+        raise _fail(label, f"contains a NUL byte (byte {nul}), which git reads as the end of a line; "
+                    "regenerate it with git format-patch")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -340,7 +341,8 @@ def _hunk(lines: list[str], j: int, label: str) -> tuple[tuple[tuple[int, str], 
     k = j + 1
     while old > 0 or new > 0:
         if k >= len(lines):
-            raise _fail(label, f"has a hunk that ends before its line counts say (line {j + 1}); regenerate it with git format-patch")
+            raise _fail(label, f"has a hunk that ends before its line counts say (line {j + 1}); "
+                        "regenerate it with git format-patch")
         line = lines[k]
         kind = line[:1]
         if kind in ("", " "):  # an empty line is context to git too
@@ -499,7 +501,8 @@ def _check_mode(text: str, label: str, lineno: int, creates: bool) -> None:
     if kind == S_IFLNK:
         raise _fail(label, f"creates or changes a symlink (mode {mode:o}, line {lineno}); patchmgr series may not carry symlinks")
     if kind == S_IFDIR:
-        raise _fail(label, f"has mode {mode:o} on line {lineno}, which git reads as a directory; patchmgr series carry regular files only")
+        raise _fail(label, f"has mode {mode:o} on line {lineno}, which git reads as a directory; "
+                    "patchmgr series carry regular files only")
     if kind == S_IFGITLINK and creates:
         raise _fail(label, f"adds or moves a submodule (mode {mode:o}, line {lineno}); pin submodules in the manifest instead")
 

@@ -38,8 +38,7 @@ from patchmgr.gitio import Repo, identity_env
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
-from patchmgr.series import (SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table,
-                             write_manifest)
+from patchmgr.series import SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table, write_manifest
 from patchmgr.workspace import Workspace, patch_branch
 
 CLEAN, MERGED, BY_HAND, SKIPPED, DROPPED = ("clean", "merged 3-way", "resolved by hand", "skipped by hand",

@@ -106,7 +106,7 @@ class _Where:
     def __init__(self, file: Path, key: str = ""):
         self.file, self.key = file, key
 
-    def __truediv__(self, key: str) -> "_Where":
+    def __truediv__(self, key: str) -> _Where:
         return _Where(self.file, f"{self.key}.{key}" if self.key else key)
 
     def fail(self, problem: str) -> BadInput:
@@ -207,7 +207,8 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
     if not VERSION.match(rustc):
         raise (where / "rustc").fail(f"must be a version such as 1.63.0, not {rustc!r}")
     llvm = _integer(table["llvm"], where / "llvm", 3, 99, "an LLVM major version number such as 14")
-    repos_table = _table(table["repos"], where / "repos", set(table["repos"]) if isinstance(table["repos"], dict) else set(), set())
+    repos_value = table["repos"]
+    repos_table = _table(repos_value, where / "repos", set(repos_value) if isinstance(repos_value, dict) else set(), set())
     if not repos_table:
         raise (where / "repos").fail("must list at least one repository")
     repos = tuple(_parse_repo(path, repo, where / "repos" / f'"{path}"') for path, repo in repos_table.items())
@@ -251,7 +252,8 @@ def load_manifest(patches_dir: Path) -> Manifest:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BadInput(f"{path}: no manifest here; pass --patches DIR pointing at a patches/ directory with {MANIFEST_NAME}") from None
+        raise BadInput(f"{path}: no manifest here; pass --patches DIR pointing at a patches/ directory "
+                       f"with {MANIFEST_NAME}") from None
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not UTF-8 text") from None
     return parse_manifest(text, path)

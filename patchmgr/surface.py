@@ -9,8 +9,8 @@ first time the series changes, read from the diff they cannot.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import unidiff
 

@@ -110,7 +110,7 @@ class Workspace:
         self.git_dir = self.superproject.git_dir()
 
     @classmethod
-    def open(cls, start: Path, manifest: Manifest) -> "Workspace":
+    def open(cls, start: Path, manifest: Manifest) -> Workspace:
         return cls(find_root(start), manifest)
 
     @contextmanager

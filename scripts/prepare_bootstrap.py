@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from import_rustc import PatchmgrError, RELEASES, cache_dir, download, fixed_env, log, run  # noqa: E402
+from import_rustc import RELEASES, PatchmgrError, cache_dir, download, fixed_env, log, run  # noqa: E402
 
 VERSION = "1.63.0"
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import tomlkit
-
 from fixture import git, hermetic_env
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from fixture import amend_patch_commit, git, mtimes, snapshot, write
 
 SET = "autodiff-1.63.0"

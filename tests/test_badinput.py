@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from fixture import ENZYME_URL, git, snapshot
 
 SET = "autodiff-1.63.0"

@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import pytest
-
 from realtree import REPO, RealTree, unavailable
 
 pytestmark = [pytest.mark.realtree, pytest.mark.slow]

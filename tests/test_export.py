@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fixture import amend_patch_commit, mtimes, write
+
 from patchmgr.export import strip_trailers
 from patchmgr.patchfile import with_trailers
 

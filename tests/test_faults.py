@@ -15,7 +15,6 @@ import sys
 import time
 
 import pytest
-
 from fixture import git, snapshot
 
 SET = "autodiff-1.63.0"

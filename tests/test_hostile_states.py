@@ -15,7 +15,6 @@ import os
 import re
 
 import pytest
-
 from fixture import git, snapshot, write
 
 LLVM = "src/llvm-project"

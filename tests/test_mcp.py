@@ -11,7 +11,6 @@ import re
 
 import pytest
 import tomlkit
-
 from fixture import ENZYME_URL, commit_all, snapshot, write
 
 SET = "mcp-demo"

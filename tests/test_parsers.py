@@ -24,10 +24,25 @@ from patchmgr import diagnose, surface
 from patchmgr.errors import BadInput
 from patchmgr.gitio import Repo
 from patchmgr.importer import quilt_to_mail
-from patchmgr.lint import (MODE_GITLINK, MODE_SYMLINK, MODE_TREE, base_path_problem, check_against_base,
-                           check_manifest_paths, manifest_path_problem)
-from patchmgr.patchfile import (diff_git_names, gitmodules_text, index_mode_text, is_mbox_from_line, is_patchbreak,
-                                parse_mode, parse_patch, unquote_c_style)
+from patchmgr.lint import (
+    MODE_GITLINK,
+    MODE_SYMLINK,
+    MODE_TREE,
+    base_path_problem,
+    check_against_base,
+    check_manifest_paths,
+    manifest_path_problem,
+)
+from patchmgr.patchfile import (
+    diff_git_names,
+    gitmodules_text,
+    index_mode_text,
+    is_mbox_from_line,
+    is_patchbreak,
+    parse_mode,
+    parse_patch,
+    unquote_c_style,
+)
 from patchmgr.safety import is_gitmodules, path_problem, ref_name_problem, url_problem
 from patchmgr.series import SET_NAME, TreePath, manifest_tree_paths, parse_manifest
 

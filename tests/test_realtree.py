@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fixture import mtimes, tree_snapshot
 from realtree import REAL_SET, RealTree
 

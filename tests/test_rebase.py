@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixture import commit_all, git, snapshot, write
 
 OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"

@@ -17,6 +17,7 @@ from pathlib import Path
 from patchmgr.errors import BadInput
 from xpy_ext.versions import Bootstrap, bootstrap_for, header_value, known_keys
 
+
 def _template() -> Path:
     """config.toml.in: at the top of a source checkout, or where pip installed its data files."""
     import sys

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +51,6 @@ def enzyme_library_major(sysroot: Path) -> int | None:
 def check(tree: Path, row: Bootstrap, version: str, *, llvm_config: str | None, stage0_rustc: str | None,
           offline: bool, enzyme: bool, stage1_sysroot: Path | None = None) -> list[Problem]:
     problems: list[Problem] = []
-    if sys.version_info < (3, 8):
-        problems.append(Problem("python 3.8 or newer is needed by x.py", "install python3"))
     for tool, package in [("cmake", "cmake"), ("ninja", "ninja-build"), ("c++", "g++"), ("cc", "gcc"),
                           ("git", "git")]:
         if shutil.which(tool) is None:

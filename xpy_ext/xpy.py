@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 _ERROR_PATTERNS = [
     re.compile(r"^error(\[E\d{4}\])?: (?!aborting due to)"),  # rustc

@@ -1,0 +1,91 @@
+"""The persisted files: each declared once in patchmgr/state.py, versioned, read back exactly;
+a version-1 file (untyped `extra`) is read, a newer or corrupt one refused with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patchmgr import state
+from patchmgr.errors import WrongState
+
+
+def origin(path="."):
+    return state.RepoOrigin(path, "refs/heads/main", "a" * 40)
+
+
+JOURNALS = [
+    state.ApplyJournal(set="s", patch_branch="patchmgr/s", repos=[origin(), origin("src/llvm-project")],
+                       bases={".": "b" * 40}, applied_origins=[origin()], skipped=["s/rust/0001.patch"],
+                       paths={".": ["x.rs"]}, enzyme_created=True,
+                       applied_before=state.AppliedRecord(set="s", patch_branch="patchmgr/s", repos=[origin()])),
+    state.RebaseJournal(set="t", patch_branch="patchmgr/rebase/t", repos=[origin()], from_set="s", onto_arg="1.64.0",
+                        old_bases={".": "b" * 40}, ontos={".": "c" * 40}, new=state.NewBase("1.64.0", "d" * 40, 15),
+                        dirs={".": "t/rust"}, manifest="schema = 1\n", outcomes={"s/rust/0001.patch": ["clean", ""]},
+                        final=state.ApplyJournal(set="t", patch_branch="patchmgr/t", repos=[origin()],
+                                                 bases={".": "c" * 40}, applied_origins=[origin()])),
+    state.UnapplyJournal(set="s", patch_branch="patchmgr/s", repos=[origin()], bases={".": "b" * 40}),
+]
+
+
+@pytest.mark.parametrize("journal", JOURNALS, ids=lambda j: j.kind)
+def test_journal_round_trip(tmp_path, journal):
+    state.save_op(tmp_path, journal)
+    data = json.loads((tmp_path / "patchmgr" / "op.json").read_text())
+    assert data["version"] == state.VERSION and data["kind"] == journal.kind
+    assert state.load_op(tmp_path) == journal
+
+
+def test_applied_record_round_trip(tmp_path):
+    record = state.AppliedRecord(set="s", patch_branch="patchmgr/s", repos=[origin()],
+                                 patch_ids={".": {"s/rust/0001.patch": "e" * 40}},
+                                 verified={".": {"s/rust/0001.patch": ["f" * 40, "0" * 64]}},
+                                 config=state.ConfigWritten("/t/config.toml", "1" * 64, False),
+                                 config_inputs=state.ConfigInputs("k", None))
+    state.save_applied(tmp_path, record)
+    assert state.load_applied(tmp_path) == record
+    state.remove(tmp_path, state.APPLIED_FILE)
+    assert state.load_applied(tmp_path) is None and not (tmp_path / "patchmgr").exists()
+
+
+def test_version_1_files_are_read(tmp_path):
+    """What patchmgr 0.1 wrote: everything beyond the first fields in `extra`."""
+    (tmp_path / "patchmgr").mkdir()
+    (tmp_path / "patchmgr" / "applied.json").write_text(json.dumps({
+        "set": "s", "patch_branch": "patchmgr/s", "kind": "apply", "enzyme_created": False,
+        "enzyme_module_created": False, "repos": [origin().__dict__],
+        "extra": {"patch_ids": {".": {"l": "e" * 40}}, "verified": {}, "config": {
+            "path": "/t/config.toml", "sha256": "1" * 64, "had_backup": True},
+            "config_inputs": {"key": "k", "result": "r"}}}))
+    record = state.load_applied(tmp_path)
+    assert record is not None and record.patch_ids == {".": {"l": "e" * 40}}
+    assert record.config == state.ConfigWritten("/t/config.toml", "1" * 64, True)
+    (tmp_path / "patchmgr" / "op.json").write_text(json.dumps({
+        "set": "t", "patch_branch": "patchmgr/rebase/t", "kind": "rebase", "enzyme_created": False,
+        "enzyme_module_created": False, "repos": [origin().__dict__],
+        "extra": {"from": "s", "onto_arg": "1.64.0", "old_bases": {}, "ontos": {".": "c" * 40},
+                  "new": {"rustc": "1.64.0", "commit": "d" * 40, "llvm": 15, "note": ""}, "dirs": {},
+                  "outcomes": {}, "manifest": "", "written": False, "stopped": "x"}}))
+    journal = state.load_op(tmp_path)
+    assert isinstance(journal, state.RebaseJournal)
+    assert journal.from_set == "s" and journal.stopped == "x" and journal.new.llvm == 15
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"version": 3, "kind": "apply"}', r"written by a newer patchmgr \(format 3, this one reads up to 2\)"),
+    ("{not json", r"op\.json is corrupt"),
+    ("[1, 2]", r"op\.json is corrupt \(not a JSON object\)"),
+    ('{"version": 2, "kind": "merge", "set": "s"}', r"records an unknown operation 'merge'"),
+    ('{"version": 2, "kind": "apply", "set": 1, "patch_branch": "p", "repos": [], "bases": {}, "applied_origins": []}',
+     r"op\.json is corrupt \(expected str, got 1\)"),
+    ('{"version": 2, "kind": "apply", "set": "s", "patch_branch": "p", "repos": [], "bases": {}, '
+     '"applied_origins": [], "surprise": 1}', r"unknown key 'surprise' in ApplyJournal"),
+    ('{"version": 2, "kind": "apply", "set": "s"}', r"op\.json is corrupt"),
+])
+def test_newer_or_corrupt_files_are_refused_in_one_line(tmp_path, content, message):
+    (tmp_path / "patchmgr").mkdir()
+    (tmp_path / "patchmgr" / "op.json").write_text(content)
+    with pytest.raises(WrongState, match=message) as info:
+        state.load_op(tmp_path)
+    assert "\n" not in str(info.value)
