@@ -7,6 +7,7 @@ objects), so check is safe in the middle of work, on a dirty tree too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import CheckFailed
@@ -37,7 +38,7 @@ def check(ws: Workspace, set_name: str | None, keep: bool = False) -> list[Patch
                 if res.status == 0:
                     results.append(PatchResult(v.path, patch.label, True, []))
                     continue
-                detail = render(failing_hunks(patch.diff, lambda path, c=clone: c.read("HEAD", path))) \
+                detail = render(failing_hunks(patch.diff, partial(clone.read, "HEAD"))) \
                     or [f"  {(res.err or res.out).strip()[-200:]}"]
                 results.append(PatchResult(v.path, patch.label, False, detail))
                 clone.run("am", "--abort")

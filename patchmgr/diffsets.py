@@ -8,7 +8,7 @@ the two series, repository by repository.
 from __future__ import annotations
 
 from patchmgr.base import read_tarball_ids
-from patchmgr.errors import CheckFailed, UnknownBase
+from patchmgr.errors import BadInput, CheckFailed, UnknownBase
 from patchmgr.gitio import Repo, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
 from patchmgr.output import show
@@ -27,6 +27,19 @@ def find_base(repo: Repo, ws_base: str, patch_set: PatchSet) -> str:
             return tip
     raise UnknownBase(f"no commit of this checkout is the base of {patch_set.name} (rustc {patch_set.rustc}, "
                       f"{patch_set.commit[:12]}); check out or import that tree first")
+
+
+def repo_base(ws: Workspace, super_base: str, path: str, patch_set: PatchSet) -> str:
+    """The base of repository `path` for a set on superproject commit `super_base`: the commit it records there.
+
+    A base that has no such submodule (a set written for another tree) is refused by name, not left to git.
+    """
+    if path == SUPERPROJECT:
+        return super_base
+    link = ws.superproject.gitlink(super_base, path)
+    if link is None:
+        raise BadInput(f"the base of set {patch_set.name} ({super_base[:12]}) has no submodule {path}")
+    return link
 
 
 def _series_on(clone: Repo, base: str, patches, name: str) -> str:
@@ -64,7 +77,7 @@ def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[s
             clone = scratch.clone(ws.repo(path))
             ranges = []
             for patch_set, super_base, by_repo in zip(sets, super_bases, loaded):
-                base = super_base if path == SUPERPROJECT else ws.superproject.gitlink(super_base, path)
+                base = repo_base(ws, super_base, path, patch_set)
                 patches = by_repo.get(path, [])
                 ranges.append(f"{base}..{_series_on(clone, base, patches, patch_set.name)}")
             if all(r.split("..")[0] == r.split("..")[1] for r in ranges):

@@ -260,7 +260,8 @@ def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:
 
 
 def _parse_patch_ids(out: str) -> list[tuple[str, str]]:
-    return [tuple(line.split()[:2]) for line in out.splitlines() if line.strip()]
+    """(patch-id, commit) per line of `git patch-id` output, which always prints both."""
+    return [(fields[0], fields[1]) for fields in (line.split() for line in out.splitlines() if line.strip())]
 
 
 def identity_env(repo: Repo) -> dict[str, str]:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchmgr.diffsets import current_base, find_base, range_diff
+from patchmgr.diffsets import current_base, find_base, range_diff, repo_base
 from patchmgr.errors import BadInput, CheckFailed, WrongState
 from patchmgr.gitio import Repo, Scratch, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
@@ -132,7 +132,7 @@ def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[
     built: dict[str, Built] = {}
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)
-        base = sup_base if series.path == SUPERPROJECT else ws.superproject.gitlink(sup_base, series.path)
+        base = repo_base(ws, sup_base, series.path, patch_set)
         clone = scratch.clone(repo, at=base)
         for patch in patches[series.path]:
             if clone.am(patch.text, "--quiet").status:
@@ -293,8 +293,8 @@ def render_proposal(patch_set: PatchSet, cover: Cover, surface: Surface, patches
 
     out += ["### What is gated", ""]
     if surface.gates:
-        for cfg, files in sorted(surface.cfgs_set.items()):
-            out.append(f"`--cfg {cfg}` is set by {', '.join(f'`{f}`' for f in files)}.")
+        for cfg, setters in sorted(surface.cfgs_set.items()):
+            out.append(f"`--cfg {cfg}` is set by {', '.join(f'`{f}`' for f in setters)}.")
         kinds = sorted({k for counts in surface.gates.values() for k in counts}, key=lambda k: (not k.startswith("cfg!"), k))
         out += ["", "New lines that test a cfg or a new option, per file:", "",
                 "| file | " + " | ".join(f"`{k}`" for k in kinds) + " |", "|---|" + "---|" * len(kinds)]

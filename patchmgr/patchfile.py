@@ -160,7 +160,7 @@ def is_mbox_from_line(line: str) -> bool:
     if not all(digit(colon + d) for d in (-4, -2, -1, 1, 2)):
         return False
     year = re.match(r"[ \t\n\v\f\r]*([+-]?\d+)", line[colon + 3:])
-    return bool(year) and int(year.group(1)) > 90
+    return year is not None and int(year.group(1)) > 90
 
 
 def _check_mbox(lines: list[str], label: str) -> None:

@@ -406,7 +406,8 @@ def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
         an, ae, ad, cn, ce, cd, tree, message = fields
         label = parse_trailers(message).get(TRAILER_PATCH)
         message = re.sub(rf"(?m)^{TRAILER_SET}: .*$", f"{TRAILER_SET}: {set_name}", message)
-        message = re.sub(rf"(?m)^{TRAILER_PATCH}: .*$", f"{TRAILER_PATCH}: {names.get(label, label)}", message)
+        if label is not None:  # every replayed commit carries one (engine.am adds it); a commit without keeps its message
+            message = re.sub(rf"(?m)^{TRAILER_PATCH}: .*$", f"{TRAILER_PATCH}: {names.get(label, label)}", message)
         env = {"GIT_AUTHOR_NAME": an, "GIT_AUTHOR_EMAIL": ae, "GIT_AUTHOR_DATE": ad,
                "GIT_COMMITTER_NAME": cn, "GIT_COMMITTER_EMAIL": ce, "GIT_COMMITTER_DATE": cd}
         head = repo.run("commit-tree", tree, "-p", head, "-F", "-", input=message.rstrip("\n") + "\n", env=env).strip()
@@ -421,7 +422,8 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
     created = [d for d in candidates if not (old.root / d).exists()]
     journal.created = sorted(created)
     state.save_op(ws.git_dir, journal)
-    lists, names = {}, {}
+    lists: dict[str, list[str]] = {}
+    names: dict[str, str] = {}  # old label -> new file; a commit without a patch trailer has no old label to map
     for series in old.repos:
         repo = ws.repo(series.path)
         onto = journal.ontos[series.path]
@@ -429,7 +431,9 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
         written, _ = write_patches(repo, [sha for sha, _ in commits], old.root / dirs[series.path], [])
         lists[series.path] = written
         for (_, message), name in zip(commits, written):
-            names[parse_trailers(message).get(TRAILER_PATCH)] = f"{dirs[series.path]}/{name}"
+            label = parse_trailers(message).get(TRAILER_PATCH)
+            if label is not None:
+                names[label] = f"{dirs[series.path]}/{name}"
 
     new_set = dataclasses.replace(old, name=journal.set, rustc=new.rustc, commit=new.commit, llvm=new.llvm,
                                   repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos))

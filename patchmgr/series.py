@@ -96,8 +96,6 @@ class Manifest:
             raise UnknownBase(f"no patch set named {name!r} in {self.path}; known sets: {', '.join(sorted(self.sets)) or 'none'}")
         return self.sets[name]
 
-    def for_commit(self, commit: str) -> list[PatchSet]:
-        return [s for s in self.sets.values() if s.commit == commit]
 
 
 class _Where:

@@ -158,10 +158,16 @@ T = TypeVar("T")
 
 # --- encoding ---------------------------------------------------------------
 
+def _is_dataclass_hint(cls: Any) -> bool:
+    """dataclasses.is_dataclass as a plain bool: its TypeIs would narrow _decode's `cls` (any type hint)
+    to DataclassInstance, which has neither __name__ nor a constructor to call."""
+    return dataclasses.is_dataclass(cls)
+
+
 def _decode(cls: Any, value: Any) -> Any:
     """`value` (parsed JSON) as type `cls`, checked; TypeError names what does not fit."""
     origin, args = typing.get_origin(cls), typing.get_args(cls)
-    if dataclasses.is_dataclass(cls):
+    if _is_dataclass_hint(cls):
         if not isinstance(value, dict):
             raise TypeError(f"{cls.__name__} must be an object")
         hints = typing.get_type_hints(cls)

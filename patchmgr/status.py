@@ -39,7 +39,8 @@ def describe_rebase(journal: state.RebaseJournal) -> str:
 
 def to_dict(view: View, op_in_progress: str | None) -> dict:
     ps = view.patch_set
-    out = {
+    repos: list[dict[str, object]] = []
+    out: dict[str, object] = {
         "set": ps.name,
         "rustc": ps.rustc,
         "upstream_commit": ps.commit,
@@ -47,12 +48,12 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
         "detected_by": view.detected.how,
         "state": "applied" if view.fully_applied else "unapplied" if view.untouched else "partial",
         "operation_in_progress": op_in_progress,
-        "repos": [],
+        "repos": repos,
         "enzyme": None,
         "stale_gitlinks": view.stale_gitlinks,
     }
     for v in view.repos:
-        out["repos"].append({
+        repos.append({
             "path": v.path,
             "branch": v.branch.removeprefix("refs/heads/") if v.branch else None,
             "head": v.state.head,

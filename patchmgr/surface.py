@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import unidiff
 
 from patchmgr.patchfile import Patch
+from patchmgr.series import SUPERPROJECT
 
 OPTIONS_FILE = "compiler/rustc_session/src/options.rs"
 EXAMPLE_CONFIGS = ("config.toml.example", "config.example.toml", "bootstrap.example.toml")
@@ -62,7 +63,10 @@ def added_lines(patch: Patch) -> list[tuple[str, int, str]]:
     out = []
     for patched in unidiff.PatchSet(patch.diff):
         for hunk in patched:
-            out += [(patched.path, line.target_line_no, line.value.rstrip("\n")) for line in hunk if line.is_added]
+            for line in hunk:
+                if line.is_added:
+                    assert line.target_line_no is not None  # unidiff numbers every added line in the target
+                    out.append((patched.path, line.target_line_no, line.value.rstrip("\n")))
     return out
 
 
@@ -91,9 +95,9 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
                 surface.config_keys.append(key)
         code = text.split("//")[0] if path.endswith(".rs") else ""  # prose that mentions --cfg sets nothing
         for name in _CFG_SET.findall(code):
-            files = surface.cfgs_set.setdefault(name, [])
-            if path not in files:
-                files.append(path)
+            setters = surface.cfgs_set.setdefault(name, [])
+            if path not in setters:
+                setters.append(path)
     names = {o.name: o.flag for o in surface.options}
     for path, _, text in lines:
         counts = surface.gates.setdefault(path, {})
@@ -149,7 +153,7 @@ def _example_entry(lines: list[str], table: str, key: str) -> tuple[str | None, 
         if s := re.match(r"^\[([^\]]+)\]", line):
             section = s.group(1)
         elif section == table and (k := re.match(rf"^#\s*{re.escape(key)} = (.*)$", line)):
-            comment = []
+            comment: list[str] = []
             j = i - 1
             while j >= 0 and lines[j].startswith("# "):
                 comment.insert(0, lines[j][2:].strip())
@@ -161,7 +165,7 @@ def _example_entry(lines: list[str], table: str, key: str) -> tuple[str | None, 
 def crate_of(repo: str, path: str) -> str:
     """Where a changed file belongs, as a reviewer thinks of it: the crate, or the tree it is in."""
     parts = path.split("/")
-    if repo != ".":
+    if repo != SUPERPROJECT:
         return repo
     if parts[0] in ("compiler", "library") and len(parts) > 2:
         return parts[1]

@@ -225,7 +225,8 @@ class Workspace:
 
     def superproject_state(self, record: state.AppliedRecord | None) -> RepoState:
         """The superproject's base and series, from the base the applied record knows if there is one."""
-        known = record.origin(SUPERPROJECT).head if record and record.origin(SUPERPROJECT) else None
+        origin = record.origin(SUPERPROJECT) if record else None
+        known = origin.head if origin else None
         return repo_state(self.superproject, known, series_limit(self.manifest))
 
     def inspect(self, set_name: str | None) -> View:
@@ -261,8 +262,7 @@ class Workspace:
         pin = patch_set.enzyme
         if pin is None:
             return None
-        owner_path = patch_set.enzyme_owner()
-        owner = self.repo(owner_path)
+        owner = self.repo(patch_set.enzyme_owner() or SUPERPROJECT)
         rel = enzyme_rel_path(patch_set)
         checked_out = None
         if (owner.path / rel / ".git").exists():
@@ -277,8 +277,10 @@ def _tagged_by_us(repo: Repo) -> bool:
 
 def enzyme_rel_path(patch_set: PatchSet) -> str:
     """The Enzyme path relative to the repository that records it."""
-    owner = patch_set.enzyme_owner()
-    return patch_set.enzyme.path if owner == SUPERPROJECT else patch_set.enzyme.path[len(owner) + 1:]
+    pin, owner = patch_set.enzyme, patch_set.enzyme_owner()
+    if pin is None or owner is None:
+        raise WrongState(f"set {patch_set.name} pins no Enzyme, so it has no Enzyme path")
+    return pin.path if owner == SUPERPROJECT else pin.path[len(owner) + 1:]
 
 
 def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoState, patches: list[Patch],
@@ -294,22 +296,22 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     view = RepoView(series=series, repo=repo, state=rstate, branch=repo.branch())
     labels = [patch_set.patch_label(series, n) for n in series.patches]
     mine = [c for c in rstate.series if c.set == patch_set.name]
-    on_branch = [c for c in mine if c.patch is not None]
+    on_branch = [(c.sha, c.patch) for c in mine if c.patch is not None]  # (commit, patch label)
     view.tool_commits = len(mine) - len(on_branch)
-    applied = [c.patch for c in on_branch]
+    applied = [label for _, label in on_branch]
     positions = [labels.index(label) if label in labels else -1 for label in applied]
     view.out_of_order = -1 in positions or positions != sorted(positions)
     view.applied = applied
     view.pending = [label for label in labels if label not in applied]
     view.skipped = [label for label in view.pending if positions and labels.index(label) < max(positions)]
     by_label = dict(zip(labels, patches))
-    unverified = [c for c in on_branch if c.patch not in by_label
-                  or verified.get(c.patch) != [c.sha, diff_digest(by_label[c.patch].diff)]]
+    unverified = [(sha, label) for sha, label in on_branch if label not in by_label
+                  or verified.get(label) != [sha, diff_digest(by_label[label].diff)]]
     if unverified:
-        commit_ids = repo.patch_ids([c.sha for c in unverified])
-        file_ids = repo.patch_ids_of_diffs([by_label[c.patch].diff if c.patch in by_label else "" for c in unverified])
-        view.drifted = [c.patch for c, fid in zip(unverified, file_ids)
-                        if c.patch not in by_label or commit_ids.get(c.sha) != fid]
-        view.edited = [c.patch for c in unverified if c.patch in view.drifted
-                       and recorded.get(c.patch) != commit_ids.get(c.sha)]
+        commit_ids = repo.patch_ids([sha for sha, _ in unverified])
+        file_ids = repo.patch_ids_of_diffs([by_label[label].diff if label in by_label else "" for _, label in unverified])
+        view.drifted = [label for (sha, label), fid in zip(unverified, file_ids)
+                        if label not in by_label or commit_ids.get(sha) != fid]
+        view.edited = [label for sha, label in unverified if label in view.drifted
+                       and recorded.get(label) != commit_ids.get(sha)]
     return view

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run them all (README's test command; .ci/run runs it).
+# Install what the tests need, lint and type-check, then run the tests (README's test command; .ci/run runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 python3 -m pip install -q '.[test]'
+python3 -m ruff check .
+python3 -m mypy
 exec python3 -m pytest -ra "$@"

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from patchmgr.output import progress_wanted
 from xpy_ext.xpy import XpyResult, run_xpy
@@ -49,7 +50,7 @@ class Progress:
     """Turns x.py's lines into the one-line status a person watches."""
 
     total: int
-    out: object = field(default=sys.stderr)
+    out: TextIO = field(default=sys.stderr)
     step: int = 0
     title: str = "starting x.py"
     crates: int = 0

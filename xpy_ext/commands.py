@@ -109,9 +109,9 @@ def build_command(ws: Workspace, args) -> None:
         raise BuildFailed(f"x.py build failed: {result.first_error}; full log: {log}")
     if args.stage >= 1:
         sysroot = build.stage_sysroot(ws.root, params.host, args.stage)
-        problems = build.smoke_test(sysroot, enzyme=ps.enzyme is not None)
-        if problems:
-            raise BuildFailed(f"stage{args.stage} smoke test: {problems[0]}")
+        failures = build.smoke_test(sysroot, enzyme=ps.enzyme is not None)
+        if failures:
+            raise BuildFailed(f"stage{args.stage} smoke test: {failures[0]}")
         say(f"stage{args.stage} compiler at {sysroot} passed the smoke test")
         if not args.no_link:
             say(build.link_toolchain(sysroot, args.toolchain or f"patchmgr-{ps.name}-stage{args.stage}"))

@@ -13,6 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from patchmgr.errors import BadInput
 from xpy_ext.versions import Bootstrap, bootstrap_for, header_value, known_keys
@@ -217,7 +218,15 @@ def forced_keys(llvm_config: str, stage0: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def effective(tree: Path, row: Bootstrap, host: str) -> dict[str, object]:
+class Effective(TypedDict):
+    """The config values preflight checks, keyed as preflight.check names them."""
+
+    llvm_config: str | None
+    stage0_rustc: str | None
+    offline: bool
+
+
+def effective(tree: Path, row: Bootstrap, host: str) -> Effective:
     """What x.py will use from the written config: llvm-config and stage0 rustc."""
     import tomllib
 
@@ -232,11 +241,12 @@ def detect_params(tree: Path, version: str, llvm_major: int, llvm_config: str = 
                   online: bool = False, profile: str | None = None, host: str = "x86_64-unknown-linux-gnu") -> Params:
     """Sensible defaults for this machine: a system LLVM of the set's major, a matching system
     rustc as stage0, offline when the tree vendors its crates."""
+    llvm: str | None = llvm_config  # the argument is a path, "auto" or "none"; the choice is a path or no LLVM
     if llvm_config == "auto":
         candidate = Path(f"/usr/lib/llvm-{llvm_major}/bin/llvm-config")
-        llvm_config = str(candidate) if candidate.exists() else shutil.which("llvm-config")
+        llvm = str(candidate) if candidate.exists() else shutil.which("llvm-config")
     elif llvm_config == "none":
-        llvm_config = None
+        llvm = None
     rustc = cargo = None
     if stage0 != "download":
         bindir = Path("/usr/bin") if stage0 == "auto" else Path(stage0)
@@ -253,4 +263,4 @@ def detect_params(tree: Path, version: str, llvm_major: int, llvm_config: str = 
             raise BadInput(f"--stage0 {stage0}: no rustc {want[6:-1]} with cargo there (found {found.strip() or 'none'})")
     offline = None if online else ((tree / "vendor").is_dir() or None)
     return Params(host=host, profile=profile, offline=offline, stage0_rustc=rustc, stage0_cargo=cargo,
-                  llvm_config=llvm_config)
+                  llvm_config=llvm)

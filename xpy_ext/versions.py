@@ -76,6 +76,9 @@ def known_keys(tree: Path, row: Bootstrap) -> set[str]:
 def header_value(tree: Path, row: Bootstrap) -> int:
     if row.header == "changelog-seen":
         return 2
+    if row.change_tracker is None:
+        raise BadInput(f"the bootstrap row for rustc {'.'.join(map(str, row.since))} writes {row.header} "
+                       "but names no file that lists the change ids")
     path = tree / row.change_tracker
     ids = [int(n) for n in re.findall(r"change_id:\s*(\d+)", path.read_text(encoding="utf-8"))] if path.is_file() else []
     if not ids:
