@@ -12,7 +12,6 @@ import os
 from patchmgr import engine, state
 from patchmgr.errors import BadInput, WrongState
 from patchmgr.faults import fault
-from patchmgr.gitio import identity_env
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say
 from patchmgr.series import PatchSet
@@ -104,7 +103,7 @@ def resume(ws: Workspace, how: str) -> PatchSet:
             if how == "--skip":
                 journal.skipped.append(engine.current_label(repo))
                 save()
-            res = repo.try_run("am", "--skip" if how == "--skip" else "--continue", env=identity_env(repo))
+            res = repo.try_run("am", "--skip" if how == "--skip" else "--continue")
             if res.status != 0:
                 raise engine.conflict(repo, res.out + res.err)
     patches = load_patches(patch_set)

@@ -62,10 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use this patch set instead of the one detected from the tree's base")
 
     def config_options(p: argparse.ArgumentParser) -> None:
-        g = p.add_argument_group("bootstrap config (rendered from config.toml.in, merged into config.toml)")
+        g = p.add_argument_group("bootstrap config (the set's template, rendered and merged into config.toml)")
         g.add_argument("--llvm-config", default="auto", metavar="PATH",
-                       help="external LLVM: a path, 'auto' (/usr/lib/llvm-<set's major>/bin/llvm-config or one on "
-                            "PATH) or 'none' (build src/llvm-project)")
+                       help="external LLVM: a path, 'auto' (/usr/lib/llvm-<N>/bin/llvm-config for an LLVM the pinned "
+                            "Enzyme builds against, else the set's; or one on PATH) or 'none' (build src/llvm-project)")
         g.add_argument("--stage0", default="auto", metavar="WHERE",
                        help="'auto' (a system rustc of the tree's version for local-rebuild, else download), "
                             "'download', or a bin directory with rustc and cargo")
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("second", metavar="B")
 
     p = command("import", "make a set's patch list from a revision range, a directory of .patch files, or a quilt series",
-                "patchmgr.importer:command", needs="manifest")
+                "patchmgr.importer:command", needs="patches")
     p.add_argument("source", help="BASE..BRANCH (in the checkout), a directory of format-patch files, or a quilt series file")
     p.add_argument("--set", dest="set_name", required=True, metavar="NAME", help="the set to create or update")
     p.add_argument("--repo", default=".", metavar="PATH", help="the repository the patches are for (default '.')")
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format-patch", dest="mails", type=Path, metavar="DIR",
                    help="also write the series as numbered mails to DIR, the cover letter as patch 0")
 
-    p = command("config", "write (or --show) the bootstrap config for this tree, from config.toml.in",
+    p = command("config", "write (or --show) the bootstrap config for this tree, from the set's template",
                 "xpy_ext.commands:config_command", changes_tree=True)
     with_set(p)
     p.add_argument("--show", action="store_true", help="print the merged result and change nothing")

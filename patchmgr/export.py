@@ -19,7 +19,7 @@ from patchmgr.faults import fault
 from patchmgr.gitio import Repo
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
-from patchmgr.series import PatchSet, write_atomic, write_manifest
+from patchmgr.series import PatchSet, read_exactly, write_atomic, write_manifest
 from patchmgr.workspace import Workspace
 
 _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
@@ -72,10 +72,10 @@ def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple
             out = repo.run("format-patch", "--zero-commit", "--full-index", "--no-signature", "--no-numbered",
                            f"--start-number={number}", "-o", tmp, "-1", sha).strip()
             produced = Path(out.splitlines()[-1])
-            text = strip_trailers(produced.read_text(encoding="utf-8"))
+            text = strip_trailers(read_exactly(produced))
             target = directory / produced.name
             names.append(produced.name)
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
+            if not target.exists() or read_exactly(target) != text:
                 write_atomic(target, text)
                 changes.append(("wrote", produced.name))
                 fault("export:file-written")

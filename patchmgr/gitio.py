@@ -38,6 +38,29 @@ GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG
              "AUTO_MERGE.lock", "MERGE_HEAD.lock", "CHERRY_PICK_HEAD.lock", "FETCH_HEAD.lock", "shallow.lock")
 
 
+#: git commands that make, read or compare the series' patches and commits: they run in a
+#: known configuration, so a user's diff.noprefix, format.signOff, rerere.enabled or
+#: commit.gpgSign cannot change what patchmgr writes or reads
+PATCH_COMMANDS = frozenset({"am", "apply", "format-patch", "range-diff", "patch-id", "diff", "diff-tree", "show",
+                            "log", "blame", "commit", "commit-tree", "mailinfo"})
+#: ... that configuration: git's defaults, spelled out where a repository's own config could differ
+PATCH_CONFIG = (
+    "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=true",
+    "diff.algorithm=myers", "diff.context=3", "diff.interHunkContext=0", "diff.indentHeuristic=true",
+    "diff.suppressBlankEmpty=false", "color.ui=false",
+    "core.quotePath=true", "core.autocrlf=false", "core.safecrlf=false", "core.commentChar=#",
+    "format.signOff=false", "format.headers=", "format.signature=", "format.numbered=auto",
+    "format.coverLetter=false", "format.useAutoBase=false", "format.forceInBodyFrom=false", "format.thread=false",
+    "format.suffix=.patch", "format.encodeEmailHeaders=true", "format.coverFromDescription=message",
+    "am.threeWay=false", "am.keepcr=false", "am.messageId=false", "apply.whitespace=warn", "rerere.enabled=false",
+    "rerere.autoUpdate=false", "commit.gpgSign=false", "log.showSignature=false", "log.decorate=false",
+    "log.mailmap=false", "i18n.commitEncoding=UTF-8", "i18n.logOutputEncoding=UTF-8",
+)
+#: what of the user's own (system and global) configuration still counts there: who they are,
+#: which directories they trust, and where their URLs really point
+_PASSED_THROUGH = r"^(user\.(name|email)|safe\.directory|url\..*\.(insteadof|pushinsteadof))$"
+_passed: list[tuple[str, str]] | None = None
+
 #: file descriptors every git child inherits: the patchmgr lock, so that a git command
 #: that outlives a killed patchmgr still holds the checkout until it ends
 _held_fds: tuple[int, ...] = ()
@@ -61,6 +84,7 @@ class Repo:
         self.path = Path(path)
         self.label = label  # how messages name it: "." or "src/llvm-project"
         self._git_dir: Path | None = None
+        self._identity: set[str] | None = None
 
     def __repr__(self):
         return f"Repo({self.label!r})"
@@ -70,6 +94,29 @@ class Repo:
         if readonly:
             full["GIT_OPTIONAL_LOCKS"] = "0"
         return full
+
+    def _known_config(self, env: dict) -> dict:
+        """`env` for a patch command: the system and global configuration out of the way, the
+        user's identity, trusted directories and URL rewrites passed back in (as command-line
+        configuration); an identity of patchmgr's own where the user has none (CI, fresh machines)."""
+        passed = _user_settings(self)
+        full = {k: v for k, v in env.items() if not k.startswith("GIT_CONFIG_")}
+        full.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_COUNT=str(len(passed)))
+        for i, (key, value) in enumerate(passed):
+            full[f"GIT_CONFIG_KEY_{i}"], full[f"GIT_CONFIG_VALUE_{i}"] = key, value
+        keys = {key for key, _ in passed}
+        for key, var, fallback in (("user.name", "GIT_COMMITTER_NAME", TOOL_IDENT[0]),
+                                   ("user.email", "GIT_COMMITTER_EMAIL", TOOL_IDENT[1])):
+            if key not in keys and key not in self._local_identity():
+                full.setdefault(var, fallback)
+        return full
+
+    def _local_identity(self) -> set[str]:
+        """Which of user.name and user.email this repository's own config sets (read once)."""
+        if self._identity is None:
+            res = self.try_run("config", "--local", "--get-regexp", r"^user\.(name|email)$", readonly=True)
+            self._identity = {line.split(" ", 1)[0] for line in res.out.splitlines()} if res.status == 0 else set()
+        return self._identity
 
     def _spawn(self, args: tuple, **kw) -> subprocess.CompletedProcess:
         trace(f"git {' '.join(args)}  (in {self.label})")
@@ -84,7 +131,11 @@ class Repo:
                 readonly: bool = False, strip: bool = True) -> Result:
         # surrogateescape both ways: output that is not UTF-8 goes back to git as the same bytes
         data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input
-        proc = self._spawn(args, env=self._env(env, readonly), capture_output=True,
+        full_env = self._env(env, readonly)
+        if _subcommand(args) in PATCH_COMMANDS:
+            args = tuple(a for setting in PATCH_CONFIG for a in ("-c", setting)) + args
+            full_env = self._known_config(full_env)
+        proc = self._spawn(args, env=full_env, capture_output=True,
                            **({"input": data} if data is not None else {"stdin": subprocess.DEVNULL}))
         out = proc.stdout.decode("utf-8", "surrogateescape")
         if strip and out.endswith("\n"):
@@ -96,7 +147,7 @@ class Repo:
         if res.status != 0:
             detail = (res.err or res.out).strip().splitlines()
             first = next((line for line in detail if line.startswith(("fatal:", "error:"))), detail[-1] if detail else None)
-            command = next((a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "-c")), "")
+            command = _subcommand(args)
             raise GitFailed(f"git {command} failed in {self.label}: {first or 'exit ' + str(res.status)}")
         return res.out
 
@@ -105,9 +156,10 @@ class Repo:
 
         The mails go in on stdin, so there is no file for a kill to leave
         behind (while stopped, git am keeps its own copy under rebase-apply/).
+        --keep-cr: validation lets a CR through only at the end of a diff's
+        content line (a file with CRLF endings), and there it is the file's.
         """
-        return self.try_run("am", "--3way", "--committer-date-is-author-date", *flags, input=mbox,
-                            env=identity_env(self) if env is None else env)
+        return self.try_run("am", "--3way", "--keep-cr", "--committer-date-is-author-date", *flags, input=mbox, env=env)
 
     def stream(self, *args: str, env: dict | None = None) -> int:
         """Run with git's stderr (progress) going straight to ours."""
@@ -264,14 +316,24 @@ def _parse_patch_ids(out: str) -> list[tuple[str, str]]:
     return [(fields[0], fields[1]) for fields in (line.split() for line in out.splitlines() if line.strip())]
 
 
-def identity_env(repo: Repo) -> dict[str, str]:
-    """Committer identity for git am when the user has none configured (CI, fresh machines)."""
-    env = {}
-    if repo.try_run("config", "user.name", readonly=True).status != 0 and "GIT_COMMITTER_NAME" not in os.environ:
-        env["GIT_COMMITTER_NAME"] = TOOL_IDENT[0]
-    if repo.try_run("config", "user.email", readonly=True).status != 0 and "GIT_COMMITTER_EMAIL" not in os.environ:
-        env["GIT_COMMITTER_EMAIL"] = TOOL_IDENT[1]
-    return env
+def _subcommand(args: tuple[str, ...]) -> str:
+    """The git command in an argument list, past global options such as `-c key=value`."""
+    return next((a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "-c")), "")
+
+
+def _user_settings(repo: Repo) -> list[tuple[str, str]]:
+    """The _PASSED_THROUGH settings from the system, global and command-line configuration
+    (not the repository's own, which git reads anyway); read once per process."""
+    global _passed
+    if _passed is None:
+        res = repo.try_run("config", "--show-scope", "--null", "--get-regexp", _PASSED_THROUGH, readonly=True)
+        fields = res.out.split("\0") if res.status == 0 else []
+        _passed = []
+        for scope, entry in zip(fields[::2], fields[1::2]):
+            key, newline, value = entry.partition("\n")
+            if scope in ("system", "global", "command") and newline:
+                _passed.append((key, value))
+    return _passed
 
 
 def tool_commit_env(date: str) -> dict[str, str]:

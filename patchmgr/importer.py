@@ -19,7 +19,17 @@ from patchmgr.gitio import Repo
 from patchmgr.output import say
 from patchmgr.patchfile import parse_patch
 from patchmgr.safety import path_problem
-from patchmgr.series import SUPERPROJECT, Manifest, parse_manifest, write_manifest
+from patchmgr.series import (
+    MANIFEST_NAME,
+    SCHEMA,
+    SUPERPROJECT,
+    Manifest,
+    load_manifest,
+    parse_manifest,
+    read_exactly,
+    write_atomic,
+    write_manifest,
+)
 
 EPOCH = "Thu, 1 Jan 1970 00:00:00 +0000"
 UNKNOWN_AUTHOR = "Unknown Author <unknown@invalid>"
@@ -42,7 +52,7 @@ def mails_from_range(repo: Repo, rev_range: str) -> list[tuple[str, str]]:
         files = [Path(line) for line in out.splitlines() if line.strip()]
         if not files:
             raise BadInput(f"{rev_range} holds no commits to import")
-        return [(f.name, strip_trailers(f.read_text(encoding="utf-8"))) for f in files]
+        return [(f.name, strip_trailers(read_exactly(f))) for f in files]
 
 
 def mails_from_directory(directory: Path) -> list[tuple[str, str]]:
@@ -166,10 +176,13 @@ def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tup
             raise BadInput(f"set {set_name} is new: give its upstream base with "
                            + ", ".join(f"--{k}" for k in missing))
     root = manifest.path.parent
-    (root / directory).mkdir(parents=True, exist_ok=True)
-    for name, text in mails:
-        (root / directory / name).write_text(text, encoding="utf-8")
-    doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
+    if manifest.path.exists():
+        doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
+    else:  # the first import starts the manifest
+        doc = tomlkit.document()
+        doc.add(tomlkit.comment("patchmgr manifest: the patch sets this directory carries (schema in patchmgr's README)"))
+        doc["schema"] = SCHEMA
+        doc["sets"] = tomlkit.table(is_super_table=True)
     sets = doc["sets"]
     if set_name not in sets:
         table = tomlkit.table()
@@ -184,13 +197,23 @@ def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tup
     array.multiline(True)
     entry["patches"] = array
     repos[repo_path] = entry
-    write_manifest(manifest.path, tomlkit.dumps(doc))
-    return [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"]
+    text = tomlkit.dumps(doc)
+    parse_manifest(text, manifest.path)  # what will be written validates (--commit, --rustc, ...), before any write
+    (root / directory).mkdir(parents=True, exist_ok=True)
+    for name, mail in mails:
+        write_atomic(root / directory / name, mail)
+    started = not manifest.path.exists()
+    write_manifest(manifest.path, text)
+    return ([f"started {manifest.path}"] if started else []) + \
+        [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"]
 
 
-def command(manifest: Manifest, args) -> None:
+def command(patches: Path, args) -> None:
     """`patchmgr import SOURCE --set NAME`: the source is a directory of mails, a quilt series
-    file, or else a revision range of the checkout."""
+    file, or else a revision range of the checkout. Into a directory without a manifest, the
+    import starts one."""
+    path = patches / MANIFEST_NAME
+    manifest = load_manifest(patches, require_sets=False) if path.exists() else Manifest(path=path, sets={})
     source = Path(args.source)
     if source.is_dir():
         mails = mails_from_directory(source)
@@ -204,4 +227,3 @@ def command(manifest: Manifest, args) -> None:
     meta = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
     for line in write_set(manifest, args.set_name, args.repo, mails, meta):
         say(line)
-    parse_manifest(manifest.path.read_text(encoding="utf-8"), manifest.path)  # what was written still validates

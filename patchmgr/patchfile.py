@@ -129,7 +129,7 @@ def parse_patch(raw: bytes, label: str) -> Patch:
 def _decode(raw: bytes, label: str) -> str:
     if not raw.strip():
         raise _fail(label, "is empty; regenerate it with git format-patch")
-    if b"\r" in raw:
+    if b"\r" in raw and not _only_content_crs(raw):
         raise _fail(label, "has CRLF line endings, which git am would strip; "
                     "convert it with dos2unix or regenerate it with git format-patch")
     nul = raw.find(b"\0")
@@ -140,6 +140,17 @@ def _decode(raw: bytes, label: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise _fail(label, f"is not UTF-8 (byte {e.start}); regenerate it with git format-patch") from None
+
+
+def _only_content_crs(raw: bytes) -> bool:
+    """Whether every CR ends a diff content line (' ', '+', '-'): the patch of a file whose own
+    lines end in CRLF, which git am applies as it is with --keep-cr. A mail whose headers end
+    in CR was mangled on the way, and git am would strip every CR of it."""
+    for line in raw.split(b"\n"):
+        if b"\r" in line and (line.index(b"\r") != len(line) - 1 or line[:1] not in (b" ", b"+", b"-")
+                               or line.startswith((b"--- ", b"+++ "))):
+            return False
+    return True
 
 
 def is_mbox_from_line(line: str) -> bool:

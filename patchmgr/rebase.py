@@ -34,7 +34,7 @@ from patchmgr.base import read_tarball_ids
 from patchmgr.errors import BadInput, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
 from patchmgr.faults import fault
-from patchmgr.gitio import Repo, identity_env
+from patchmgr.gitio import Repo
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
@@ -131,9 +131,9 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
         if how == "--skip":
             outcomes[label] = [SKIPPED, note or "skipped with --skip"]
             state.save_op(ws.git_dir, journal)
-            _settle(ws, repo, journal, queue, repo.try_run("am", "--skip", env=identity_env(repo)))
+            _settle(ws, repo, journal, queue, repo.try_run("am", "--skip"))
             continue
-        res = repo.try_run("am", "--continue", env=identity_env(repo))
+        res = repo.try_run("am", "--continue")
         if res.status != 0 and engine.am_in_progress(repo) and engine.current_label(repo) == label:
             raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
         outcomes[label] = [BY_HAND, note or ""]
@@ -274,7 +274,7 @@ def _settle(ws: Workspace, repo: Repo, journal: state.RebaseJournal, pending: li
         outcomes[patch.label] = [DROPPED, "every hunk is already upstream"]
         queue.pop(0)
         say(f"{patch.label}: {DROPPED} (every hunk is already upstream)")
-        res = repo.try_run("am", "--skip", env=identity_env(repo))
+        res = repo.try_run("am", "--skip")
 
 
 def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | None:

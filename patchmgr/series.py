@@ -47,6 +47,7 @@ class EnzymePin:
     url: str
     commit: str
     path: str
+    llvm: tuple[int, ...] = ()  # LLVM majors the pinned commit builds against; empty: not stated
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class PatchSet:
     enzyme: EnzymePin | None
     cover: str | None
     root: Path  # the patches directory
+    bootstrap: str | None = None  # the bootstrap config template, relative to the patches directory
+
+    def bootstrap_template(self) -> Path | None:
+        """The template apply renders into the tree's config.toml; None: the set leaves it alone."""
+        return self.root / self.bootstrap if self.bootstrap else None
 
     def repo(self, path: str) -> RepoSeries | None:
         return next((r for r in self.repos if r.path == path), None)
@@ -200,7 +206,8 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
     problem = set_name_problem(name)
     if problem:
         raise where.fail(f"is not a valid set name: it {problem}")
-    table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover"}, {"rustc", "commit", "llvm", "repos"})
+    table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover", "bootstrap"},
+                   {"rustc", "commit", "llvm", "repos"})
     rustc = _string(table["rustc"], where / "rustc")
     if not VERSION.match(rustc):
         raise (where / "rustc").fail(f"must be a version such as 1.63.0, not {rustc!r}")
@@ -213,23 +220,36 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
     enzyme = None
     if "enzyme" in table:
         ew = where / "enzyme"
-        et = _table(table["enzyme"], ew, {"url", "commit", "path"}, {"url", "commit"})
+        et = _table(table["enzyme"], ew, {"url", "commit", "path", "llvm"}, {"url", "commit"})
         url = _string(et["url"], ew / "url")
         problem = url_problem(url)
         if problem:
             raise (ew / "url").fail(f"URL {url!r} {problem}")
         enzyme = EnzymePin(url=url, commit=_hash(et["commit"], ew / "commit"),
-                           path=_relpath(et.get("path", DEFAULT_ENZYME_PATH), ew / "path"))
+                           path=_relpath(et.get("path", DEFAULT_ENZYME_PATH), ew / "path"),
+                           llvm=_llvm_majors(et.get("llvm", []), ew / "llvm"))
         for repo in repos:
             if repo.path != SUPERPROJECT and (enzyme.path == repo.path or repo.path.startswith(enzyme.path + "/")):
                 raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}")
     cover = _relpath(table["cover"], where / "cover") if "cover" in table else None
+    bootstrap = _relpath(table["bootstrap"], where / "bootstrap") if "bootstrap" in table else None
     return PatchSet(name=name, rustc=rustc, commit=_hash(table["commit"], where / "commit"), llvm=llvm,
-                    repos=repos, enzyme=enzyme, cover=cover, root=root)
+                    repos=repos, enzyme=enzyme, cover=cover, root=root, bootstrap=bootstrap)
 
 
-def parse_manifest(text: str, path: Path) -> Manifest:
-    """Parse and validate manifest text; `path` names the file in errors and anchors patch dirs."""
+def _llvm_majors(value, where: _Where) -> tuple[int, ...]:
+    """enzyme.llvm: the LLVM majors the pinned Enzyme builds against, e.g. [13]."""
+    if not isinstance(value, list):
+        raise where.fail("must be a list of LLVM major version numbers such as [13]")
+    majors = tuple(_integer(v, where, 3, 99, "a list of LLVM major version numbers such as [13]") for v in value)
+    if len(set(majors)) != len(majors):
+        raise where.fail(f"lists an LLVM major twice: {list(majors)}")
+    return majors
+
+
+def parse_manifest(text: str, path: Path, require_sets: bool = True) -> Manifest:
+    """Parse and validate manifest text; `path` names the file in errors and anchors patch dirs.
+    Without `require_sets`, a manifest with no set yet (what import starts from) is fine."""
     where = _Where(path)
     try:
         data = tomllib.loads(text)
@@ -239,29 +259,37 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     if type(data["schema"]) is not int or data["schema"] != SCHEMA:
         raise (where / "schema").fail(f"is {data['schema']!r}; this patchmgr reads schema {SCHEMA} (an integer)")
     sets_where = where / "sets"
-    if not isinstance(data["sets"], dict) or not data["sets"]:
+    if not isinstance(data["sets"], dict) or (require_sets and not data["sets"]):
         raise sets_where.fail("must hold at least one patch set table")
     sets = {name: _parse_set(name, value, sets_where / name, path.parent) for name, value in data["sets"].items()}
     return Manifest(path=path, sets=sets)
 
 
-def load_manifest(patches_dir: Path) -> Manifest:
+def load_manifest(patches_dir: Path, require_sets: bool = True) -> Manifest:
     path = patches_dir / MANIFEST_NAME
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no manifest here; pass --patches DIR pointing at a patches/ directory "
-                       f"with {MANIFEST_NAME}") from None
+                       f"with {MANIFEST_NAME} (patchmgr --patches DIR import ... starts one)") from None
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not UTF-8 text") from None
-    return parse_manifest(text, path)
+    return parse_manifest(text, path, require_sets)
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace a file of the series (the manifest, a patch) through a rename, so a kill never leaves half of it."""
+    """Replace a file of the series (the manifest, a patch) through a rename, so a kill never
+    leaves half of it; line endings as they are (a patch of a CRLF file carries CRs)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
     os.replace(tmp, path)
+
+
+def read_exactly(path: Path) -> str:
+    """A file of the series as its bytes say: no newline translation (CRs stay)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
 
 
 write_manifest = write_atomic
@@ -317,9 +345,13 @@ def set_table(patch_set: PatchSet, cover: bool = True):
     table["rustc"], table["commit"], table["llvm"] = patch_set.rustc, patch_set.commit, patch_set.llvm
     if cover and patch_set.cover:
         table["cover"] = patch_set.cover
+    if patch_set.bootstrap:
+        table["bootstrap"] = patch_set.bootstrap
     if patch_set.enzyme:
         enzyme = tomlkit.table()
         enzyme["url"], enzyme["commit"], enzyme["path"] = patch_set.enzyme.url, patch_set.enzyme.commit, patch_set.enzyme.path
+        if patch_set.enzyme.llvm:
+            enzyme["llvm"] = list(patch_set.enzyme.llvm)
         table["enzyme"] = enzyme
     repos = tomlkit.table(is_super_table=True)
     for series in patch_set.repos:

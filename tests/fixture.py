@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 ENZYME_URL = "https://example.invalid/EnzymeAD/Enzyme"
 LLVM_URL = "https://example.invalid/rust-lang/llvm-project"
 RUST_VERSION = "1.63.0"
@@ -98,6 +100,7 @@ def manifest_text(set_name: str, commit: str, enzyme_pin: str, super_patches: li
 rustc = "{RUST_VERSION}"
 commit = "{commit}"
 llvm = 14
+bootstrap = "{set_name}/config.toml.in"
 
 [sets."{set_name}".enzyme]
 url = "{enzyme_url}"
@@ -180,6 +183,8 @@ def build_world(tmp: Path, tarball_style: bool = False) -> World:
     git(work, "format-patch", "-q", "--zero-commit", "-o", str(rust_dir), f"{base if not tarball_style else 'HEAD~2'}..HEAD", env=env)
     git(llvm_work, "format-patch", "-q", "--zero-commit", "-o", str(llvm_dir), "HEAD~1..HEAD", env=env)
     # --zero-commit writes 0000...; keep real-looking mbox lines for validation
+    # the autodiff set's bootstrap template, as the shipped set names it
+    shutil.copy(REPO / "patches" / set_name / "config.toml.in", patches / set_name / "config.toml.in")
     commit = "4b91a6ea7258a947e59c6522cd5898e7c0a6a88f" if tarball_style else base
     world = World(tmp, env, upstream, llvm_up, enzyme, pin, checkout, patches, commit)
     world.write_manifest(manifest_text(set_name, commit, pin, sorted(p.name for p in rust_dir.iterdir()),

@@ -2,7 +2,7 @@
 
 The tree is prepared for an offline bootstrap as Debian does (its quilt series,
 pruned checksums, settled Cargo.lock, local-rebuild with Debian's rustc 1.63),
-the series is applied with patchmgr (which writes config.toml from config.toml.in),
+the series is applied with patchmgr (which writes config.toml from the set's bootstrap template),
 then `x.py check compiler/rustc_codegen_llvm`
 runs with Enzyme off and again with `llvm.enzyme = true` (the compiler crates see
 `--cfg llvm_enzyme`; a check does not build Enzyme itself).
@@ -26,19 +26,19 @@ sys.path.insert(0, str(REPO / "scripts"))
 def patched(tmp_path_factory):
     rustc = shutil.which("rustc", path="/usr/bin")
     version = subprocess.run([rustc, "--version"], capture_output=True, text=True).stdout if rustc else ""
-    if not version.startswith("rustc 1.63.") or not shutil.which("llvm-config", path="/usr/lib/llvm-14/bin"):
-        unavailable("Debian's rustc 1.63 and llvm-14-dev are needed for x.py check; run scripts/install_deps.sh as root")
+    if not version.startswith("rustc 1.63.") or not shutil.which("llvm-config", path="/usr/lib/llvm-13/bin"):
+        unavailable("Debian's rustc 1.63 and llvm-13-dev are needed for x.py check; run scripts/install_deps.sh as root")
     import prepare_bootstrap
 
     real = RealTree(tmp_path_factory.mktemp("check"))
     prepare_bootstrap.prepare(real.root)
     res = real.run("apply")
     assert res.returncode == 0, res.stderr
-    # apply rendered config.toml.in for 1.63: offline local-rebuild on the system LLVM 14
+    # apply rendered the set's template for 1.63: offline local-rebuild on the system LLVM 13, the one the pinned Enzyme builds with
     config = (real.root / "config.toml").read_text()
     assert config.startswith("changelog-seen = 2\n")
     for line in ['vendor = true', 'rustc = "/usr/bin/rustc"', 'local-rebuild = true', 'enzyme = true',
-                 'llvm-config = "/usr/lib/llvm-14/bin/llvm-config"']:
+                 'llvm-config = "/usr/lib/llvm-13/bin/llvm-config"']:
         assert line in config, line
     return real
 
@@ -62,12 +62,12 @@ def test_bootstrap_builds_enzyme_with_cmake(patched):
     log = patched.tmp / "enzyme-build.log"
     result = run_xpy(patched.root, ["build", "src/llvm-project/enzyme"], log)
     assert result.returncode == 0, f"{result.first_error}; see {log}:\n" + log.read_text()[-3000:]
-    assert "Building Enzyme for x86_64-unknown-linux-gnu against LLVM 14." in log.read_text()
-    library = next(patched.root.glob("build/*/native/enzyme/build/Enzyme/LLVMEnzyme-14.so"))
+    assert "Building Enzyme for x86_64-unknown-linux-gnu against LLVM 13." in log.read_text()
+    library = next(patched.root.glob("build/*/native/enzyme/build/Enzyme/LLVMEnzyme-13.so"))
     # like Enzyme v0.0.24, the library registers a legacy pass named `enzyme` when loaded
     ir = patched.tmp / "f.ll"
     ir.write_text("define double @f(double %x) {\n  ret double %x\n}\n")
-    res = subprocess.run(["/usr/lib/llvm-14/bin/opt", "-enable-new-pm=0", "-load", str(library), "-enzyme", "-S",
+    res = subprocess.run(["/usr/lib/llvm-13/bin/opt", "-enable-new-pm=0", "-load", str(library), "-enzyme", "-S",
                           str(ir)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "define double @f(double %x)" in res.stdout

@@ -17,6 +17,7 @@ from xpy_ext.versions import bootstrap_for, header_value
 from xpy_ext.xpy import first_error, run_xpy
 
 HERE = Path(__file__).parent
+TEMPLATE = HERE.parent / "patches" / "autodiff-1.63.0" / "config.toml.in"  # the autodiff set's bootstrap template
 
 EXAMPLE_163 = """# Sample TOML configuration file (1.63 style)
 #changelog-seen = 2
@@ -62,7 +63,7 @@ PARAMS = config.Params(offline=True, stage0_rustc="/usr/bin/rustc", stage0_cargo
 
 
 def test_render_for_1_63(tmp_path):
-    text, row = config.render_for_tree(tree_163(tmp_path), "1.63.0", PARAMS)
+    text, row = config.render_for_tree(tree_163(tmp_path), "1.63.0", PARAMS, TEMPLATE)
     assert row.config_file == "config.toml"
     assert text.startswith("changelog-seen = 2\n")
     for line in ["vendor = true", 'rustc = "/usr/bin/rustc"', "local-rebuild = true", "enzyme = true",
@@ -78,7 +79,7 @@ def test_render_for_a_newer_base_uses_change_id(tmp_path):
     row = bootstrap_for("1.85.0")
     assert (row.config_file, row.header) == ("config.toml", "change-id")
     assert header_value(tree, row) == 134809
-    text, _ = config.render_for_tree(tree, "1.85.0", config.Params(jobs=2))
+    text, _ = config.render_for_tree(tree, "1.85.0", config.Params(jobs=2), TEMPLATE)
     assert text.startswith("change-id = 134809\n") and "jobs = 2" in text
     assert not any(line.startswith("changelog-seen") for line in text.splitlines())
     assert bootstrap_for("1.90.0").config_file == "bootstrap.toml"
@@ -86,11 +87,11 @@ def test_render_for_a_newer_base_uses_change_id(tmp_path):
 
 def test_key_unknown_to_the_tree_is_refused(tmp_path):
     with pytest.raises(BadInput, match=r"key build\.jobs is not known to this tree's bootstrap"):
-        config.render_for_tree(tree_163(tmp_path), "1.63.0", config.Params(jobs=2))
+        config.render_for_tree(tree_163(tmp_path), "1.63.0", config.Params(jobs=2), TEMPLATE)
     example = tmp_path / "config.toml.example"
     example.write_text(EXAMPLE_163.replace("#enzyme = false\n", ""))  # an unpatched 1.63 tree
     with pytest.raises(BadInput, match=r"key llvm\.enzyme is not known"):
-        config.render_for_tree(tmp_path, "1.63.0", PARAMS)
+        config.render_for_tree(tmp_path, "1.63.0", PARAMS, TEMPLATE)
 
 
 USER_CONFIG = """# my own settings, do not lose these comments
@@ -108,7 +109,7 @@ compression-formats = ["gz"]
 def test_merge_keeps_user_values_and_comments_byte_for_byte(tmp_path):
     tree = tree_163(tmp_path)
     (tree / "config.toml").write_text(USER_CONFIG)
-    path, changes, written = config.write_config(tree, "1.63.0", PARAMS)
+    path, changes, written = config.write_config(tree, "1.63.0", PARAMS, TEMPLATE)
     assert written
     merged = path.read_text()
     # every line the user wrote is still there, in order
@@ -122,10 +123,10 @@ def test_merge_keeps_user_values_and_comments_byte_for_byte(tmp_path):
 
 def test_second_write_is_a_no_op_with_no_mtime_change(tmp_path):
     tree = tree_163(tmp_path)
-    path, _, written = config.write_config(tree, "1.63.0", PARAMS)
+    path, _, written = config.write_config(tree, "1.63.0", PARAMS, TEMPLATE)
     assert written
     before = path.stat().st_mtime_ns
-    _, _, written = config.write_config(tree, "1.63.0", PARAMS)
+    _, _, written = config.write_config(tree, "1.63.0", PARAMS, TEMPLATE)
     assert not written and path.stat().st_mtime_ns == before
     assert not (tree / "config.toml.patchmgr-backup").exists()
 
@@ -241,9 +242,9 @@ def test_explicit_choice_replaces_the_file_value(tmp_path):
     (tree / "config.toml").write_text('changelog-seen = 2\n\n[target.x86_64-unknown-linux-gnu]\n'
                                       'llvm-config = "/usr/lib/llvm-14/bin/llvm-config"  # mine\n')
     params = config.Params(llvm_config="/usr/lib/llvm-13/bin/llvm-config")
-    _, changes, written = config.write_config(tree, "1.63.0", params)
+    _, changes, written = config.write_config(tree, "1.63.0", params, TEMPLATE)
     assert written and any(c.startswith("kept your target.x86_64-unknown-linux-gnu.llvm-config") for c in changes)
-    _, changes, written = config.write_config(tree, "1.63.0", params,
+    _, changes, written = config.write_config(tree, "1.63.0", params, TEMPLATE,
                                               config.forced_keys("/usr/lib/llvm-13/bin/llvm-config", "auto"))
     assert written and any(c.startswith("set target.x86_64-unknown-linux-gnu.llvm-config") for c in changes)
     assert config.effective(tree, bootstrap_for("1.63.0"), "x86_64-unknown-linux-gnu")["llvm_config"] == \

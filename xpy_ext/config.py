@@ -1,4 +1,8 @@
-"""Render config.toml.in for a tree and merge it into the tree's bootstrap config.
+"""Render a set's bootstrap template for a tree and merge it into the tree's bootstrap config.
+
+The template belongs to the set that needs it (manifest key `bootstrap`; the
+autodiff set's is patches/autodiff-1.63.0/config.toml.in): a set that does
+not touch bootstrap names none, and its config is left alone.
 
 Rendering is pure: template text, the release's row of the version table, the
 keys the tree's bootstrap knows and the parameters in, TOML text out. Merging
@@ -18,16 +22,6 @@ from typing import TypedDict
 from patchmgr.errors import BadInput
 from xpy_ext.versions import Bootstrap, bootstrap_for, header_value, known_keys
 
-
-def _template() -> Path:
-    """config.toml.in: at the top of a source checkout, or where pip installed its data files."""
-    import sys
-
-    beside = Path(__file__).resolve().parent.parent / "config.toml.in"
-    return beside if beside.exists() else Path(sys.prefix) / "share" / "patchmgr" / "config.toml.in"
-
-
-TEMPLATE = _template()
 BACKUP_SUFFIX = ".patchmgr-backup"
 
 
@@ -59,7 +53,7 @@ def _placeholder(value) -> str | None:
     return None
 
 
-def _fill(table, values: dict[str, object], path: str, keys: set[str], used: set[str]) -> None:
+def _fill(table, values: dict[str, object], path: str, keys: set[str], used: set[str], label: str) -> None:
     from tomlkit.items import Table
 
     for key in list(table.keys()):
@@ -73,29 +67,30 @@ def _fill(table, values: dict[str, object], path: str, keys: set[str], used: set
         if isinstance(item, Table):
             if path == "target":
                 dotted = "target.*"  # the example documents one target table for all
-            _fill(item, values, dotted, keys, used)
+            _fill(item, values, dotted, keys, used, label)
             if not item:
                 del table[key]
             continue
         name = _placeholder(item.unwrap() if hasattr(item, "unwrap") else item)
         if name is not None:
             if name not in values:
-                raise BadInput(f"{TEMPLATE.name}: unknown placeholder @{name}@ for key {dotted}")
+                raise BadInput(f"{label}: unknown placeholder @{name}@ for key {dotted}")
             if values[name] is None:
                 del table[key]
                 continue
             table[key] = values[name]
         if dotted not in keys:
-            raise BadInput(f"{TEMPLATE.name}: key {dotted} is not known to this tree's bootstrap; "
+            raise BadInput(f"{label}: key {dotted} is not known to this tree's bootstrap; "
                            "drop it from the template or leave its value unset for this release")
         used.add(dotted)
 
 
-def render(template: str, row: Bootstrap, keys: set[str], header: int, params: Params) -> str:
+def render(template: str, row: Bootstrap, keys: set[str], header: int, params: Params,
+           label: str = "the template") -> str:
     import tomlkit  # imported here: a no-op apply never needs it
 
     doc = tomlkit.parse(template)
-    _fill(doc, params.values(), "", keys | {row.header}, set())
+    _fill(doc, params.values(), "", keys | {row.header}, set(), label)
     if row.header in doc:
         del doc[row.header]
     rendered = tomlkit.document()
@@ -106,10 +101,13 @@ def render(template: str, row: Bootstrap, keys: set[str], header: int, params: P
     return tomlkit.dumps(rendered)
 
 
-def render_for_tree(tree: Path, version: str, params: Params, template: str | None = None) -> tuple[str, Bootstrap]:
+def render_for_tree(tree: Path, version: str, params: Params, template: Path) -> tuple[str, Bootstrap]:
     row = bootstrap_for(version)
-    text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
-    return render(text, row, known_keys(tree, row), header_value(tree, row), params), row
+    try:
+        text = template.read_text(encoding="utf-8")
+    except OSError as e:
+        raise BadInput(f"{template}: cannot read the bootstrap template ({e.strerror})") from None
+    return render(text, row, known_keys(tree, row), header_value(tree, row), params, template.name), row
 
 
 def merge(existing: str, rendered: str, force: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
@@ -150,14 +148,14 @@ def merge(existing: str, rendered: str, force: frozenset[str] = frozenset()) -> 
     return tomlkit.dumps(mine), changes
 
 
-def write_config(tree: Path, version: str, params: Params,
+def write_config(tree: Path, version: str, params: Params, template: Path,
                  force: frozenset[str] = frozenset()) -> tuple[Path, list[str], bool]:
     """Render and merge into the tree's config; returns (path, change lines, written)."""
-    rendered, row = render_for_tree(tree, version, params)
+    rendered, row = render_for_tree(tree, version, params, template)
     path = tree / row.config_file
     if not path.exists():
         _atomic_write(path, rendered)
-        return path, [f"wrote {path.name} from {TEMPLATE.name}"], True
+        return path, [f"wrote {path.name} from {template.name}"], True
     existing = path.read_text(encoding="utf-8")
     merged, changes = merge(existing, rendered, force)
     if merged == existing:
@@ -168,7 +166,7 @@ def write_config(tree: Path, version: str, params: Params,
     return path, changes + [f"previous {path.name} saved as {backup.name}"], True
 
 
-def inputs_key(tree: Path, version: str, choices: tuple, llvm_major: int) -> str:
+def inputs_key(tree: Path, version: str, choices: tuple, llvm_major: int, template: Path) -> str:
     """A digest of everything a rendering depends on: the user's choices, the files read, and the
     toolchains `detect_params` would run. When it and the config file are unchanged since the last
     write, the config is up to date without detecting or rendering anything (a no-op apply should
@@ -177,7 +175,7 @@ def inputs_key(tree: Path, version: str, choices: tuple, llvm_major: int) -> str
 
     row = bootstrap_for(version)
     h = hashlib.sha256(repr((version, choices)).encode())
-    for path in (TEMPLATE, tree / row.example_file, tree / (row.change_tracker or row.example_file)):
+    for path in (template, tree / row.example_file, tree / (row.change_tracker or row.example_file)):
         h.update(path.read_bytes() if path.exists() else b"-")
     for tool in (Path("/usr/bin/rustc"), Path("/usr/bin/cargo"), Path(f"/usr/lib/llvm-{llvm_major}/bin/llvm-config")):
         h.update(repr(tool.stat()[6:9] if tool.exists() else None).encode())

@@ -49,7 +49,9 @@ def enzyme_library_major(sysroot: Path) -> int | None:
 
 
 def check(tree: Path, row: Bootstrap, version: str, *, llvm_config: str | None, stage0_rustc: str | None,
-          offline: bool, enzyme: bool, stage1_sysroot: Path | None = None) -> list[Problem]:
+          offline: bool, enzyme: bool, stage1_sysroot: Path | None = None,
+          enzyme_llvm: tuple[int, ...] = ()) -> list[Problem]:
+    """`enzyme_llvm`: the LLVM majors the pinned Enzyme builds against (empty: not stated)."""
     problems: list[Problem] = []
     for tool, package in [("cmake", "cmake"), ("ninja", "ninja-build"), ("c++", "g++"), ("cc", "gcc"),
                           ("git", "git")]:
@@ -59,11 +61,18 @@ def check(tree: Path, row: Bootstrap, version: str, *, llvm_config: str | None, 
         major = llvm_major(llvm_config)
         oldest = oldest_llvm(tree, row)
         if major is None:
+            needed = max(enzyme_llvm) if enzyme and enzyme_llvm else oldest or 14
             problems.append(Problem(f"llvm-config {llvm_config} does not run",
-                                    "apt-get install llvm-14-dev (or pass --llvm-config)"))
+                                    f"apt-get install llvm-{needed}-dev (or pass --llvm-config)"))
         elif oldest and major < oldest:
             problems.append(Problem(f"LLVM {major} from {llvm_config} is older than rustc {version} accepts ({oldest})",
                                     f"apt-get install llvm-{oldest}-dev and pass its llvm-config"))
+        elif enzyme and enzyme_llvm and major not in enzyme_llvm:
+            wanted = " or ".join(str(m) for m in enzyme_llvm)
+            problems.append(Problem(f"LLVM {major} from {llvm_config} is not one the pinned Enzyme builds against "
+                                    f"(LLVM {wanted})",
+                                    f"apt-get install llvm-{max(enzyme_llvm)}-dev and pass --llvm-config "
+                                    f"/usr/lib/llvm-{max(enzyme_llvm)}/bin/llvm-config (or leave it at auto)"))
         elif enzyme and stage1_sysroot is not None:
             built = enzyme_library_major(stage1_sysroot)
             if built is not None and built != major:
