@@ -84,7 +84,9 @@ def hermetic_env(tmp: Path) -> dict:
                GIT_AUTHOR_DATE="2022-08-08T12:00:00+00:00", GIT_COMMITTER_DATE="2022-08-08T12:00:00+00:00")
     for key, value in [("user.name", "Dev Eloper"), ("user.email", "dev@example.invalid"),
                        ("init.defaultBranch", "main"), ("protocol.file.allow", "always"),
-                       ("advice.detachedHead", "false")]:
+                       ("advice.detachedHead", "false"),
+                       # no background gc: its gc.log.lock would come and go under the snapshots
+                       ("gc.auto", "0"), ("maintenance.auto", "false")]:
         git(tmp, "config", "--file", str(config), key, value)
     return env
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from fixture import mtimes, tree_snapshot
@@ -110,3 +111,53 @@ def test_real_rebase_onto_debian_patched_release(real):
         (real.patches / "series.toml").write_bytes(manifest)
         shutil.rmtree(real.patches / "rebased", ignore_errors=True)
     assert real.git("rev-parse", "HEAD").strip() == base
+
+
+def test_debians_quilt_series_imports_and_applies_as_quilt_does(real):
+    """Debian's own 37 patches for rustc 1.63 (one of them of a file with CRLF endings): imported
+    into a new manifest, applied by patchmgr, the tree equals `quilt push -a`; unapply is exact."""
+    import shutil
+    import subprocess
+
+    import prepare_bootstrap
+    from fixture import git
+
+    if shutil.which("quilt") is None:
+        from realtree import unavailable
+
+        unavailable("quilt is needed to compare with Debian's own application; run scripts/install_deps.sh as root")
+    debian = prepare_bootstrap.debian_dir()
+    patches = real.tmp / "debian-patches"
+    res = subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(patches), "import",
+                          str(debian / "patches" / "series"), "--set", "debian-1.63.0", "--rustc", "1.63.0",
+                          "--commit", "4b91a6ea7258a947e59c6522cd5898e7c0a6a88f", "--llvm", "14"],
+                         cwd=real.root, env=real.env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "imported 37 patches into debian-1.63.0" in res.stderr
+
+    before = tree_snapshot(real.root, ["src/llvm-project"], real.env)
+    base = real.git("rev-parse", "HEAD").strip()
+    applied = subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(patches), "apply"],
+                             cwd=real.root, env=real.env, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr
+    assert "config" not in applied.stderr  # the set names no bootstrap template: config.toml is left alone
+    patched_tree = real.git("rev-parse", "HEAD^{tree}").strip()
+
+    quilted = real.tmp / "quilted"
+    real.git("worktree", "add", "-q", "--detach", str(quilted), base)
+    try:
+        env = dict(real.env, QUILT_PATCHES=str(debian / "patches"), QUILT_PC=str(real.tmp / "quilt-pc"))
+        pushed = subprocess.run(["quilt", "push", "-a", "-q"], cwd=quilted, env=env, capture_output=True, text=True)
+        assert pushed.returncode == 0, pushed.stdout[-2000:] + pushed.stderr[-2000:]
+        shutil.rmtree(quilted / ".pc", ignore_errors=True)
+        index = dict(env, GIT_INDEX_FILE=str(real.tmp / "quilt.index"))
+        git(quilted, "read-tree", base, env=index)
+        git(quilted, "add", "-A", "--", ".", env=index)
+        assert git(quilted, "write-tree", env=index).strip() == patched_tree
+    finally:
+        real.git("worktree", "remove", "--force", str(quilted))
+
+    unapplied = subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(patches), "unapply"],
+                               cwd=real.root, env=real.env, capture_output=True, text=True)
+    assert unapplied.returncode == 0, unapplied.stderr
+    assert tree_snapshot(real.root, ["src/llvm-project"], real.env) == before
