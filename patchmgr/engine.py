@@ -21,7 +21,7 @@ from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import BadInput, Conflict, GitFailed, WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo, Result, tool_commit_env
-from patchmgr.output import say
+from patchmgr.output import progress_wanted, say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, diff_digest, parse_trailers, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace, enzyme_rel_path
@@ -209,24 +209,43 @@ def add_enzyme(ws: Workspace, owner: Repo, journal: state.ApplyJournal, save: Sa
     save()
     say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
     if owner.gitlink("HEAD", rel) is None:
-        args = ["-c", "protocol.file.allow=always", "submodule", "add", "--progress", "--name", rel]
-        if module_dir.exists():
-            args.append("--force")  # reuse the clone a previous apply left in .git/modules
+        args = ["-c", "protocol.file.allow=always", "submodule", "add", _progress(), "--name", rel]
+        # reuse the clone a previous apply left in .git/modules; else one commit, not the history
+        args += ["--force"] if module_dir.exists() else ["--depth", "1"]
         status = owner.stream(*args, "--", pin.url, rel)
         if status != 0:
             raise GitFailed(f"cloning Enzyme from {pin.url} failed; check the URL or redirect it with "
                             f"git config url.<local>.insteadOf {pin.url}, then patchmgr apply --continue or --abort")
     sub = Repo(target, pin.path)
-    if sub.rev(pin.commit) is None:
-        sub.run("fetch", "-q", "origin", pin.commit)
-    if sub.rev(pin.commit) is None:
-        raise BadInput(f"Enzyme commit {pin.commit} is not in {pin.url}; fix enzyme.commit in the manifest, "
-                       "then patchmgr apply --abort")
+    _fetch_pin(sub, pin.url, pin.commit)
     sub.run("checkout", "-q", "--detach", pin.commit)
     fault("apply:enzyme-cloned")
     owner.run("add", "--", rel)
     owner.run("commit", "-q", "--no-verify", "-m", f"Add Enzyme at {pin.commit[:12]} as submodule {rel}\n\n"
               f"From {pin.url}\n\n{TRAILER_SET}: {patch_set.name}", env=tool_commit_env(_base_date(owner, base)))
+
+
+def _progress() -> str:
+    return "--progress" if progress_wanted() else "--quiet"
+
+
+def _fetch_pin(sub: Repo, url: str, commit: str) -> None:
+    """Bring `commit` into the Enzyme clone: by its id at depth 1 (what servers such as GitHub
+    allow for any reachable commit), else, where the server refuses that, the whole history.
+    Says which, since the second can be hundreds of megabytes."""
+    if sub.rev(commit) is not None:
+        return
+    if sub.stream("-c", "protocol.file.allow=always", "fetch", _progress(), "--depth", "1", "origin", commit) == 0 \
+            and sub.rev(commit) is not None:
+        say(f"fetched Enzyme commit {commit[:12]} alone (depth 1), not the repository's history")
+        return
+    say(f"{url} does not serve a commit by its id; fetching the whole history to find {commit[:12]}")
+    shallow = (sub.git_dir() / "shallow").exists()
+    sub.stream("-c", "protocol.file.allow=always", "fetch", _progress(), *(["--unshallow"] if shallow else []),
+               "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*")
+    if sub.rev(commit) is None:
+        raise BadInput(f"Enzyme commit {commit} is not in {url}; fix enzyme.commit in the manifest, "
+                       "then patchmgr apply --abort")
 
 
 def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
@@ -247,7 +266,9 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
         scratch = Repo(tmp, pin.path)
         scratch.run("init", "-q", "--bare")
         say(f"checking that {pin.url} has Enzyme commit {pin.commit[:12]}")
-        res = scratch.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--depth=1", "--", pin.url, pin.commit)
+        # the commit object alone where the server filters (GitHub does): a check, not a download
+        res = scratch.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--depth=1", "--filter=tree:0", "--",
+                              pin.url, pin.commit)
         if res.status == 0:
             return
         reachable = scratch.try_run("-c", "protocol.file.allow=always", "ls-remote", "-q", "--", pin.url, "HEAD")

@@ -267,3 +267,39 @@ def test_the_cycle_gives_the_same_bytes_under_a_hostile_global_config(tmp_path):
     assert hostile["log"] == plain["log"]
     exported = [v for k, v in plain["files"].items() if k.endswith("session-one-more-line.patch")]
     assert exported and b"Signed-off-by" not in exported[0] and b"X-Evil" not in exported[0]
+
+
+# --- Enzyme fetched by commit ---------------------------------------------------
+
+def _enzyme_over_file_url(world, server_refuses_ids: bool):
+    """The Enzyme URL redirected to file://, as to a server (a plain path would be a local clone)."""
+    from fixture import ENZYME_URL
+
+    config = world.env["GIT_CONFIG_GLOBAL"]
+    git(world.tmp, "config", "--file", config, "--unset-all", f"url.{world.enzyme_upstream}.insteadOf", env=world.env)
+    git(world.tmp, "config", "--file", config, f"url.file://{world.enzyme_upstream}.insteadOf", ENZYME_URL, env=world.env)
+    if server_refuses_ids:  # as an old server does: protocol v0 and no unadvertised objects
+        git(world.enzyme_upstream, "config", "uploadpack.allowReachableSHA1InWant", "false", env=world.env)
+        git(world.tmp, "config", "--file", config, "protocol.version", "0", env=world.env)
+
+
+def test_enzyme_is_fetched_by_commit_at_depth_one(world):
+    _enzyme_over_file_url(world, server_refuses_ids=False)
+    res = ok(world.run("apply", "--no-config"))
+    assert f"fetched Enzyme commit {world.enzyme_pin[:12]} alone (depth 1)" in res.stderr
+    enzyme = world.checkout / "src/llvm-project/enzyme"
+    assert git(enzyme, "rev-parse", "HEAD", env=world.env).strip() == world.enzyme_pin
+    assert git(enzyme, "rev-list", "--count", "HEAD", env=world.env).strip() == "1"
+    assert git(enzyme, "rev-parse", "--is-shallow-repository", env=world.env).strip() == "true"
+    ok(world.run("unapply"))
+    ok(world.run("apply", "--no-config"))  # the kept clone has the commit: nothing fetched again
+    assert git(enzyme, "rev-parse", "HEAD", env=world.env).strip() == world.enzyme_pin
+
+
+def test_a_server_that_refuses_commit_ids_gets_a_full_fetch(world):
+    _enzyme_over_file_url(world, server_refuses_ids=True)
+    res = ok(world.run("apply", "--no-config"))
+    assert "does not serve a commit by its id; fetching the whole history" in res.stderr
+    enzyme = world.checkout / "src/llvm-project/enzyme"
+    assert git(enzyme, "rev-parse", "HEAD", env=world.env).strip() == world.enzyme_pin
+    assert git(enzyme, "rev-parse", "--is-shallow-repository", env=world.env).strip() == "false"
