@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from fixture import git, snapshot
@@ -30,6 +31,16 @@ def killed_at(world, phase, *args):
     res = world.run(*args, env_extra={"PATCHMGR_TEST_FAULT": phase})
     assert res.returncode == -9, f"phase {phase} was not reached: {res.returncode} {res.stderr}"
     return res
+
+
+def pre_applypatch_hook(world, script: str) -> Path:
+    """A superproject hook that git am runs after applying each patch, before committing it."""
+    git_dir = Path(world.git("rev-parse", "--absolute-git-dir").strip())
+    hook = git_dir / "hooks" / "pre-applypatch"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\n" + script)
+    hook.chmod(stat.S_IRWXU)
+    return hook
 
 
 def one_error_line(res, code, pattern):
@@ -159,17 +170,13 @@ def test_killed_inside_git_am_leaves_no_file_behind(fast_world):
     """git am killed after writing a new file, before updating the index: abort removes the file."""
     world = fast_world
     before = snapshot(world)
-    git_dir = world.git("rev-parse", "--absolute-git-dir").strip()
-    hook = os.path.join(git_dir, "hooks", "pre-applypatch")
-    os.makedirs(os.path.dirname(hook), exist_ok=True)
-    with open(hook, "w") as f:  # the second superproject patch's new file written, not yet in the index
-        f.write('#!/bin/sh\nif [ -e compiler/rustc_codegen_ssa/src/traits/autodiff.rs ]; then\n'
-                '  git rm -q --cached compiler/rustc_codegen_ssa/src/traits/autodiff.rs\n'
-                '  gp=$(awk \'{print $4}\' /proc/$PPID/stat); kill -9 "$gp" "$PPID"\nfi\n')
-    os.chmod(hook, stat.S_IRWXU)
+    # the second superproject patch's new file written, not yet in the index
+    hook = pre_applypatch_hook(world, 'if [ -e compiler/rustc_codegen_ssa/src/traits/autodiff.rs ]; then\n'
+                                      '  git rm -q --cached compiler/rustc_codegen_ssa/src/traits/autodiff.rs\n'
+                                      '  gp=$(awk \'{print $4}\' /proc/$PPID/stat); kill -9 "$gp" "$PPID"\nfi\n')
     res = world.run("apply")
     assert res.returncode == -9, res.stderr
-    os.unlink(hook)
+    hook.unlink()
     ok(world.run("apply", "--abort"))
     assert snapshot(world) == before
 
@@ -177,13 +184,8 @@ def test_killed_inside_git_am_leaves_no_file_behind(fast_world):
 def test_a_second_command_is_refused_while_one_runs(fast_world):
     world = fast_world
     before = snapshot(world)
-    git_dir = world.git("rev-parse", "--absolute-git-dir").strip()
-    hook = os.path.join(git_dir, "hooks", "pre-applypatch")
     started, release = world.tmp / "started", world.tmp / "release"
-    os.makedirs(os.path.dirname(hook), exist_ok=True)
-    with open(hook, "w") as f:
-        f.write(f'#!/bin/sh\ntouch "{started}"\nwhile [ ! -e "{release}" ]; do sleep 0.05; done\n')
-    os.chmod(hook, stat.S_IRWXU)
+    hook = pre_applypatch_hook(world, f'touch "{started}"\nwhile [ ! -e "{release}" ]; do sleep 0.05; done\n')
     env = dict(world.env)
     first = subprocess.Popen([sys.executable, "-m", "patchmgr", "--patches", str(world.patches), "apply", "--no-config"],
                              cwd=world.checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -201,7 +203,7 @@ def test_a_second_command_is_refused_while_one_runs(fast_world):
         release.touch()
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
-    os.unlink(hook)
+    hook.unlink()
     ok(world.run("unapply"))
     assert snapshot(world) == before
 
@@ -219,14 +221,11 @@ def test_killed_patchmgr_whose_git_still_runs_keeps_the_checkout(fast_world):
     """The lock is inherited by git: a git am that outlives its killed patchmgr still holds it."""
     world = fast_world
     before = snapshot(world)
-    git_dir = world.git("rev-parse", "--absolute-git-dir").strip()
-    hook = os.path.join(git_dir, "hooks", "pre-applypatch")
     started, release = world.tmp / "started", world.tmp / "release"
-    with open(hook, "w") as f:  # once: kill patchmgr, then keep git am running until released
-        f.write(f'#!/bin/sh\nif [ ! -e "{started}" ]; then\n  gp=$(awk \'{{print $4}}\' /proc/$PPID/stat)\n'
-                f'  kill -9 "$gp"\n  touch "{started}"\n'
-                f'  while [ ! -e "{release}" ]; do sleep 0.05; done\nfi\n')
-    os.chmod(hook, stat.S_IRWXU)
+    # once: kill patchmgr, then keep git am running until released
+    hook = pre_applypatch_hook(world, f'if [ ! -e "{started}" ]; then\n  gp=$(awk \'{{print $4}}\' /proc/$PPID/stat)\n'
+                                      f'  kill -9 "$gp"\n  touch "{started}"\n'
+                                      f'  while [ ! -e "{release}" ]; do sleep 0.05; done\nfi\n')
     first = world.run("apply", "--no-config")
     assert first.returncode == -9
     try:
@@ -238,5 +237,5 @@ def test_killed_patchmgr_whose_git_still_runs_keeps_the_checkout(fast_world):
         assert time.time() < deadline
         time.sleep(0.1)
     assert res.returncode == 0, res.stderr
-    os.unlink(hook)
+    hook.unlink()
     assert snapshot(world) == before

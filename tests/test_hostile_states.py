@@ -277,3 +277,33 @@ def test_a_users_am_is_never_taken_for_ours(fast_world, setup):
     for mode in ("--continue", "--skip", "--abort"):
         _refused(fast_world, ["apply", mode], 7, r"no apply is in progress")
 
+
+
+def _outside_repo_behind_a_symlink(world):
+    """A git repository outside the checkout, reachable through a symlink the user's tree commits."""
+    outside = world.tmp / "outside" / "repo"
+    outside.mkdir(parents=True)
+    git(outside, "init", "-q", env=world.env)
+    write(outside / "victim.txt", "not yours\n")
+    git(outside, "add", "-A", env=world.env)
+    git(outside, "commit", "-qm", "outside", env=world.env)
+    os.symlink(outside, world.checkout / "compiler" / "ext")
+    world.git("add", "compiler/ext")
+    world.git("commit", "-qm", "a link to elsewhere")
+
+
+@pytest.mark.parametrize("key", ["repos", "enzyme.path"])
+def test_manifest_paths_through_a_symlink_reach_nothing_outside(fast_world, key):
+    world = fast_world
+    _outside_repo_behind_a_symlink(world)
+    manifest = world.patches / "series.toml"
+    text = manifest.read_text()
+    if key == "repos":
+        text += '\n[sets."autodiff-1.63.0".repos."compiler/ext"]\ndir = "autodiff-1.63.0/ext"\npatches = []\n'
+        pattern = r"key 'sets\.autodiff-1\.63\.0\.repos\.\"compiler/ext\"' path 'compiler/ext' .*symlink"
+    else:
+        text = text.replace('url = "', 'path = "compiler/ext/enzyme"\nurl = "', 1)
+        pattern = r"key 'sets\.autodiff-1\.63\.0\.enzyme\.path' path 'compiler/ext/enzyme' .*symlink"
+    manifest.write_text(text)
+    for args in (["apply"], ["status"], ["rebase", "--onto", "HEAD"]):
+        _refused(world, args, 3, pattern)
