@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from patchmgr import engine, state
+from patchmgr import engine, reapply, state
 from patchmgr.errors import BadInput, WrongState
 from patchmgr.faults import fault
 from patchmgr.lint import check_against_base, load_patches
@@ -28,15 +28,14 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
         ws.require_ready(repos)
         say(f"set {patch_set.name} is already applied; nothing to do")
         return patch_set
+    if reapply.wanted(view):
+        return reapply.reapply(ws, view)
     for v in view.repos:
         if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
                     else f"patch {(v.edited or v.applied)[0]} applied in a form that differs from its file")
             raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply "
                              "(--force keeps a backup) and apply again")
-        if v.drifted:
-            raise WrongState(f"patch file {v.drifted[0]} changed since it was applied; "
-                             "run patchmgr unapply, then patchmgr apply, to apply the new version")
     skipped = [label for v in view.repos for label in v.skipped]
     if skipped:
         raise WrongState(f"patch {skipped[0]} was skipped and later patches are applied; "
@@ -94,6 +93,8 @@ def _check_enzyme_path(ws: Workspace, view: View) -> None:
 def resume(ws: Workspace, how: str) -> PatchSet:
     """--continue or --skip: finish the stopped git am, then run the remaining steps."""
     journal = ws.op_journal(state.ApplyJournal, how)
+    if journal.reapply:
+        reapply.refuse_resume()
     patch_set = ws.manifest.get(journal.set)
     ws.require_ready([ws.repo(o.path) for o in journal.repos], ours=True)
     save = _saver(ws, journal)

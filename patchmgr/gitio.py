@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +198,19 @@ class Repo:
             if (git_dir / name).exists():
                 return what
         return None
+
+    def recommit(self, source: str, parent: str, tree: str | None = None,
+                 message: Callable[[str], str] | None = None) -> str:
+        """A new commit like `source` (author, committer, dates, message) on `parent`, with `tree`
+        (default: source's) and the message passed through `message`; its id."""
+        fields = self.run("log", "-1", "--format=%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%T%x00%B", source,
+                          readonly=True, strip=False).split("\0", 7)
+        an, ae, ad, cn, ce, cd, source_tree, text = fields
+        env = {"GIT_AUTHOR_NAME": an, "GIT_AUTHOR_EMAIL": ae, "GIT_AUTHOR_DATE": ad,
+               "GIT_COMMITTER_NAME": cn, "GIT_COMMITTER_EMAIL": ce, "GIT_COMMITTER_DATE": cd}
+        text = message(text) if message else text
+        return self.run("commit-tree", tree or source_tree, "-p", parent, "-F", "-", input=text.rstrip("\n") + "\n",
+                        env=env).strip()
 
     def stopped_mail(self) -> str | None:
         """The mail a stopped git am is on, or None when no am is stopped here."""

@@ -399,18 +399,16 @@ def _finish(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -> Patch
 
 def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
     """onto..HEAD again with the trailers naming the new set and its files; returns the new head."""
-    head = onto
-    for sha, _ in repo.commits(f"{onto}..HEAD"):
-        fields = repo.run("log", "-1", "--format=%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%T%x00%B", sha,
-                          readonly=True, strip=False).split("\0", 7)
-        an, ae, ad, cn, ce, cd, tree, message = fields
+    def retagged(message: str) -> str:
         label = parse_trailers(message).get(TRAILER_PATCH)
         message = re.sub(rf"(?m)^{TRAILER_SET}: .*$", f"{TRAILER_SET}: {set_name}", message)
         if label is not None:  # every replayed commit carries one (engine.am adds it); a commit without keeps its message
             message = re.sub(rf"(?m)^{TRAILER_PATCH}: .*$", f"{TRAILER_PATCH}: {names.get(label, label)}", message)
-        env = {"GIT_AUTHOR_NAME": an, "GIT_AUTHOR_EMAIL": ae, "GIT_AUTHOR_DATE": ad,
-               "GIT_COMMITTER_NAME": cn, "GIT_COMMITTER_EMAIL": ce, "GIT_COMMITTER_DATE": cd}
-        head = repo.run("commit-tree", tree, "-p", head, "-F", "-", input=message.rstrip("\n") + "\n", env=env).strip()
+        return message
+
+    head = onto
+    for sha, _ in repo.commits(f"{onto}..HEAD"):
+        head = repo.recommit(sha, head, message=retagged)
     return head
 
 

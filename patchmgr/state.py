@@ -74,6 +74,7 @@ class ApplyJournal(Journal):
     enzyme_created: bool = False  # this run made the Enzyme submodule directory
     enzyme_module_created: bool = False  # ... and its git dir under .git/modules
     applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
+    reapply: bool = False  # changed patch files applied in place (reapply.py): --abort only
 
 
 @dataclass

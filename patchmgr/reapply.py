@@ -1,0 +1,165 @@
+"""apply of changed patch files on an applied tree: only what changed is touched.
+
+The edit-rebuild loop (edit a patch, apply, x.py build) must not give every
+file of the series a new mtime, or x.py rebuilds the compiler from
+rustc_session up. So the new patch commits are made away from the work tree,
+in a scratch clone that checks out only the series' paths (sparse), the
+tool's own commits (the Enzyme submodule, the recorded gitlinks) are made again
+on top with plumbing and the same metadata, and each repository then moves from
+its old patched commit to the new one with a two-tree `git read-tree -m -u`,
+which writes only the paths whose content differs. An ApplyJournal with the old
+heads is written first, so `apply --abort` returns to them from any point.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from patchmgr import engine, state
+from patchmgr.errors import CheckFailed, WrongState
+from patchmgr.faults import fault
+from patchmgr.gitio import Repo, Scratch, scratch_clones
+from patchmgr.lint import check_against_base
+from patchmgr.output import say
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers, with_trailers
+from patchmgr.series import SUPERPROJECT, PatchSet
+from patchmgr.workspace import View, Workspace, patch_branch
+
+
+def wanted(view: View) -> bool:
+    """Whether `view` is an applied tree whose patch files changed (or grew) and nothing of the
+    user's is on the branches: the case this module takes instead of unapply && apply."""
+    return (not view.untouched and any(v.drifted for v in view.repos)
+            and not any(v.state.foreign or v.edited or v.out_of_order or v.skipped for v in view.repos))
+
+
+def reapply(ws: Workspace, view: View) -> PatchSet:
+    patch_set = view.patch_set
+    repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
+    ws.require_ready(repos)
+    for v in view.repos:
+        check_against_base(v.repo, v.state.base, view.patches[v.path])
+    applied = view.applied_record
+    origins = [state.RepoOrigin(v.path, v.branch, v.state.head) for v in view.repos]
+    journal = state.ApplyJournal(set=patch_set.name, patch_branch=patch_branch(patch_set.name), repos=origins,
+                                 applied_origins=list(applied.repos) if applied else list(origins),
+                                 bases={v.path: v.state.base for v in view.repos}, applied_before=applied,
+                                 reapply=True)
+    with scratch_clones("reapply") as scratch:
+        new_heads: dict[str, str] = {}
+        for series in patch_set.apply_order():
+            v = view.view(series.path)
+            new_heads[v.path] = _build(scratch, v.repo, v.state.base, v.state.head, patch_set,
+                                       view.patches[v.path], new_heads)
+        state.save_op(ws.git_dir, journal)
+        fault("reapply:journal")
+        changed: list[str] = []
+        for series in patch_set.apply_order():
+            v = view.view(series.path)
+            v.repo.run("fetch", "-q", "--no-tags", str(scratch.root / _clone_name(v.repo)),
+                       f"{new_heads[v.path]}:refs/patchmgr/reapply")
+            changed += _switch(v.repo, v.state.head, new_heads[v.path], journal.patch_branch)
+            v.repo.run("update-ref", "-d", "refs/patchmgr/reapply")
+            fault(f"reapply:switched:{v.path}")
+    engine.complete(ws, journal, view.patches)
+    _report(ws, changed)
+    return patch_set
+
+
+def _clone_name(repo: Repo) -> str:
+    return "superproject" if repo.label == SUPERPROJECT else repo.label.replace("/", "_")
+
+
+def _build(scratch: Scratch, repo: Repo, base: str, old_head: str, patch_set: PatchSet, patches: list[Patch],
+           new_heads: dict[str, str]) -> str:
+    """The new series for one repository, made in a sparse scratch clone: git am of every patch
+    on the base, then the tool's commits of the old branch made again on top."""
+    clone = scratch.clone(repo)
+    paths = sorted({p for patch in patches for p in patch.paths} | {".gitmodules"})
+    clone.run("sparse-checkout", "set", "--no-cone", *("/" + _glob_escape(p) for p in paths))
+    clone.run("checkout", "-q", "--detach", base)
+    mbox = "".join(with_trailers(p.text, [(TRAILER_SET, patch_set.name), (TRAILER_PATCH, p.label)]) for p in patches)
+    res = clone.am(mbox, "--quiet")
+    if res.status != 0:
+        label = engine.current_label(clone)
+        raise CheckFailed(f"patch {label} does not apply to the base any more; fix it (patchmgr check shows the "
+                          "hunks), then apply again (nothing was changed)")
+    head = clone.head()
+    for tool in _tool_commits(repo, base, old_head, patch_set.name):
+        head = _remake(clone, tool, head, new_heads)
+    return head
+
+
+def _tool_commits(repo: Repo, base: str, head: str, set_name: str) -> list[str]:
+    """The commits patchmgr made itself on the old branch (a set trailer and no patch trailer)."""
+    found = []
+    for sha, message in repo.commits(f"{base}..{head}"):
+        trailers = parse_trailers(message)
+        if trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH not in trailers:
+            found.append(sha)
+    return found
+
+
+def _remake(clone: Repo, tool: str, parent: str, new_heads: dict[str, str]) -> str:
+    """`tool`'s change (the Enzyme submodule, or gitlinks) on `parent`, with its message and
+    identity; a gitlink of a repository of the set points at that repository's new head."""
+    raw = clone.run("diff-tree", "-r", "--no-renames", "--no-commit-id", "-z", f"{tool}^", tool, strip=False)
+    fields = raw.split("\0")
+    entries = []
+    for meta, path in zip(fields[::2], fields[1::2]):
+        _, new_mode, _, new_sha, status = meta.lstrip(":").split(" ")
+        if status == "D":
+            entries.append(f"0 {'0' * 40}\t{path}")
+        else:
+            entries.append(f"{new_mode} {new_heads.get(path, new_sha)}\t{path}")
+    clone.run("read-tree", parent)
+    clone.run("update-index", "--index-info", input="".join(e + "\n" for e in entries))
+    return clone.recommit(tool, parent, tree=clone.run("write-tree").strip())
+
+
+def _glob_escape(path: str) -> str:
+    """A path as a literal sparse-checkout (gitignore-style) pattern."""
+    return re.sub(r"([*?\[\]\\!#])", r"\\\1", path)
+
+
+def _switch(repo: Repo, old: str, new: str, branch: str) -> list[str]:
+    """Move `repo` from `old` to `new` writing only the paths whose content differs; their names."""
+    changed = [p for p in repo.run("diff", "--name-only", "-z", "--no-renames", old, new, strip=False).split("\0")
+               if p]
+    repo.try_run("update-index", "-q", "--refresh")  # stat data only: read-tree wants it current
+    repo.run("read-tree", "-m", "-u", old, new)
+    repo.run("update-ref", "-m", "patchmgr: apply the changed patch files", f"refs/heads/{branch}", new, old)
+    prefix = "" if repo.label == SUPERPROJECT else repo.label + "/"
+    return [prefix + p for p in changed if not _is_gitlink(repo, new, p)]
+
+
+def _is_gitlink(repo: Repo, commit: str, path: str) -> bool:
+    return repo.gitlink(commit, path) is not None
+
+
+def _report(ws: Workspace, changed: list[str]) -> None:
+    """'2 files changed: compiler/rustc_codegen_llvm/src/back/autodiff.rs (rustc_codegen_llvm), ...'"""
+    if not changed:
+        say("the patch commits changed, no file did")
+        return
+    named = [f"{path} ({crate})" if (crate := crate_of(ws.root, path)) else path for path in changed]
+    say(f"{len(changed)} file{'s' if len(changed) != 1 else ''} changed: {', '.join(named)}")
+
+
+def crate_of(root: Path, path: str) -> str | None:
+    """The package name of the nearest Cargo.toml above `path` in the work tree, if any."""
+    directory = (root / path).parent
+    while directory != root and root in directory.parents:
+        manifest = directory / "Cargo.toml"
+        if manifest.is_file():
+            m = re.search(r'(?ms)^\[package\].*?^name\s*=\s*"([^"]+)"', manifest.read_text(encoding="utf-8",
+                                                                                          errors="replace"))
+            return m.group(1) if m else None
+        directory = directory.parent
+    return None
+
+
+def refuse_resume() -> None:
+    raise WrongState("an apply of changed patch files was interrupted; run patchmgr apply --abort "
+                     "(it returns to the patches as they were), then patchmgr apply again")

@@ -1,0 +1,77 @@
+"""The edit loop: a changed patch file applied in place touches only the files whose content
+changed (their mtimes), Enzyme and the recorded gitlinks stay, and --abort returns exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fixture import mtimes, snapshot, write
+
+SET = "autodiff-1.63.0"
+OPTIONS = "compiler/rustc_session/src/options.rs"
+
+
+def ok(res):
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def edit_second_patch(world, new: str = "(changed)") -> None:
+    """One line of the second superproject patch, which adds a line to options.rs."""
+    patch = sorted((world.patches / SET / "rust").iterdir())[1]
+    patch.write_text(patch.read_text().replace("+// -Z autodiff", f"+// -Z autodiff {new}"))
+
+
+def test_a_changed_patch_touches_only_the_changed_file(applied_world):
+    world = applied_world
+    before = mtimes(world.checkout)
+    edit_second_patch(world)
+    res = ok(world.run("apply", "--no-config"))
+    assert f"1 file changed: {OPTIONS}" in res.stderr
+    after = mtimes(world.checkout)
+    files = {p for p in after if (world.checkout / p).is_file() and not (world.checkout / p).is_symlink()}
+    assert {p for p in files if after[p] != before.get(p)} == {OPTIONS}  # cargo goes by files' mtimes
+    assert (world.checkout / OPTIONS).read_text().endswith("// -Z autodiff (changed)\n")
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"] and not data["stale_gitlinks"]
+    assert all(not r["drifted"] and not r["edited"] for r in data["repos"])
+    # the same state as unapply && apply would give, commit for commit
+    heads = [r["head"] for r in data["repos"]]
+    ok(world.run("unapply"))
+    ok(world.run("apply", "--no-config"))
+    assert [r["head"] for r in json.loads(ok(world.run("status", "--json")).stdout)["repos"]] == heads
+
+
+def test_the_report_names_the_crate(applied_world):
+    world = applied_world
+    write(world.checkout / "compiler/rustc_session/Cargo.toml", '[package]\nname = "rustc_session"\nversion = "0.0.0"\n')
+    edit_second_patch(world)
+    res = ok(world.run("apply", "--no-config"))
+    assert f"1 file changed: {OPTIONS} (rustc_session)" in res.stderr
+
+
+@pytest.mark.parametrize("phase", ["reapply:journal", "reapply:switched:src/llvm-project", "reapply:switched:.",
+                                   "apply:recorded"])
+def test_killed_then_abort_returns_to_the_old_patches(applied_world, phase):
+    world = applied_world
+    edit_second_patch(world)
+    before = snapshot(world)
+    res = world.run("apply", "--no-config", env_extra={"PATCHMGR_TEST_FAULT": phase})
+    assert res.returncode == -9, res.stderr
+    res = world.run("apply", "--continue")
+    assert res.returncode == 7 and "apply of changed patch files was interrupted" in res.stderr
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+    ok(world.run("apply", "--no-config"))  # and then it goes through
+
+
+def test_a_changed_patch_that_no_longer_applies_changes_nothing(applied_world):
+    world = applied_world
+    patch = sorted((world.patches / SET / "rust").iterdir())[0]
+    patch.write_text(patch.read_text().replace("-    x * 3.0\n", "-    x * 4.0\n"))
+    before = snapshot(world)
+    res = world.run("apply", "--no-config")
+    assert res.returncode == 10 and "does not apply to the base any more" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].endswith("(nothing was changed)")
+    assert snapshot(world) == before
