@@ -183,8 +183,16 @@ class Repo:
         return res.out.strip() if res.status == 0 else None
 
     def git_dir(self) -> Path:
+        """The repository's git dir: read from its `.git` (a directory, or a file saying
+        `gitdir: <path>` as submodules and worktrees have), else asked of git."""
         if self._git_dir is None:
-            self._git_dir = Path(self.run("rev-parse", "--absolute-git-dir", readonly=True).strip())
+            dot_git = self.path / ".git"
+            if dot_git.is_dir() and (dot_git / "HEAD").exists():
+                self._git_dir = dot_git.resolve()
+            elif dot_git.is_file() and (text := dot_git.read_text(errors="replace")).startswith("gitdir: "):
+                self._git_dir = (self.path / text[len("gitdir: "):].strip()).resolve()
+            else:
+                self._git_dir = Path(self.run("rev-parse", "--absolute-git-dir", readonly=True).strip())
         return self._git_dir
 
     def operation_in_progress(self) -> str | None:
@@ -234,7 +242,7 @@ class Repo:
         A submodule counts when it is checked out at another commit than the
         one recorded; changes inside it are its own repository's to report.
         """
-        out = self.run("status", "--porcelain=v2", "-z", "--untracked-files=no", "--ignore-submodules=none",
+        out = self.run("status", "--porcelain=v2", "-z", "--untracked-files=no", "--ignore-submodules=dirty",
                        readonly=True, strip=False)
         files = []
         entries = iter(out.split("\0"))
