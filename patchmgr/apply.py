@@ -117,8 +117,14 @@ def abort(ws: Workspace) -> None:
     """Put every repository back where op.json says it was."""
     journal = ws.op_journal(state.ApplyJournal, "--abort")
     patch_set = ws.manifest.sets.get(journal.set)
+    enzyme = ws.enzyme_repo(patch_set) if patch_set and journal.enzyme_created else None
+    if enzyme is not None:
+        engine.require_nothing_untracked(enzyme)  # before anything moves
     for origin in journal.repos:
-        engine.restore(ws.repo(origin.path), origin, journal.patch_branch, journal.paths.get(origin.path, []))
+        repo = ws.repo(origin.path)
+        engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))
+        if journal.reapply and repo.ref_exists(reapply.TEMP_REF):
+            repo.run("update-ref", "-d", reapply.TEMP_REF)
     if journal.enzyme_created and patch_set and patch_set.enzyme:
         engine.remove_enzyme(ws, patch_set, drop_module=journal.enzyme_module_created)
     if journal.applied_before is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from patchmgr import state
 from patchmgr.diagnose import failing_hunks, render
-from patchmgr.errors import BadInput, Conflict, GitFailed, WrongState
+from patchmgr.errors import BadInput, Conflict, DirtyTree, GitFailed, WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo, Result, tool_commit_env
 from patchmgr.output import progress_wanted, say
@@ -194,8 +194,7 @@ def _base_date(repo: Repo, base: str) -> str:
     return repo.run("log", "-1", "--format=%cI", base, readonly=True).strip()
 
 
-def add_enzyme(ws: Workspace, owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: PatchSet,
-               base: str) -> None:
+def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: PatchSet, base: str) -> None:
     pin = patch_set.enzyme
     assert pin is not None
     rel = enzyme_rel_path(patch_set)
@@ -205,7 +204,7 @@ def add_enzyme(ws: Workspace, owner: Repo, journal: state.ApplyJournal, save: Sa
         return
     module_dir = owner.git_dir() / "modules" / rel
     journal.enzyme_created = True
-    journal.enzyme_module_created = not module_dir.exists()
+    journal.enzyme_module_created = journal.enzyme_module_created or not module_dir.exists()  # also on --continue
     save()
     say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
     if owner.gitlink("HEAD", rel) is None:
@@ -283,6 +282,17 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
                            "(nothing was changed)")
 
 
+def require_nothing_untracked(enzyme: Repo) -> None:
+    """Before the Enzyme work tree is removed (unapply, an --abort): refuse while it holds files
+    that are not Enzyme's, naming them."""
+    out = enzyme.run("status", "--porcelain", "-z", "--untracked-files=all", "--ignored", readonly=True, strip=False)
+    extra = [entry[3:] for entry in out.split("\0") if entry[:2] in ("??", "!!")]
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise DirtyTree(f"{enzyme.label} holds files that are not in Enzyme's commit ({shown}); removing it "
+                        "would delete them: move them away, then run the command again (nothing was changed)")
+
+
 def remove_enzyme(ws: Workspace, patch_set: PatchSet, drop_module: bool) -> None:
     """Remove the Enzyme submodule's work tree and config that apply added (its git dir is kept as a cache)."""
     owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
@@ -329,7 +339,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
             am(repo, patch_set.name, pending)
             fault(f"apply:am:{series.path}")
         if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
-            add_enzyme(ws, repo, journal, save, patch_set, bases[series.path])
+            add_enzyme(repo, journal, save, patch_set, bases[series.path])
         if series.path == SUPERPROJECT:
             for nested in patch_set.repos:
                 if nested.path != SUPERPROJECT:

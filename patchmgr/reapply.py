@@ -34,53 +34,62 @@ def wanted(view: View) -> bool:
             and not any(v.state.foreign or v.edited or v.out_of_order or v.skipped for v in view.repos))
 
 
+TEMP_REF = "refs/patchmgr/reapply"  # the new commits, fetched from the scratch clone, until switched to
+
+
 def reapply(ws: Workspace, view: View) -> PatchSet:
     patch_set = view.patch_set
+    branch = patch_branch(patch_set.name)
     repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
     ws.require_ready(repos)
     for v in view.repos:
+        if v.branch != "refs/heads/" + branch:
+            raise WrongState(f"{v.path} is not on branch {branch}, where the set is applied; check it out "
+                             f"(git -C {v.path} checkout {branch}), then apply again (nothing was changed)")
         check_against_base(v.repo, v.state.base, view.patches[v.path])
+        engine.require_no_untracked(v.repo, view.patches[v.path])
     applied = view.applied_record
     origins = [state.RepoOrigin(v.path, v.branch, v.state.head) for v in view.repos]
-    journal = state.ApplyJournal(set=patch_set.name, patch_branch=patch_branch(patch_set.name), repos=origins,
+    journal = state.ApplyJournal(set=patch_set.name, patch_branch=branch, repos=origins,
                                  applied_origins=list(applied.repos) if applied else list(origins),
                                  bases={v.path: v.state.base for v in view.repos}, applied_before=applied,
                                  reapply=True)
     with scratch_clones("reapply") as scratch:
+        built: dict[str, Repo] = {}
         new_heads: dict[str, str] = {}
         for series in patch_set.apply_order():
             v = view.view(series.path)
-            new_heads[v.path] = _build(scratch, v.repo, v.state.base, v.state.head, patch_set,
-                                       view.patches[v.path], new_heads)
+            built[v.path] = _build(scratch, v.repo, v.state.base, v.state.head, patch_set, view.patches[v.path],
+                                   new_heads)
+            new_heads[v.path] = built[v.path].head()
+            # where the switch writes: what --abort checks for files a killed read-tree left
+            journal.paths[v.path] = _changed(built[v.path], v.state.head, new_heads[v.path])
         state.save_op(ws.git_dir, journal)
         fault("reapply:journal")
         changed: list[str] = []
         for series in patch_set.apply_order():
             v = view.view(series.path)
-            v.repo.run("fetch", "-q", "--no-tags", str(scratch.root / _clone_name(v.repo)),
-                       f"{new_heads[v.path]}:refs/patchmgr/reapply")
-            changed += _switch(v.repo, v.state.head, new_heads[v.path], journal.patch_branch)
-            v.repo.run("update-ref", "-d", "refs/patchmgr/reapply")
+            v.repo.run("fetch", "-q", "--no-tags", str(built[v.path].path), f"+{new_heads[v.path]}:{TEMP_REF}")
+            _switch(v.repo, v.state.head, new_heads[v.path], branch)
+            changed += [p if v.path == SUPERPROJECT else f"{v.path}/{p}" for p in journal.paths[v.path]]
+            v.repo.run("update-ref", "-d", TEMP_REF)
             fault(f"reapply:switched:{v.path}")
     engine.complete(ws, journal, view.patches)
     _report(ws, changed)
     return patch_set
 
 
-def _clone_name(repo: Repo) -> str:
-    return "superproject" if repo.label == SUPERPROJECT else repo.label.replace("/", "_")
-
-
 def _build(scratch: Scratch, repo: Repo, base: str, old_head: str, patch_set: PatchSet, patches: list[Patch],
-           new_heads: dict[str, str]) -> str:
-    """The new series for one repository, made in a sparse scratch clone: git am of every patch
-    on the base, then the tool's commits of the old branch made again on top."""
+           new_heads: dict[str, str]) -> Repo:
+    """The new series for one repository, made in a sparse scratch clone (returned, at the new
+    head): git am of every patch on the base, as the checkout's committer, then the tool's
+    commits of the old branch made again on top."""
     clone = scratch.clone(repo)
     paths = sorted({p for patch in patches for p in patch.paths} | {".gitmodules"})
     clone.run("sparse-checkout", "set", "--no-cone", *("/" + _glob_escape(p) for p in paths))
     clone.run("checkout", "-q", "--detach", base)
     mbox = "".join(with_trailers(p.text, [(TRAILER_SET, patch_set.name), (TRAILER_PATCH, p.label)]) for p in patches)
-    res = clone.am(mbox, "--quiet")
+    res = clone.am(mbox, "--quiet", env=_committer(repo))
     if res.status != 0:
         label = engine.current_label(clone)
         raise CheckFailed(f"patch {label} does not apply to the base any more; fix it (patchmgr check shows the "
@@ -88,7 +97,21 @@ def _build(scratch: Scratch, repo: Repo, base: str, old_head: str, patch_set: Pa
     head = clone.head()
     for tool in _tool_commits(repo, base, old_head, patch_set.name):
         head = _remake(clone, tool, head, new_heads)
-    return head
+    clone.run("update-ref", "--no-deref", "HEAD", head)
+    return clone
+
+
+def _committer(repo: Repo) -> dict[str, str]:
+    """The checkout's committer identity (its own config included), for commits made elsewhere."""
+    res = repo.try_run("var", "GIT_COMMITTER_IDENT", readonly=True)
+    m = re.match(r"^(.*) <(.*)> \d+ [+-]\d{4}$", res.out.strip()) if res.status == 0 else None
+    return {"GIT_COMMITTER_NAME": m.group(1), "GIT_COMMITTER_EMAIL": m.group(2)} if m else {}
+
+
+def _changed(clone: Repo, old: str, new: str) -> list[str]:
+    """The paths whose content differs between the old and the new patched commit, gitlinks left out."""
+    raw = clone.run("diff-tree", "-r", "-z", "--no-renames", old, new, strip=False).split("\0")
+    return [path for meta, path in zip(raw[::2], raw[1::2]) if "160000" not in meta.split(" ")[:2]]
 
 
 def _tool_commits(repo: Repo, base: str, head: str, set_name: str) -> list[str]:
@@ -123,19 +146,11 @@ def _glob_escape(path: str) -> str:
     return re.sub(r"([*?\[\]\\!#])", r"\\\1", path)
 
 
-def _switch(repo: Repo, old: str, new: str, branch: str) -> list[str]:
-    """Move `repo` from `old` to `new` writing only the paths whose content differs; their names."""
-    changed = [p for p in repo.run("diff", "--name-only", "-z", "--no-renames", old, new, strip=False).split("\0")
-               if p]
+def _switch(repo: Repo, old: str, new: str, branch: str) -> None:
+    """Move `repo` (on `branch`, at `old`) to `new`, writing only the paths whose content differs."""
     repo.try_run("update-index", "-q", "--refresh")  # stat data only: read-tree wants it current
     repo.run("read-tree", "-m", "-u", old, new)
     repo.run("update-ref", "-m", "patchmgr: apply the changed patch files", f"refs/heads/{branch}", new, old)
-    prefix = "" if repo.label == SUPERPROJECT else repo.label + "/"
-    return [prefix + p for p in changed if not _is_gitlink(repo, new, p)]
-
-
-def _is_gitlink(repo: Repo, commit: str, path: str) -> bool:
-    return repo.gitlink(commit, path) is not None
 
 
 def _report(ws: Workspace, changed: list[str]) -> None:

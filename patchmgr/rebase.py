@@ -102,6 +102,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     journal = state.RebaseJournal(set=name, patch_branch=branch, repos=origins, from_set=old.name, onto_arg=onto,
                                   old_bases=old_bases, ontos=ontos, new=new, dirs=dirs,
                                   manifest=ws.manifest.path.read_text(encoding="utf-8"),
+                                  applied_before=ws.applied_record(),
                                   paths={path: sorted({p for patch in patches[path] for p in patch.paths})
                                          for path in patches})
     state.save_op(ws.git_dir, journal)
@@ -147,15 +148,23 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
 def abort(ws: Workspace) -> None:
     """Every repository back where op.json says it was; a new set already written is taken back too."""
     journal = ws.op_journal(state.RebaseJournal, "--abort")
+    old = ws.manifest.sets.get(journal.from_set)
+    final = journal.final
+    enzyme = ws.enzyme_repo(old) if old and final is not None and final.enzyme_created else None
+    if enzyme is not None:
+        engine.require_nothing_untracked(enzyme)  # before anything moves
     for origin in journal.repos:
         repo = ws.repo(origin.path)
         engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))
         if journal.written and repo.ref_exists(f"refs/heads/{patch_branch(journal.set)}"):
             repo.run("branch", "-q", "-D", patch_branch(journal.set))
-    old = ws.manifest.sets.get(journal.from_set)
-    if journal.final is not None and journal.final.enzyme_created and old is not None and old.enzyme:
-        engine.remove_enzyme(ws, old, drop_module=journal.final.enzyme_module_created)
+    if final is not None and final.enzyme_created and old is not None and old.enzyme:
+        engine.remove_enzyme(ws, old, drop_module=final.enzyme_module_created)
     _unwrite(ws, journal)
+    if journal.applied_before is None:
+        state.remove(ws.git_dir, state.APPLIED_FILE)
+    else:
+        state.save_applied(ws.git_dir, journal.applied_before)
     state.remove(ws.git_dir, state.OP_FILE)
     say(f"aborted: {', '.join(o.path for o in journal.repos)} restored to where they were before the rebase of "
          f"{journal.from_set}")

@@ -74,7 +74,7 @@ class ApplyJournal(Journal):
     enzyme_created: bool = False  # this run made the Enzyme submodule directory
     enzyme_module_created: bool = False  # ... and its git dir under .git/modules
     applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
-    reapply: bool = False  # changed patch files applied in place (reapply.py): --abort only
+    reapply: bool = False  # changed patch files applied in place (reapply.py): --continue refused, --abort
 
 
 @dataclass
@@ -108,6 +108,7 @@ class RebaseJournal(Journal):
     created: list[str] = field(default_factory=list)  # directories the new set's files created
     names: dict[str, str] = field(default_factory=dict)  # old label -> new label
     final: ApplyJournal | None = None
+    applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
 
 
 @dataclass(kw_only=True)
@@ -117,7 +118,6 @@ class UnapplyJournal(Journal):
 
     kind: ClassVar[str] = KIND_UNAPPLY
     bases: dict[str, str]
-    enzyme_removed: bool = False
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 from patchmgr import state
 from patchmgr.output import show
 from patchmgr.series import SUPERPROJECT
-from patchmgr.workspace import View, Workspace
+from patchmgr.workspace import MODES, View, Workspace
 
 
 def command(ws: Workspace, args) -> None:
@@ -81,7 +81,7 @@ def render(data: dict) -> str:
                      "(unapply keeps it only with --force, under refs/patchmgr/backup/)")
     if data["operation_in_progress"]:
         kind = data["operation_in_progress"].split()[0]
-        lines.append(f"in progress: {data['operation_in_progress']} (patchmgr {kind} --continue, --skip or --abort)")
+        lines.append(f"in progress: {data['operation_in_progress']} (patchmgr {kind} {MODES[kind]})")
     for r in data["repos"]:
         lines.append(f"{r['path']}: on {r['branch'] or 'detached HEAD'} at {r['head'][:12]}, base {r['base'][:12]}")
         for label in r["applied"]:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from patchmgr import engine, state
 from patchmgr.engine import remove_enzyme
-from patchmgr.errors import DirtyTree, ForeignCommits, WrongState
+from patchmgr.errors import ForeignCommits, WrongState
 from patchmgr.faults import fault
-from patchmgr.gitio import Repo
 from patchmgr.output import say
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace, enzyme_rel_path, patch_branch
@@ -31,7 +30,7 @@ def unapply(ws: Workspace, set_name: str | None, force: bool) -> list[str]:
     enzyme = ws.enzyme_repo(patch_set)
     ws.require_ready([v.repo for v in view.repos] + ([enzyme] if enzyme else []))
     if enzyme:
-        _require_nothing_untracked(enzyme)
+        engine.require_nothing_untracked(enzyme)
     branch = patch_branch(patch_set.name)
     unsafe = [v for v in view.repos if v.state.foreign or v.edited]
     if unsafe and not force:
@@ -55,16 +54,6 @@ def unapply(ws: Workspace, set_name: str | None, force: bool) -> list[str]:
     for line in backups:
         say(f"saved {line}")
     return backups
-
-
-def _require_nothing_untracked(enzyme: Repo) -> None:
-    """unapply removes the Enzyme work tree: refuse while it holds files that are not Enzyme's."""
-    out = enzyme.run("status", "--porcelain", "-z", "--untracked-files=all", "--ignored", readonly=True, strip=False)
-    extra = [entry[3:] for entry in out.split("\0") if entry[:2] in ("??", "!!")]
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        raise DirtyTree(f"{enzyme.label} holds files that are not in Enzyme's commit ({shown}); unapply would "
-                        "delete them: move them away, then unapply again (nothing was changed)")
 
 
 def _steps(ws: Workspace, journal: state.UnapplyJournal, patch_set: PatchSet,

@@ -29,7 +29,7 @@ J = TypeVar("J", bound=state.Journal)
 
 
 #: how each kind of stopped operation goes on or back
-_MODES = {state.KIND_APPLY: "--continue, --skip or --abort", state.KIND_REBASE: "--continue, --skip or --abort",
+MODES = {state.KIND_APPLY: "--continue, --skip or --abort", state.KIND_REBASE: "--continue, --skip or --abort",
           state.KIND_UNAPPLY: "--continue or --abort"}
 
 
@@ -174,7 +174,7 @@ class Workspace:
                              "run patchmgr status")
         if not isinstance(journal, kind):
             raise WrongState(f"{_an(journal.kind)} of set {journal.set} is in progress, not {_an(kind.kind)}; "
-                             f"run patchmgr {journal.kind} {_MODES[journal.kind]}")
+                             f"run patchmgr {journal.kind} {MODES[journal.kind]}")
         return journal
 
     def applied_record(self) -> state.AppliedRecord | None:
@@ -184,7 +184,7 @@ class Workspace:
         op = self.op_record()
         if op is not None:
             raise WrongState(f"{_an(op.kind)} of set {op.set} is in progress; "
-                             f"run patchmgr {op.kind} {_MODES[op.kind]}")
+                             f"run patchmgr {op.kind} {MODES[op.kind]}")
 
     def enzyme_repo(self, patch_set: PatchSet) -> Repo | None:
         """The checked-out Enzyme submodule of the set, if there is one."""

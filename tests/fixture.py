@@ -232,8 +232,10 @@ def snapshot(world) -> dict:
 
 
 def _git_dir_state(git_dir: Path) -> dict:
-    """The stopped operation (its files' bytes) and every lock file in a git dir."""
+    """The stopped operation (its files' bytes), every lock file, and patchmgr's own state files in a git dir."""
     state = {}
+    for p in sorted((git_dir / "patchmgr").glob("*")):
+        state[f"patchmgr/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
     for name in OPERATION_FILES:
         p = git_dir / name
         if p.is_dir():
@@ -243,6 +245,8 @@ def _git_dir_state(git_dir: Path) -> dict:
         elif p.exists():
             state[name] = hashlib.sha256(p.read_bytes()).hexdigest()
     for lock in sorted(git_dir.rglob("*.lock")):
+        if lock.name == "patchmgr.lock":
+            continue  # patchmgr's own, left by a killed run and taken over by the next: asserted on its own
         if "objects" not in lock.relative_to(git_dir).parts and "modules" not in lock.relative_to(git_dir).parts:
             state[str(lock.relative_to(git_dir))] = "lock"
     return state

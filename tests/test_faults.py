@@ -239,3 +239,18 @@ def test_killed_patchmgr_whose_git_still_runs_keeps_the_checkout(fast_world):
     assert res.returncode == 0, res.stderr
     hook.unlink()
     assert snapshot(world) == before
+
+
+def test_abort_refuses_while_the_cloned_enzyme_holds_the_users_files(fast_world):
+    world = fast_world
+    before = snapshot(world)
+    killed_at(world, "apply:am:.", "apply")  # Enzyme is cloned by then
+    notes = world.checkout / LLVM / "enzyme" / "my-notes.txt"
+    notes.write_text("written while the apply was stopped\n")
+    stopped = snapshot(world)
+    one_error_line(world.run("apply", "--abort"), 5, "src/llvm-project/enzyme holds files that are not in "
+                                                     "Enzyme's commit (my-notes.txt)")
+    assert snapshot(world) == stopped
+    notes.unlink()
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before

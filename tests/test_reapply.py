@@ -75,3 +75,24 @@ def test_a_changed_patch_that_no_longer_applies_changes_nothing(applied_world):
     assert res.returncode == 10 and "does not apply to the base any more" in res.stderr
     assert res.stderr.strip().splitlines()[-1].endswith("(nothing was changed)")
     assert snapshot(world) == before
+
+
+def test_refused_when_a_repository_is_not_on_the_patch_branch(applied_world):
+    world = applied_world
+    world.git("checkout", "-q", "-b", "experiment")  # same commit, another branch
+    edit_second_patch(world)
+    before = snapshot(world)
+    res = world.run("apply", "--no-config")
+    assert res.returncode == 7 and ". is not on branch patchmgr/autodiff-1.63.0" in res.stderr
+    assert snapshot(world) == before
+
+
+def test_refused_when_an_untracked_file_stands_where_the_new_version_writes(applied_world):
+    world = applied_world
+    patch = sorted((world.patches / SET / "rust").iterdir())[1]
+    patch.write_text(patch.read_text().replace("traits/autodiff.rs", "traits/autodiff_v2.rs"))
+    write(world.checkout / "compiler/rustc_codegen_ssa/src/traits/autodiff_v2.rs", "my own\n")
+    before = snapshot(world)
+    res = world.run("apply", "--no-config")
+    assert res.returncode == 7 and "untracked file compiler/rustc_codegen_ssa/src/traits/autodiff_v2.rs" in res.stderr
+    assert snapshot(world) == before
