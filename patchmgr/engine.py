@@ -367,7 +367,8 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
 def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]]
                ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
-    and repo path -> label -> [commit, digest of the file's diff] for those same commits.
+    and repo path -> label -> [commit, digest of the file's diff, digest of the whole file] for
+    those same commits (the last tells an edit of only the message or author).
 
     Status and unapply compare against the ids to tell a patch file changed since
     apply (nothing to lose) from a commit edited after it (work to keep). A
@@ -376,6 +377,7 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
     no patch-id needs computing at all (the slow part of status).
     """
     files = {p.label: p.diff for series in patches.values() for p in series}
+    texts = {p.label: p.text for series in patches.values() for p in series}
     ids, verified = {}, {}
     for origin in journal.repos:
         repo = ws.repo(origin.path)
@@ -387,5 +389,6 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
                            repo.patch_ids_of_diffs([files[label] for _, label in labelled])))
         matching = [(sha, label) for sha, label in labelled if by_sha.get(sha) == by_file[label]]
         ids[origin.path] = {label: by_sha[sha] for sha, label in matching}
-        verified[origin.path] = {label: [sha, diff_digest(files[label])] for sha, label in matching}
+        verified[origin.path] = {label: [sha, diff_digest(files[label]), diff_digest(texts[label])]
+                                 for sha, label in matching}
     return ids, verified

@@ -144,7 +144,7 @@ class AppliedRecord:
     repos: list[RepoOrigin]
     # repository path -> patch label -> patch-id of its commit as applied (where it matched its file)
     patch_ids: dict[str, dict[str, str]] = field(default_factory=dict)
-    # repository path -> patch label -> [commit, digest of the file's diff] verified equal
+    # repository path -> patch label -> [commit, digest of the file's diff, digest of the whole file] verified equal
     verified: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     config: ConfigWritten | None = None
     config_inputs: ConfigInputs | None = None

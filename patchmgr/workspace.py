@@ -306,12 +306,15 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     view.skipped = [label for label in view.pending if positions and labels.index(label) < max(positions)]
     by_label = dict(zip(labels, patches))
     unverified = [(sha, label) for sha, label in on_branch if label not in by_label
-                  or verified.get(label) != [sha, diff_digest(by_label[label].diff)]]
+                  or verified.get(label, [])[:2] != [sha, diff_digest(by_label[label].diff)]]
+    # the same commit and diff, but the file's message or author edited since apply: drifted, not edited
+    view.drifted = [label for sha, label in on_branch if (sha, label) not in unverified
+                    and len(verified[label]) > 2 and verified[label][2] != diff_digest(by_label[label].text)]
     if unverified:
         commit_ids = repo.patch_ids([sha for sha, _ in unverified])
         file_ids = repo.patch_ids_of_diffs([by_label[label].diff if label in by_label else "" for _, label in unverified])
-        view.drifted = [label for (sha, label), fid in zip(unverified, file_ids)
-                        if label not in by_label or commit_ids.get(sha) != fid]
+        view.drifted += [label for (sha, label), fid in zip(unverified, file_ids)
+                         if label not in by_label or commit_ids.get(sha) != fid]
         view.edited = [label for sha, label in unverified if label in view.drifted
                        and recorded.get(label) != commit_ids.get(sha)]
     return view

@@ -96,3 +96,21 @@ def test_refused_when_an_untracked_file_stands_where_the_new_version_writes(appl
     res = world.run("apply", "--no-config")
     assert res.returncode == 7 and "untracked file compiler/rustc_codegen_ssa/src/traits/autodiff_v2.rs" in res.stderr
     assert snapshot(world) == before
+
+
+def test_an_edited_message_is_drift_and_taken_in_place(applied_world):
+    world = applied_world
+    patch = sorted((world.patches / SET / "rust").iterdir())[1]
+    text = patch.read_text()
+    assert "] Add the autodiff trait" in text
+    patch.write_text(text.replace("] Add the autodiff trait", "] Reworded: add the autodiff trait", 1))
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["repos"][0]["drifted"] == [f"{SET}/rust/{patch.name}"] and data["repos"][0]["edited"] == []
+    before = mtimes(world.checkout)
+    res = ok(world.run("apply", "--no-config"))
+    assert "the patch commits changed, no file did" in res.stderr
+    assert mtimes(world.checkout) == before
+    assert world.git("log", "-1", "--format=%s", "HEAD~1").startswith("Reworded: add the autodiff trait")
+    ok(world.run("export"))  # and export writes the message back (the file named after the new subject)
+    assert [p.name for p in (world.patches / SET / "rust").iterdir() if "Reworded:" in p.read_text()] == \
+        ["0002-Reworded-add-the-autodiff-trait-and-Z-autodiff.patch"]
