@@ -259,7 +259,10 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     assert pin is not None
     owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
     module_dir = owner.git_dir() / "modules" / enzyme_rel_path(patch_set)
-    if module_dir.is_dir() and Repo(module_dir, pin.path).rev(pin.commit) is not None:
+    # asked with an explicit work tree: unapply removed the one the clone's config names
+    if module_dir.is_dir() and Repo(module_dir, pin.path).try_run(
+            "--git-dir", str(module_dir), "--work-tree", str(module_dir), "cat-file", "-e", f"{pin.commit}^{{commit}}",
+            readonly=True).status == 0:
         return
     with tempfile.TemporaryDirectory(prefix="patchmgr-enzyme-") as tmp:
         scratch = Repo(tmp, pin.path)

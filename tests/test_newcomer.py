@@ -4,6 +4,7 @@ bootstrap template only for the set that has one, and patches of files with CRLF
 from __future__ import annotations
 
 import dataclasses
+import json
 import stat
 from pathlib import Path
 
@@ -303,3 +304,17 @@ def test_a_server_that_refuses_commit_ids_gets_a_full_fetch(world):
     enzyme = world.checkout / "src/llvm-project/enzyme"
     assert git(enzyme, "rev-parse", "HEAD", env=world.env).strip() == world.enzyme_pin
     assert git(enzyme, "rev-parse", "--is-shallow-repository", env=world.env).strip() == "false"
+
+
+def test_after_unapply_the_kept_enzyme_clone_is_enough_offline(world):
+    """unapply keeps Enzyme's clone under .git/modules: apply again needs no network."""
+    from fixture import ENZYME_URL
+
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("unapply"))
+    config = world.env["GIT_CONFIG_GLOBAL"]
+    git(world.tmp, "config", "--file", config, "--unset-all", f"url.{world.enzyme_upstream}.insteadOf", env=world.env)
+    git(world.tmp, "config", "--file", config, f"url.{world.tmp / 'unreachable'}.insteadOf", ENZYME_URL, env=world.env)
+    res = ok(world.run("apply", "--no-config"))
+    assert "checking that" not in res.stderr
+    assert json.loads(ok(world.run("status", "--json")).stdout)["enzyme"]["in_place"]
