@@ -35,9 +35,10 @@ class RepoState:
     foreign: tuple[str, ...]  # commits above the series' first commit that carry no trailer
     commits: tuple[str, ...] = ()  # every commit above the base, oldest first (series and foreign interleaved)
 
-    def tool_commits(self) -> set[str]:
-        """The commits patchmgr made itself (Enzyme submodule, gitlinks): a set trailer, no patch."""
-        return {c.sha for c in self.series if c.patch is None}
+    def tool_commits(self, set_name: str | None = None) -> list[str]:
+        """The commits patchmgr made itself (Enzyme submodule, gitlinks): a set trailer (of `set_name`,
+        if given), no patch; oldest first."""
+        return [c.sha for c in self.series if c.patch is None and set_name in (None, c.set)]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from patchmgr.faults import fault
 from patchmgr.gitio import Repo, Scratch, scratch_clones
 from patchmgr.lint import check_against_base
 from patchmgr.output import say
-from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers, with_trailers
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import View, Workspace, patch_branch
 
@@ -59,8 +59,8 @@ def reapply(ws: Workspace, view: View) -> PatchSet:
         new_heads: dict[str, str] = {}
         for series in patch_set.apply_order():
             v = view.view(series.path)
-            built[v.path] = _build(scratch, v.repo, v.state.base, v.state.head, patch_set, view.patches[v.path],
-                                   new_heads)
+            built[v.path] = _build(scratch, v.repo, v.state.base, v.state.tool_commits(patch_set.name), patch_set,
+                                   view.patches[v.path], new_heads)
             new_heads[v.path] = built[v.path].head()
             # where the switch writes: what --abort checks for files a killed read-tree left
             journal.paths[v.path] = _changed(built[v.path], v.state.head, new_heads[v.path])
@@ -79,7 +79,7 @@ def reapply(ws: Workspace, view: View) -> PatchSet:
     return patch_set
 
 
-def _build(scratch: Scratch, repo: Repo, base: str, old_head: str, patch_set: PatchSet, patches: list[Patch],
+def _build(scratch: Scratch, repo: Repo, base: str, tools: list[str], patch_set: PatchSet, patches: list[Patch],
            new_heads: dict[str, str]) -> Repo:
     """The new series for one repository, made in a sparse scratch clone (returned, at the new
     head): git am of every patch on the base, as the checkout's committer, then the tool's
@@ -95,7 +95,7 @@ def _build(scratch: Scratch, repo: Repo, base: str, old_head: str, patch_set: Pa
         raise CheckFailed(f"patch {label} does not apply to the base any more; fix it (patchmgr check shows the "
                           "hunks), then apply again (nothing was changed)")
     head = clone.head()
-    for tool in _tool_commits(repo, base, old_head, patch_set.name):
+    for tool in tools:
         head = _remake(clone, tool, head, new_heads)
     clone.run("update-ref", "--no-deref", "HEAD", head)
     return clone
@@ -112,16 +112,6 @@ def _changed(clone: Repo, old: str, new: str) -> list[str]:
     """The paths whose content differs between the old and the new patched commit, gitlinks left out."""
     raw = clone.run("diff-tree", "-r", "-z", "--no-renames", old, new, strip=False).split("\0")
     return [path for meta, path in zip(raw[::2], raw[1::2]) if "160000" not in meta.split(" ")[:2]]
-
-
-def _tool_commits(repo: Repo, base: str, head: str, set_name: str) -> list[str]:
-    """The commits patchmgr made itself on the old branch (a set trailer and no patch trailer)."""
-    found = []
-    for sha, message in repo.commits(f"{base}..{head}"):
-        trailers = parse_trailers(message)
-        if trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH not in trailers:
-            found.append(sha)
-    return found
 
 
 def _remake(clone: Repo, tool: str, parent: str, new_heads: dict[str, str]) -> str:
