@@ -42,13 +42,18 @@ def am(repo: Repo, set_name: str, pending: list[Patch], command: str = "apply", 
     With check, a stop raises the conflict report; without, git's result is
     returned (not quiet: rebase reads which patches fell back to a 3-way merge).
     """
-    mbox = "".join(with_trailers(p.text, [(TRAILER_SET, set_name), (TRAILER_PATCH, p.label)]) for p in pending)
+    mbox = "".join(tagged(p, set_name) for p in pending)
     if command == "apply":
         say(f"{repo.label}: applying {len(pending)} patches")
     res = repo.am(mbox, *(["--quiet"] if check else []))
     if check and res.status != 0:
         raise conflict(repo, res.out + res.err, command)
     return res
+
+
+def tagged(patch: Patch, set_name: str) -> str:
+    """The patch's mail with the trailers that name its set and file in the commit."""
+    return with_trailers(patch.text, [(TRAILER_SET, set_name), (TRAILER_PATCH, patch.label)])
 
 
 def conflict(repo: Repo, git_output: str, command: str = "apply") -> Conflict:

@@ -42,7 +42,7 @@ GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG
 #: known configuration, so a user's diff.noprefix, format.signOff, rerere.enabled or
 #: commit.gpgSign cannot change what patchmgr writes or reads
 PATCH_COMMANDS = frozenset({"am", "apply", "format-patch", "range-diff", "patch-id", "diff", "diff-tree", "show",
-                            "log", "blame", "commit", "commit-tree", "mailinfo"})
+                            "log", "blame", "commit", "commit-tree", "mailinfo", "merge-tree", "grep"})
 #: ... that configuration: git's defaults, spelled out where a repository's own config could differ
 PATCH_CONFIG = (
     "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=true",
@@ -53,7 +53,8 @@ PATCH_CONFIG = (
     "format.coverLetter=false", "format.useAutoBase=false", "format.forceInBodyFrom=false", "format.thread=false",
     "format.suffix=.patch", "format.encodeEmailHeaders=true", "format.coverFromDescription=message",
     "am.threeWay=false", "am.keepcr=false", "am.messageId=false", "apply.whitespace=warn", "rerere.enabled=false",
-    "rerere.autoUpdate=false", "commit.gpgSign=false", "log.showSignature=false", "log.decorate=false",
+    "rerere.autoUpdate=false", "merge.renames=true", "merge.directoryRenames=true", "merge.conflictStyle=merge",
+    "grep.patternType=fixed", "grep.fullName=true", "commit.gpgSign=false", "log.showSignature=false", "log.decorate=false",
     "log.mailmap=false", "i18n.commitEncoding=UTF-8", "i18n.logOutputEncoding=UTF-8",
 )
 #: what of the user's own (system and global) configuration still counts there: who they are,

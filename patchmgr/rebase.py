@@ -25,24 +25,28 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import unidiff
 
-from patchmgr import engine, releases, state
+from patchmgr import carry, engine, releases, state, upstreamed
 from patchmgr.base import read_tarball_ids
 from patchmgr.errors import BadInput, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
 from patchmgr.faults import fault
-from patchmgr.gitio import Repo
+from patchmgr.gitio import Repo, scratch_clones
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
 from patchmgr.series import SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table, write_manifest
-from patchmgr.workspace import Workspace, patch_branch
+from patchmgr.workspace import View, Workspace, patch_branch
 
-CLEAN, MERGED, BY_HAND, SKIPPED, DROPPED = ("clean", "merged 3-way", "resolved by hand", "skipped by hand",
-                                            "dropped as upstream")
+#: the words a report's outcome begins with (a stopped patch's begins with its finding)
+CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED = (
+    "clean", "merged 3-way", "relocated", "dropped as upstream", "superseded by upstream", "gone", "resolved by hand",
+    "skipped by hand")
+OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED)
 REPORT_NAME = "rebase-report.md"
 
 
@@ -50,18 +54,22 @@ def rebase_branch(set_name: str) -> str:
     return f"patchmgr/rebase/{set_name}"
 
 
-def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, llvm: int | None) -> PatchSet:
-    """Plan the rebase, check everything that can be checked before a change, then replay."""
-    ws.require_no_op()
-    view = ws.inspect(set_name)
+@dataclass
+class Plan:
+    """Everything a rebase decides before it changes anything."""
+
+    old: PatchSet
+    patches: dict[str, list[Patch]]
+    old_bases: dict[str, str]
+    ontos: dict[str, str]
+    new: state.NewBase
+    name: str
+
+
+def plan(ws: Workspace, view: View, onto: str, new_name: str | None, llvm: int | None) -> Plan:
+    """The old set, the new bases in every repository, the new set's facts and name; checked."""
     old = view.patch_set
-    if not view.untouched:
-        raise WrongState(f"set {old.name} is applied; rebase replays the set's files, so first save any change to "
-                         "the patches (patchmgr export), then patchmgr unapply, then rebase")
-    ws.require_ready([v.repo for v in view.repos])
     patches = view.patches
-    for v in view.repos:
-        engine.require_no_untracked(v.repo, patches[v.path])
     old_bases = {v.path: v.state.base for v in view.repos}
     onto_sha = _resolve_onto(ws, onto, old, old_bases[SUPERPROJECT])
     ontos = {SUPERPROJECT: onto_sha}
@@ -85,6 +93,23 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
         raise BadInput(f"cannot name the new set from {old.name!r}; pass --new-set NAME")
     if not SET_NAME.match(name):
         raise BadInput(f"{name!r} is not a valid set name (letters, digits, '.', '_', '-')")
+    return Plan(old, patches, old_bases, ontos, new, name)
+
+
+def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, llvm: int | None,
+          fuzz: int = 0, drop_superseded: bool = False) -> PatchSet:
+    """Plan the rebase, check everything that can be checked before a change, then replay."""
+    ws.require_no_op()
+    view = ws.inspect(set_name)
+    if not view.untouched:
+        raise WrongState(f"set {view.patch_set.name} is applied; rebase replays the set's files, so first save any "
+                         "change to the patches (patchmgr export), then patchmgr unapply, then rebase "
+                         "(or see what it would do with rebase --dry-run)")
+    ws.require_ready([v.repo for v in view.repos])
+    for v in view.repos:
+        engine.require_no_untracked(v.repo, view.patches[v.path])
+    p = plan(ws, view, onto, new_name, llvm)
+    old, patches, name = p.old, p.patches, p.name
     if name in ws.manifest.sets:
         raise WrongState(f"set {name} already exists in {ws.manifest.path}; pass --new-set NAME, or remove it first")
     dirs = {r.path: _new_dir(r.dir, old.name, name) for r in old.repos}
@@ -100,20 +125,70 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
             if v.repo.ref_exists("refs/heads/" + taken):
                 raise WrongState(f"branch {taken} already exists in {v.path}; delete it (git -C {v.path} branch -D {taken})")
     journal = state.RebaseJournal(set=name, patch_branch=branch, repos=origins, from_set=old.name, onto_arg=onto,
-                                  old_bases=old_bases, ontos=ontos, new=new, dirs=dirs,
+                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs=dirs,
                                   manifest=ws.manifest.path.read_text(encoding="utf-8"),
-                                  applied_before=ws.applied_record(),
-                                  paths={path: sorted({p for patch in patches[path] for p in patch.paths})
+                                  applied_before=ws.applied_record(), fuzz=fuzz, drop_superseded=drop_superseded,
+                                  paths={path: sorted({f for patch in patches[path] for f in patch.paths})
                                          for path in patches})
     state.save_op(ws.git_dir, journal)
     fault("rebase:journal")
-    say(f"rebasing {old.name} (rustc {old.rustc}) onto {onto} (rustc {new.rustc}, {onto_sha[:12]}) as {name}")
+    say(f"rebasing {old.name} (rustc {old.rustc}) onto {onto} (rustc {p.new.rustc}, {p.ontos[SUPERPROJECT][:12]}) "
+        f"as {name}")
     _replay(ws, journal, old, patches)
     return _finish(ws, journal, old)
 
 
+def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, llvm: int | None,
+            fuzz: int = 0, drop_superseded: bool = False, report: str | None = None) -> None:
+    """The whole replay in scratch clones, never stopping; the user's repositories and patches stay as they are.
+
+    A patch the real rebase would stop on is reported with why and left out,
+    and the replay goes on (as --skip would). The report goes to `report`
+    (default: rebase-dry-run-<new set>.md in the patches directory).
+    """
+    p = plan(ws, ws.inspect(set_name), onto, new_name, llvm)
+    journal = state.RebaseJournal(set=p.name, patch_branch=rebase_branch(p.name), repos=[], from_set=p.old.name,
+                                  onto_arg=onto, old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="",
+                                  fuzz=fuzz, drop_superseded=drop_superseded)
+    say(f"dry run: {p.old.name} onto {onto} (rustc {p.new.rustc}), in scratch clones")
+    with scratch_clones("rebase") as scratch:
+        for series in p.old.apply_order():
+            clone = scratch.clone(ws.repo(series.path))
+            replay = carry.Replay(clone, fuzz)
+            try:
+                pending = p.patches[series.path]
+                mails = [engine.tagged(patch, p.name) for patch in pending]
+                commits = replay.materialize(p.old_bases[series.path], pending, mails)
+                tip = p.ontos[series.path]
+                for patch, commit in zip(pending, commits):
+                    decision = decide(replay, journal, clone, patch, commit, tip, [])
+                    if decision.stop:
+                        journal.outcomes[patch.label] = [decision.outcome or "conflict", "the rebase stops here"
+                                                         + (f": {decision.detail}" if decision.detail else "")]
+                    else:
+                        if decision.tree is not None:
+                            tip = clone.recommit(commit, tip, tree=decision.tree)
+                        journal.outcomes[patch.label] = [decision.outcome, decision.detail]
+                    if decision.relocations:
+                        journal.relocations[patch.label] = decision.relocations
+                    outcome, detail = journal.outcomes[patch.label]
+                    say(f"{patch.label}: {outcome}" + (f" ({detail})" if detail else ""))
+            finally:
+                replay.close()
+    text = render_report(journal, p.old, {}, dry_run=True)
+    path = Path(report) if report else p.old.root / f"rebase-dry-run-{p.name}.md"
+    path.write_text(text, encoding="utf-8")
+    show(text, end="")
+    say(f"dry run report: {path}")
+
+
 def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
-    """--continue or --skip: finish the stopped patch, then replay the rest; `note` says why, in the report."""
+    """--continue or --skip: settle the stopped patch, then replay the rest; `note` says why, in the report.
+
+    A patch stopped in git am (it did not apply) is finished or dropped with
+    git am; one stopped on a finding (superseded) is left out (--skip) or
+    carried as it is (--continue).
+    """
     journal = ws.op_journal(state.RebaseJournal, how)
     ws.require_ready([ws.repo(o.path) for o in journal.repos], ours=True)
     old = ws.manifest.get(journal.from_set)
@@ -123,26 +198,39 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
     outcomes = journal.outcomes
     for origin in journal.repos:
         repo = ws.repo(origin.path)
-        if not engine.am_in_progress(repo):
+        labels = {p.label for p in patches[origin.path]}
+        if engine.am_in_progress(repo):
+            label = engine.current_label(repo)
+            finding = journal.findings.get(label, "")
+            if how == "--skip":
+                outcomes[label] = [_after(finding, SKIPPED), note or "skipped with --skip"]
+                state.save_op(ws.git_dir, journal)
+                repo.run("am", "--skip")
+            else:
+                res = repo.try_run("am", "--continue")
+                if res.status != 0 and engine.am_in_progress(repo):
+                    stopped = next(p for p in patches[origin.path] if p.label == label)
+                    raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
+                outcomes[label] = [_after(finding, BY_HAND), note or ""]
+            say(f"{label}: {outcomes[label][0]}")
+        elif journal.stopped in labels and journal.stopped not in outcomes:  # stopped on a finding
+            label = journal.stopped
+            if how == "--skip":
+                outcomes[label] = [_after(journal.findings.get(label, ""), SKIPPED), note or "skipped with --skip"]
+                say(f"{label}: {outcomes[label][0]}")
+            else:
+                journal.taken[label] = note or ""
+        else:
             continue
-        label = engine.current_label(repo)
-        stopped = next(p for p in patches[origin.path] if p.label == label)
-        # git am goes on with the rest of its mailbox after the stopped patch
-        queue = [p for p in patches[origin.path] if p.label not in outcomes and p is not stopped]
-        if how == "--skip":
-            outcomes[label] = [SKIPPED, note or "skipped with --skip"]
-            state.save_op(ws.git_dir, journal)
-            _settle(ws, repo, journal, queue, repo.try_run("am", "--skip"))
-            continue
-        res = repo.try_run("am", "--continue")
-        if res.status != 0 and engine.am_in_progress(repo) and engine.current_label(repo) == label:
-            raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
-        outcomes[label] = [BY_HAND, note or ""]
-        say(f"{label}: {BY_HAND}")
-        # the resolved patch is the first "Applying:" of git's output
-        _settle(ws, repo, journal, queue, res, resolved=True)
+        journal.stopped = None
+        state.save_op(ws.git_dir, journal)
     _replay(ws, journal, old, patches)
     return _finish(ws, journal, old)
+
+
+def _after(finding: str, word: str) -> str:
+    """A stopped patch's outcome: the finding it stopped with, then what the user did."""
+    return f"{finding}, {word}" if finding else word
 
 
 def abort(ws: Workspace) -> None:
@@ -227,93 +315,162 @@ def _new_dir(old_dir: str, old_name: str, new_name: str) -> str:
 
 # --- replay ---------------------------------------------------------------
 
+@dataclass
+class Decision:
+    """What the replay does with one patch: carry it (tree), leave it out (outcome), or stop."""
+
+    outcome: str  # the report's words; for a stop, the finding
+    detail: str = ""
+    tree: str | None = None  # carry: the new tree on the tip
+    stop: bool = False
+    am: bool = False  # a stop the user resolves in git am's conflict state (else a decision to take)
+    relocations: list[str] = dataclasses.field(default_factory=list)
+
+
+def decide(replay: carry.Replay, journal: state.RebaseJournal, repo: Repo, patch: Patch, commit: str, tip: str,
+           resolved: list[tuple[str, str]]) -> Decision:
+    """The fate of one patch on `tip`, from the object store alone (so --dry-run decides the same way)."""
+    onto, old_base = journal.ontos[repo.label], journal.old_bases[repo.label]
+    trailer = upstreamed.upstream_trailer(patch)
+    if trailer and (where := upstreamed.trailer_in_base(repo, trailer, onto)):
+        return Decision(DROPPED, f"Upstream: {trailer}; {where}")
+    carried = replay.carry(tip, commit, patch)
+    if carried.word == carry.EMPTY:
+        diffs = replay.file_diffs(patch)
+        if (label := upstreamed.absorbed_by(repo, diffs, resolved)) is not None:
+            return Decision(DROPPED, f"absorbed by the resolution of patch {label}")
+        twin = upstreamed.upstream_twin(repo, patch, old_base, onto)
+        return Decision(DROPPED, f"same change as upstream {twin}" if twin else "every hunk is already upstream")
+    if repo.label == SUPERPROJECT and patch.label not in journal.taken:
+        tip_view = replay.view(replay.tree_of(tip))
+        found = upstreamed.superseded_by(patch, lambda path: repo.read(commit, path), tip_view)
+        if found:
+            finding = f"{SUPERSEDED} ({'; '.join(found)})"
+            if journal.drop_superseded:
+                return Decision(finding, "dropped with --drop-superseded")
+            return Decision(finding, stop=True)
+    if carried.word == carry.FAILED:
+        finding = f"{GONE} ({'; '.join(carried.failures)})" if carried.gone else ""
+        detail = "" if carried.gone else "; ".join(carried.failures)
+        return Decision(finding, detail, stop=True, am=True, relocations=carried.relocations)
+    word = {carry.CLEAN: CLEAN, carry.MERGED: MERGED, carry.RELOCATED: RELOCATED}[carried.word]
+    moved = len(carried.relocations)
+    detail = f"{moved} {'hunk' if moved == 1 else 'hunks'} placed elsewhere, see below" if moved else ""
+    if patch.label in journal.taken:  # the user kept it after a finding
+        word, detail = _after(journal.findings.get(patch.label, ""), BY_HAND), journal.taken[patch.label]
+    if trailer:
+        detail = "; ".join(filter(None, [detail, f"Upstream: {trailer} is not in the new base"]))
+    return Decision(word, detail, carried.tree, relocations=carried.relocations)
+
+
 def _replay(ws: Workspace, journal: state.RebaseJournal, old: PatchSet, patches: dict[str, list[Patch]]) -> None:
-    outcomes = journal.outcomes
+    """Carry each repository's pending patches onto its tip, then move the branch there once.
+
+    The work tree moves only when a repository's carry ends (finished or
+    stopped), and the outcomes are saved after it moved: a kill in between
+    leaves commits on the branch without outcomes, which the next run reads
+    back from their trailers.
+    """
     for series in old.apply_order():
-        repo = ws.repo(series.path)
-        onto = journal.ontos[series.path]
-        engine.checkout_branch(repo, journal, lambda: state.save_op(ws.git_dir, journal), journal.patch_branch, onto)
-        on_branch = engine.applied_labels(repo, onto, journal.set)
-        for label in on_branch:
-            if label not in outcomes:  # git am --continue run by hand, or a kill after the am
-                stopped = journal.stopped == label
-                outcomes[label] = [BY_HAND if stopped else CLEAN, "" if stopped else "outcome not recorded (interrupted)"]
-        pending = [p for p in patches[series.path] if p.label not in outcomes]
-        if pending:
-            journal.stopped = pending[0].label
-            state.save_op(ws.git_dir, journal)
-            res = engine.am(repo, journal.set, pending, "rebase", check=False)
-            fault(f"rebase:am:{series.path}")
-            _settle(ws, repo, journal, pending, res)
+        while _carry_repo(ws, journal, series.path, patches[series.path]):
+            pass  # git am took the patch the carry stopped on: carry the rest
     state.save_op(ws.git_dir, journal)
 
 
-def _settle(ws: Workspace, repo: Repo, journal: state.RebaseJournal, pending: list[Patch], res,
-            resolved: bool = False) -> None:
-    """Give each patch of one `git am` run its outcome, from what git said while applying it.
-
-    git am itself passes over a patch whose change is already there ("No
-    changes -- Patch already applied"); a stop is either such a patch in a form
-    that conflicts (it reverse-applies: dropped, and am goes on) or a conflict.
-    """
+def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches: list[Patch]) -> bool:
+    """One pass over a repository's pending patches; True when it must run again."""
     outcomes = journal.outcomes
-    queue = list(pending)
-    while True:
-        segments = re.split(r"(?m)^Applying: .*$", res.out + "\n" + res.err)[1:]
-        if resolved:
-            segments, resolved = segments[1:], False
-        stopped = res.status != 0
-        for text in segments[:len(segments) - 1] if stopped else segments:
-            patch = queue.pop(0)
-            if "No changes -- Patch already applied." in text:
-                twin = _upstream_twin(repo, patch, journal.old_bases[repo.label], journal.ontos[repo.label])
-                outcomes[patch.label] = [DROPPED, f"same change as upstream {twin}" if twin
-                                         else "every hunk is already upstream"]
-            else:
-                outcomes[patch.label] = [MERGED if "Falling back to patching base and 3-way merge" in text else CLEAN, ""]
-            say(f"{patch.label}: {outcomes[patch.label][0]}"
-                 + (f" ({outcomes[patch.label][1]})" if outcomes[patch.label][1] else ""))
-        journal.stopped = queue[0].label if queue else None
+    repo = ws.repo(path)
+    on_branch = repo.branch() == "refs/heads/" + journal.patch_branch
+    if on_branch:
+        for label in engine.applied_labels(repo, journal.ontos[path], journal.set):
+            if label not in outcomes:  # git am --continue run by hand, or a kill after the carry
+                stopped = journal.stopped == label
+                outcomes[label] = [BY_HAND if stopped else CLEAN, "" if stopped else "outcome not recorded (interrupted)"]
+    pending = [p for p in patches if p.label not in outcomes]
+    if not pending:
+        return False
+    replay = carry.Replay(repo, journal.fuzz)
+    try:
+        commits = _materialized(ws, journal, replay, path, patches)
+        tip = repo.head() if on_branch else journal.ontos[path]
+        decided: dict[str, list[str]] = {}
+        stop: tuple[Patch, Decision] | None = None
+        for patch in pending:
+            decision = decide(replay, journal, repo, patch, commits[patch.label], tip, _resolved(repo, journal))
+            if decision.stop:
+                stop = (patch, decision)
+                break
+            if decision.tree is not None:
+                tip = repo.recommit(commits[patch.label], tip, tree=decision.tree)
+            decided[patch.label] = [decision.outcome, decision.detail]
+            if decision.relocations:
+                journal.relocations[patch.label] = decision.relocations
+            say(f"{patch.label}: {decision.outcome}" + (f" ({decision.detail})" if decision.detail else ""))
+        _move(ws, repo, journal, tip, on_branch)
+        fault(f"rebase:carried:{path}")
+        outcomes.update(decided)
+        journal.stopped = stop[0].label if stop else None
         state.save_op(ws.git_dir, journal)
-        if not stopped:
-            return
-        patch = queue[0]
-        if repo.try_run("apply", "--check", "-R", "--cached", input=patch.diff, readonly=True).status != 0:
-            raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, patch)
-        outcomes[patch.label] = [DROPPED, "every hunk is already upstream"]
-        queue.pop(0)
-        say(f"{patch.label}: {DROPPED} (every hunk is already upstream)")
-        res = repo.try_run("am", "--skip")
+        if stop:
+            _stop(ws, repo, journal, *stop)
+            return True
+        return False
+    finally:
+        replay.close()
 
 
-def _upstream_twin(repo: Repo, patch: Patch, old_base: str, onto: str) -> str | None:
-    """An upstream commit between the bases with this patch's patch-id, as 'sha subject'.
+def _materialized(ws: Workspace, journal: state.RebaseJournal, replay: carry.Replay, path: str,
+                  patches: list[Patch]) -> dict[str, str]:
+    """label -> the patch as a commit on the old base, made once per rebase (kept in the journal)."""
+    known = journal.materialized.get(path, [])
+    if len(known) != len(patches) or any(replay.repo.rev(sha + "^{commit}") is None for sha in known[-1:]):
+        mails = [engine.tagged(p, journal.set) for p in patches]
+        known = replay.materialize(journal.old_bases[path], patches, mails)
+        journal.materialized[path] = known
+        state.save_op(ws.git_dir, journal)
+    return {p.label: sha for p, sha in zip(patches, known)}
 
-    Only commits touching exactly the patch's files can carry the same change,
-    so only those are diffed (a release import touching everything is not).
-    """
-    touching = repo.run("log", "--format=%H", f"{old_base}..{onto}", "--", *patch.paths, readonly=True).split()
-    if not touching:
-        return None
-    # every file of each such commit, in one process: git diff-tree prints the id, then its files
-    listing = repo.run("diff-tree", "--stdin", "-r", "--root", "--name-only", "--no-renames",
-                       input="".join(sha + "\n" for sha in touching), readonly=True)
-    files: dict[str, set[str]] = {}
-    current, listed = None, set(touching)
-    for line in listing.splitlines():
-        if line in listed:
-            current = files.setdefault(line, set())
-        elif current is not None and line:
-            current.add(line)
-    candidates = [sha for sha in touching if files.get(sha) == set(patch.paths)]
-    if not candidates:
-        return None
-    ids = repo.patch_ids(candidates)
-    mine = repo.patch_ids_of_diffs([patch.diff])[0]
-    for sha in candidates:
-        if ids.get(sha) == mine:
-            return repo.run("log", "-1", "--format=%h %s", sha, readonly=True).strip()
-    return None
+
+def _resolved(repo: Repo, journal: state.RebaseJournal) -> list[tuple[str, str]]:
+    """(label, commit) of each patch of this repository resolved by hand so far."""
+    by_hand = {label for label, (outcome, _) in journal.outcomes.items() if outcome.endswith(BY_HAND)}
+    if not by_hand or repo.branch() != "refs/heads/" + journal.patch_branch:
+        return []
+    found = []
+    for sha, message in repo.commits(f"{journal.ontos[repo.label]}..HEAD"):
+        label = parse_trailers(message).get(TRAILER_PATCH)
+        if label in by_hand:
+            found.append((label, sha))
+    return found
+
+
+def _move(ws: Workspace, repo: Repo, journal: state.RebaseJournal, tip: str, on_branch: bool) -> None:
+    """The rebase branch and the work tree to `tip`: one checkout from where they are."""
+    if not on_branch:
+        engine.checkout_branch(repo, journal, lambda: state.save_op(ws.git_dir, journal), journal.patch_branch, tip)
+    elif repo.head() != tip:
+        repo.run("-c", "submodule.recurse=false", "reset", "-q", "--keep", tip)
+
+
+def _stop(ws: Workspace, repo: Repo, journal: state.RebaseJournal, patch: Patch, decision: Decision) -> None:
+    """Stop on `patch`: in git am's conflict state when it does not apply, or for a decision on a finding."""
+    journal.findings[patch.label] = decision.outcome
+    state.save_op(ws.git_dir, journal)
+    if not decision.am:
+        raise Conflict(f"patch {patch.label} is {decision.outcome}; 'patchmgr rebase --skip' leaves it out, "
+                       "'patchmgr rebase --continue' keeps it, --abort restores every repository")
+    res = engine.am(repo, journal.set, [patch], "rebase", check=False)
+    fault(f"rebase:am:{repo.label}")
+    if res.status == 0:  # git am's own 3-way merge took it (a rename git found and the carry did not)
+        journal.outcomes[patch.label] = [MERGED, "by git am --3way"]
+        journal.stopped = None
+        state.save_op(ws.git_dir, journal)
+        say(f"{patch.label}: {MERGED} (by git am --3way)")
+        return
+    error = _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, patch)
+    finding = [f"finding: {decision.outcome}"] if decision.outcome else []
+    raise Conflict(str(error), "\n".join([error.report, *finding, *(f"  {line}" for line in decision.relocations)]))
 
 
 def _with_history(error: Conflict, repo: Repo, journal: state.RebaseJournal, patch: Patch) -> Conflict:
@@ -460,10 +617,12 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
     show(report, end="")
 
 
-def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, str]) -> str:
-    """Per patch what the rebase did with it, in series order. No times or hashes of ours: it is committed."""
+def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, str], dry_run: bool = False) -> str:
+    """Per patch what the rebase did with it, in series order, then every relocated hunk for review.
+    No times or hashes of ours: it is committed."""
     new = journal.new
-    lines = [f"# Rebase of {old.name} onto rustc {new.rustc}", "",
+    title = "Dry run of a rebase" if dry_run else "Rebase"
+    lines = [f"# {title} of {old.name} onto rustc {new.rustc}", "",
              f"- from: rustc {old.rustc}, upstream {old.commit}, LLVM {old.llvm}",
              f"- onto: rustc {new.rustc}, upstream {new.commit}, LLVM {new.llvm} (`--onto {journal.onto_arg}`)",
              ""]
@@ -475,10 +634,17 @@ def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, 
         for name in series.patches:
             label = old.patch_label(series, name)
             outcome, detail = journal.outcomes.get(label, ["not replayed", ""])
-            counts[outcome] = counts.get(outcome, 0) + 1
+            word = next((w for w in OUTCOME_WORDS if outcome.startswith(w)), outcome)
+            counts[word] = counts.get(word, 0) + 1
             text = (outcome + (f": {detail}" if detail else "")).replace("|", "\\|")
             lines.append(f"| {label} | {text} | {names.get(label, '-')} |")
     lines += ["", "Totals: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), ""]
+    if journal.relocations:
+        lines += ["## Relocated hunks", "", "Each hunk placed away from where its patch said: check every one.", ""]
+        for label, records in journal.relocations.items():
+            lines.append(f"- {label}")
+            lines += [f"  - {record}" for record in records]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -505,12 +671,17 @@ def command(ws: Workspace, args) -> None:
         return
     if args.note and args.mode not in ("--continue", "--skip"):
         raise UsageError("--note goes with rebase --continue or --skip")
+    if args.mode and (args.dry_run or args.fuzz or args.drop_superseded):
+        raise UsageError("--dry-run, --fuzz and --drop-superseded go with rebase --onto")
     if args.mode:
         patch_set = resume(ws, args.mode, args.note)
     elif not args.onto:
         raise UsageError("rebase needs --onto REV|VERSION (or --continue, --skip, --abort)")
+    elif args.dry_run:
+        dry_run(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded, args.report)
+        return
     else:
-        patch_set = start(ws, args.onto, args.set_name, args.new_set, args.llvm)
+        patch_set = start(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded)
     if not args.no_config:
         from xpy_ext.commands import write_for_set
 

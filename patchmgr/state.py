@@ -103,7 +103,13 @@ class RebaseJournal(Journal):
     dirs: dict[str, str]  # repository path -> the new set's patch directory
     manifest: str  # the manifest's text before the rebase, for --abort
     outcomes: dict[str, list[str]] = field(default_factory=dict)  # label -> [outcome, detail]
-    stopped: str | None = None  # label of the patch git am is on
+    stopped: str | None = None  # label of the patch the replay stopped on (in git am, or on a finding)
+    findings: dict[str, str] = field(default_factory=dict)  # label -> what it stopped with ("superseded by ...")
+    taken: dict[str, str] = field(default_factory=dict)  # label -> note: kept with --continue despite its finding
+    relocations: dict[str, list[str]] = field(default_factory=dict)  # label -> "old:line -> new:line (why)"
+    materialized: dict[str, list[str]] = field(default_factory=dict)  # repository -> the set as commits on its old base
+    fuzz: int = 0  # --fuzz: outer context lines a relocated hunk may leave unmatched
+    drop_superseded: bool = False  # --drop-superseded
     written: bool = False  # the new set's files and manifest entry are written
     created: list[str] = field(default_factory=list)  # directories the new set's files created
     names: dict[str, str] = field(default_factory=dict)  # old label -> new label

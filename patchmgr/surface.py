@@ -24,7 +24,7 @@ CONFIG_TABLES = {"Build": "build", "Install": "install", "Llvm": "llvm", "Rust":
                  "TomlTarget": "target.<triple>", "Gcc": "gcc"}
 
 _OPTION = re.compile(r"^\s*([a-z_][a-z0-9_]*): (.+?) = \(")
-_CONFIG_FIELD = re.compile(r'^\s*([a-z_][a-z0-9_]*): Option<(.+)> = "([a-z0-9-]+)",\s*$')
+CONFIG_FIELD = re.compile(r'^\s*([a-z_][a-z0-9_]*): Option<(.+)> = "([a-z0-9-]+)",\s*$')
 _CFG_USE = re.compile(r"cfg!\((\w+)\)|#\[cfg\((\w+)\)\]")
 _CFG_SET = re.compile(r"--cfg[= ]\"?(\w+)")
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -89,7 +89,7 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
             option = _option(patched(path), m.group(1))
             if option and option not in surface.options:
                 surface.options.append(option)
-        elif path.startswith("src/bootstrap/") and (m := _CONFIG_FIELD.match(text)):
+        elif path.startswith("src/bootstrap/") and (m := CONFIG_FIELD.match(text)):
             key = _config_key(patched(path), m, examples, patched)
             if key not in surface.config_keys:
                 surface.config_keys.append(key)

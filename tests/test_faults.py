@@ -94,7 +94,7 @@ def test_unapply_killed_then_abort_or_continue(fast_world, phase):
     assert snapshot(world) == before
 
 
-REBASE_PHASES = ["rebase:journal", f"rebase:am:{LLVM}", "rebase:am:.", "rebase:manifest-written",
+REBASE_PHASES = ["rebase:journal", f"rebase:carried:{LLVM}", "rebase:carried:.", "rebase:manifest-written",
                  "rebase:set-written", f"rebase:retagged:{LLVM}", "rebase:final", "apply:enzyme-cloned",
                  "apply:gitlink-staged", "apply:recorded"]
 

@@ -62,7 +62,7 @@ def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(wor
     old_files = patch_bytes(world)
     res = world.run("rebase", "--onto", "origin/main", "--llvm", "15")
     assert res.returncode == 6, res.stderr
-    assert f"{OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch: merged 3-way" in res.stderr
+    assert f"{OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch: relocated" in res.stderr
     # the report: the patch, the hunk, the conflicted file, the upstream commit that changed those lines
     assert f"patch {OLD}/rust/0001-codegen_llvm-mark-f3-differentiable.patch does not apply" in res.stderr
     assert f"conflicted files (3-way merge left markers): {LIB}" in res.stderr
@@ -70,7 +70,7 @@ def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(wor
     assert f"  {up['rewrite']} codegen_llvm: scale f3 from the left" in res.stderr
     assert res.stderr.rstrip().splitlines()[-1].startswith("patchmgr: error: patch ")
     status = world.run("status")
-    assert "stopped at" in status.stdout and "merged 3-way" in status.stdout
+    assert "stopped at" in status.stdout and "relocated" in status.stdout
 
     lib = world.checkout / LIB
     text = lib.read_text()
@@ -85,7 +85,9 @@ def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(wor
            f"{NEW}/rust/0001-codegen_llvm-mark-f3-differentiable.patch |" in report
     detail = ("same change as upstream" if twin == "exact" else "every hunk is already upstream")
     assert f"| {OLD}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch | dropped as upstream: {detail}" in report
-    assert f"| {OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch | merged 3-way | " in report
+    assert f"| {OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch | relocated: " in report
+    # the hunk the move carried, for the reviewer: old place -> new place, and why
+    assert "  - llvm/CMakeLists.txt:3 -> llvm/options.cmake:3 (directory moved: " in report, report
     entry = new_set(world)
     assert (entry["rustc"], entry["commit"], entry["llvm"]) == ("1.64.0", up["onto"], 15)
     assert entry["repos"]["."] == {"dir": f"{NEW}/rust", "patches": ["0001-codegen_llvm-mark-f3-differentiable.patch"]}
@@ -165,16 +167,17 @@ def test_rebase_refuses_an_applied_set_and_a_taken_name(world):
 
 
 KILL_HOOK = """#!/bin/sh
-# kill git am's parent (patchmgr) and git am itself, as a crash would
+# kill git checkout's parent (patchmgr) and git checkout itself, as a crash would
 gp=$(awk '{print $4}' /proc/$PPID/stat)
 kill -9 "$gp" "$PPID"
 """
 
 
 def test_kill_during_the_replay_then_abort_restores_exactly(world):
+    """Killed while llvm-project's work tree moves to its carried commits (git checkout's hook)."""
     move_upstream(world, "exact")
     before, files = snapshot(world), patch_bytes(world)
-    hook = Path(world.git("rev-parse", "--absolute-git-dir", repo="src/llvm-project").strip()) / "hooks" / "post-applypatch"
+    hook = Path(world.git("rev-parse", "--absolute-git-dir", repo="src/llvm-project").strip()) / "hooks" / "post-checkout"
     hook.parent.mkdir(exist_ok=True)
     hook.write_text(KILL_HOOK)
     hook.chmod(0o700)

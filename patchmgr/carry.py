@@ -1,0 +1,412 @@
+"""Carry one repository's patches onto a new base, in git's object store only.
+
+The replay rebase and `rebase --dry-run` share. It never touches a work tree
+or an index of the user's (a private index file does the work), so the same
+code runs in the user's repository and in a scratch clone.
+
+First the set is materialized as commits on its old base, so that every
+preimage blob a 3-way merge needs exists whatever the clone's history was (as
+git rebase carries commits, not mails). Then each commit is carried onto the
+tip, trying in order:
+- clean: the patch applies as it is (git apply, offsets allowed);
+- merged: git's 3-way merge of the commit against its parent (merge-tree,
+  renames and directory moves followed; a path that changed is a relocation);
+- relocated: each hunk whose file is gone or whose context is not where the
+  patch says is looked for by the file's new path (same name, directory moved,
+  vendored crate at another version) and then by a search of the new tree for
+  its most distinctive lines; the preimage must match exactly (with --fuzz N,
+  up to N outer context lines may differ).
+A result equal to the tip is an empty carry (the change is already there).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from patchmgr.gitio import Repo, tool_commit_env
+from patchmgr.hunks import (
+    FileDiff,
+    Hunk,
+    Placement,
+    already_there,
+    distinctive,
+    find_block,
+    parse_section,
+    place,
+    sections,
+    split_lines,
+)
+from patchmgr.patchfile import Patch
+
+CLEAN, MERGED, RELOCATED, EMPTY, FAILED = "clean", "merged", "relocated", "empty", "failed"
+#: a vendored crate's directory: name-1.2.3 (or name-0.1.0+wasi..., name-1.0.0-beta)
+_CRATE_DIR = re.compile(r"^(.+?)-\d+\.\d+\.\d+(?:[-+][\w.+-]*)?$")
+_GREP_FILES = 25  # files a distinctive line may be in and still say where a hunk belongs
+
+
+@dataclass
+class Carried:
+    """What carrying one patch gave: the word, the new tree, and what a reviewer should check."""
+
+    word: str
+    tree: str | None = None
+    relocations: list[str] = field(default_factory=list)  # "old:line -> new:line (why)"
+    failures: list[str] = field(default_factory=list)  # hunks that could not be placed, with why
+    gone: bool = False  # every file the patch changes is gone and its context is nowhere
+    already: int = 0  # hunks whose change the tip already has
+
+
+class TreeView:
+    """One tree of one repository, read lazily and at most once per path."""
+
+    def __init__(self, repo: Repo, tree: str):
+        self.repo, self.tree = repo, tree
+        self._paths: dict[str, str] | None = None  # path -> mode
+        self._texts: dict[str, str | None] = {}
+        self._grep: dict[str, list[str]] = {}
+
+    @property
+    def paths(self) -> dict[str, str]:
+        if self._paths is None:
+            out = self.repo.run("ls-tree", "-r", "-z", "--full-tree", self.tree, readonly=True, strip=False)
+            self._paths = {}
+            for entry in out.split("\0"):
+                meta, _, path = entry.partition("\t")
+                if path:
+                    self._paths[path] = meta.split()[0]
+        return self._paths
+
+    def by_name(self) -> dict[str, list[str]]:
+        names: dict[str, list[str]] = collections.defaultdict(list)
+        for path in self.paths:
+            names[PurePosixPath(path).name].append(path)
+        return names
+
+    def has_dir(self, directory: str) -> bool:
+        prefix = directory.rstrip("/") + "/"
+        return any(p.startswith(prefix) for p in self.paths)
+
+    def text(self, path: str) -> str | None:
+        if path not in self._texts:
+            self._texts[path] = self.repo.read(self.tree, path) if path in self.paths else None
+        return self._texts[path]
+
+    def grep(self, line: str) -> list[str]:
+        """Files of the tree containing `line` (fixed string); more than a few say nothing."""
+        if line not in self._grep:
+            res = self.repo.try_run("grep", "-F", "-l", "-z", "-I", "-e", line, self.tree, "--", readonly=True,
+                                    strip=False)
+            found = [p.split(":", 1)[1] for p in res.out.split("\0") if ":" in p] if res.status == 0 else []
+            self._grep[line] = found if len(found) <= _GREP_FILES else []
+        return self._grep[line]
+
+
+def crate_name(component: str) -> str:
+    m = _CRATE_DIR.match(component)
+    return m.group(1) if m else component
+
+
+def tail_score(old: str, new: str) -> int:
+    """How many trailing path components agree, a vendored crate's version aside."""
+    a, b = [crate_name(c) for c in old.split("/")], [crate_name(c) for c in new.split("/")]
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def why_moved(old: str, new: str) -> str:
+    """How a reviewer should read old -> new: a crate followed by name, or a directory that moved."""
+    a, b = old.split("/"), new.split("/")
+    for x, y in zip(reversed(a), reversed(b)):
+        if x != y and crate_name(x) == crate_name(y):
+            return f"vendored crate {crate_name(x)} followed by name: {x} -> {y}"
+    if a[-1] != b[-1]:
+        return f"file moved: {old} -> {new}"
+    common = tail_score(old, new)
+    old_dir, new_dir = "/".join(a[:len(a) - common]), "/".join(b[:len(b) - common])
+    return f"directory moved: {old_dir or '.'}/ -> {new_dir or '.'}/"
+
+
+class Replay:
+    """One repository's carry: a private index, the materialized commits, the views of trees."""
+
+    def __init__(self, repo: Repo, fuzz: int = 0):
+        self.repo, self.fuzz = repo, fuzz
+        self._dir = tempfile.TemporaryDirectory(prefix="patchmgr-carry-")
+        self.env = {"GIT_INDEX_FILE": os.path.join(self._dir.name, "index")}
+        self._views: dict[str, TreeView] = {}
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+    def view(self, tree: str) -> TreeView:
+        if tree not in self._views:
+            self._views = {tree: TreeView(self.repo, tree)} | dict(list(self._views.items())[-3:])
+        return self._views[tree]
+
+    def tree_of(self, commit: str) -> str:
+        return self.repo.run("rev-parse", f"{commit}^{{tree}}", readonly=True).strip()
+
+    # --- the set as commits on its old base -----------------------------------
+    def materialize(self, base: str, patches: list[Patch], mails: list[str]) -> list[str]:
+        """Commit each patch on the one before, from `base`; `mails` are the tagged texts (messages)."""
+        repo, env = self.repo, self.env
+        repo.run("read-tree", base, env=env)
+        parent, out = base, []
+        for patch, mail in zip(patches, mails):
+            repo.run("apply", "--cached", "--whitespace=nowarn", input=patch.diff, env=env)
+            tree = repo.run("write-tree", env=env).strip()
+            ident, message = self._mailinfo(mail)
+            parent = repo.run("commit-tree", tree, "-p", parent, "-F", "-", input=message, env={**env, **ident}).strip()
+            out.append(parent)
+        return out
+
+    def _mailinfo(self, mail: str) -> tuple[dict[str, str], str]:
+        """Author, date and message of a mail, read by git's own mailinfo (as git am reads it)."""
+        msg, patch = os.path.join(self._dir.name, "msg"), os.path.join(self._dir.name, "patch")
+        info = self.repo.run("mailinfo", msg, patch, input=mail, readonly=True)
+        fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
+        with open(msg, encoding="utf-8", errors="surrogateescape") as f:
+            body = f.read().strip("\n")
+        message = fields.get("Subject", "") + ("\n\n" + body if body else "") + "\n"
+        name, email, date = fields.get("Author", ""), fields.get("Email", ""), fields.get("Date", "")
+        ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date,
+                 "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email, "GIT_COMMITTER_DATE": date}
+        return ident, message
+
+    # --- one patch --------------------------------------------------------------
+    def carry(self, tip: str, commit: str, patch: Patch, relocate: bool = True) -> Carried:
+        """`commit` (a materialized patch) carried onto `tip`, without touching any work tree."""
+        tip_tree = self.tree_of(tip)
+        parent = self.repo.run("rev-parse", f"{commit}^", readonly=True).strip()
+        diffs = self.file_diffs(patch)
+        moved_dirs = self._vanished_dirs(diffs, parent, tip_tree)
+        if not moved_dirs:
+            tree = self._apply(tip, patch.diff)
+            if tree is not None:
+                return Carried(EMPTY if tree == tip_tree else CLEAN, tree)
+        merged, conflicted = self._merge(parent, tip, commit)
+        if not conflicted and not moved_dirs:
+            if merged == tip_tree:
+                return Carried(EMPTY, merged)
+            moves = self._moves(diffs, tip_tree, merged)
+            return Carried(RELOCATED if moves else MERGED, merged, moves)
+        if not relocate:
+            return Carried(FAILED, failures=[f"{path}: conflict" for path in conflicted])
+        return self._relocate(diffs, parent, tip_tree, merged, conflicted)
+
+    def file_diffs(self, patch: Patch) -> list[FileDiff]:
+        return [parse_section(text, fc.old_path, fc.new_path) for text, fc in zip(sections(patch.diff), patch.files)]
+
+    def _vanished_dirs(self, diffs: list[FileDiff], parent: str, tip_tree: str) -> list[str]:
+        """Directories a created file goes into that existed on the old base and are gone now."""
+        gone = []
+        for fd in diffs:
+            if fd.old_path is None and fd.new_path:
+                directory = str(PurePosixPath(fd.new_path).parent)
+                if directory != "." and not self.view(tip_tree).has_dir(directory) and \
+                        self.view(self.tree_of(parent)).has_dir(directory):
+                    gone.append(directory)
+        return gone
+
+    def _apply(self, tip: str, diff: str) -> str | None:
+        self.repo.run("read-tree", tip, env=self.env)
+        if self.repo.try_run("apply", "--cached", "--whitespace=nowarn", input=diff, env=self.env).status != 0:
+            return None
+        return self.repo.run("write-tree", env=self.env).strip()
+
+    def _merge(self, parent: str, tip: str, commit: str) -> tuple[str, list[str]]:
+        """git's 3-way merge of parent..commit into tip: (tree, conflicted paths).
+
+        merge-tree (git 2.38) takes two commits and finds their base itself, so
+        the base is made theirs: two new root-based commits over the parent's tree.
+        """
+        repo = self.repo
+        base = repo.run("commit-tree", self.tree_of(parent), "-m", "base", env=_FIXED).strip()
+        ours = repo.run("commit-tree", self.tree_of(tip), "-p", base, "-m", "ours", env=_FIXED).strip()
+        theirs = repo.run("commit-tree", self.tree_of(commit), "-p", base, "-m", "theirs", env=_FIXED).strip()
+        res = repo.try_run("merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs, readonly=True)
+        lines = res.out.splitlines()
+        if res.status not in (0, 1) or not lines:
+            return "", ["(git merge-tree failed: " + (res.err.strip() or f"exit {res.status}") + ")"]
+        return lines[0], [line for line in lines[1:] if line]
+
+    def _moves(self, diffs: list[FileDiff], tip_tree: str, result: str) -> list[str]:
+        """Relocations a merge made: a file the patch changes that the result changes under another name."""
+        changed = self.repo.run("diff-tree", "-r", "--name-only", "--no-renames", "-z", tip_tree, result,
+                                readonly=True, strip=False).split("\0")
+        changed_set = {p for p in changed if p}
+        named = {fd.new_path or fd.old_path for fd in diffs}
+        moves = []
+        for fd in diffs:
+            path = fd.new_path or fd.old_path
+            if path in changed_set or path is None:
+                continue
+            others = sorted(changed_set - named, key=lambda p: -tail_score(path, p))
+            if not others:
+                continue
+            new = others[0]
+            text = split_lines(self.repo.read(result, new) or "")
+            for hunk in fd.hunks:
+                at = _find_after(text, hunk)
+                moves.append(f"{path}:{hunk.old_start} -> {new}:{at if at else '?'} ({why_moved(path, new)}, by git's "
+                             "rename detection)")
+        return moves
+
+    def _relocate(self, diffs: list[FileDiff], parent: str, tip_tree: str, merged: str,
+                  conflicted: list[str]) -> Carried:
+        tip = self.view(tip_tree)
+        old = self.view(self.tree_of(parent))
+        result = Carried(RELOCATED)
+        contents: dict[str, list[str] | None] = {}  # path -> new lines (None: delete)
+        modes: dict[str, str] = {}
+        nowhere = 0
+        for fd in diffs:
+            if fd.binary:
+                result.failures.append(f"{fd.new_path or fd.old_path}: binary change, cannot be relocated")
+                continue
+            if fd.new_path is None:  # deleted
+                if fd.old_path in tip.paths:
+                    contents[fd.old_path] = None
+                continue
+            if fd.old_path is None:  # created
+                target = self._new_file_path(fd.new_path, old, tip)
+                existing = tip.text(target)
+                body = [line for h in fd.hunks for line in h.after]
+                if existing is not None and split_lines(existing) != body:
+                    result.failures.append(f"{fd.new_path}: created by the patch, but {target} exists upstream")
+                    continue
+                if existing is None:
+                    contents[target], modes[target] = body, fd.new_mode or "100644"
+                if target != fd.new_path:
+                    result.relocations.append(f"{fd.new_path} (new file) -> {target} ({why_moved(fd.new_path, target)})")
+                continue
+            self._relocate_hunks(fd, tip, merged, conflicted, contents, modes, result)
+            if fd.old_path not in tip.paths and not self._candidates(fd.old_path, tip):
+                nowhere += 1
+        result.gone = bool(diffs) and nowhere == len(diffs) and all("found nowhere" in f for f in result.failures)
+        if result.failures:
+            result.word = FAILED
+            return result
+        result.tree = self._write_tree(tip_tree, contents, modes)
+        if result.tree == tip_tree:
+            result.word = EMPTY
+        elif not result.relocations:
+            result.word = MERGED
+        return result
+
+    def _relocate_hunks(self, fd: FileDiff, tip: TreeView, merged: str, conflicted: list[str],
+                        contents: dict[str, list[str] | None], modes: dict[str, str], result: Carried) -> None:
+        assert fd.old_path is not None and fd.new_path is not None
+        path = fd.old_path
+        candidates = [path] if path in tip.paths else self._candidates(path, tip)
+        pending = list(range(len(fd.hunks)))
+        for target in candidates:
+            lines = contents.get(target) or split_lines(tip.text(target) or "")
+            subset = tuple(fd.hunks[k] for k in pending)
+            new_lines, placements, missing = place(lines, subset, self.fuzz)
+            if not placements:
+                continue
+            contents[target] = new_lines
+            modes.setdefault(target, tip.paths[target])
+            for p in placements:
+                self._record(result, path, target, p, fd.hunks[pending[p.hunk]], "")
+            pending = [pending[k] for k in missing]
+            break
+        if pending and path in tip.paths and path not in conflicted and merged:
+            # git's 3-way merge took this file without a conflict: its result stands
+            text = self.repo.read(merged, path)
+            if text is not None and text != tip.text(path):
+                contents[path] = split_lines(text)
+                modes.setdefault(path, tip.paths[path])
+                return
+        for k in pending:
+            hunk = fd.hunks[k]
+            target_lines = self._search(hunk, tip, contents)
+            if target_lines is None:
+                if candidates and already_there(contents.get(candidates[0]) or split_lines(tip.text(candidates[0]) or ""),
+                                                hunk):
+                    result.already += 1
+                    continue
+                where = candidates[0] if candidates else "no file of that name or directory upstream"
+                words = distinctive(hunk)
+                found = "context found nowhere in the new tree" if not any(tip.grep(w) for w in words) else \
+                    "context not found as a whole (changed upstream)"
+                result.failures.append(f"{path}:{hunk.old_start}: hunk does not apply ({where}); {found}")
+                continue
+            target, placement = target_lines
+            modes.setdefault(target, tip.paths[target])
+            self._record(result, path, target, Placement(k, placement.old_line, placement.new_line, placement.fuzz),
+                         hunk, "context found by a search of the new tree")
+
+    def _record(self, result: Carried, path: str, target: str, p: Placement, hunk: Hunk, how: str) -> None:
+        if target == path and p.fuzz == 0 and not how:
+            return
+        why = how or (why_moved(path, target) if target != path else "")
+        fuzz = f", fuzz {p.fuzz}" if p.fuzz else ""
+        note = f" ({why}{fuzz})" if why or fuzz else ""
+        result.relocations.append(f"{path}:{hunk.old_start} -> {target}:{p.new_line}{note}")
+
+    def _search(self, hunk: Hunk, tip: TreeView, contents: dict[str, list[str] | None]) -> tuple[str, Placement] | None:
+        """Place the hunk in the first file of the tree that holds its whole preimage."""
+        for word in distinctive(hunk):
+            for target in tip.grep(word):
+                lines = contents.get(target) or split_lines(tip.text(target) or "")
+                new_lines, placements, _ = place(lines, (hunk,), self.fuzz)
+                if placements:
+                    contents[target] = new_lines
+                    return target, placements[0]
+        return None
+
+    def _candidates(self, path: str, tip: TreeView) -> list[str]:
+        """Where a file that is gone may live now: same name, the most trailing components in common."""
+        name = PurePosixPath(path).name
+        scored = [(tail_score(path, p), p) for p in tip.by_name().get(name, []) if p != path]
+        scored = [(s, p) for s, p in scored if s >= 2]
+        best = max((s for s, _ in scored), default=0)
+        return sorted(p for s, p in scored if s == best)
+
+    def _new_file_path(self, path: str, old: TreeView, tip: TreeView) -> str:
+        """A created file's path, its directory followed where upstream moved it (by where its siblings went)."""
+        directory = str(PurePosixPath(path).parent)
+        if directory == "." or tip.has_dir(directory) or not old.has_dir(directory):
+            return path
+        votes: collections.Counter[str] = collections.Counter()
+        siblings = [p for p in old.paths if p.startswith(directory + "/")][:20]
+        for sibling in siblings:
+            rel = sibling[len(directory) + 1:]
+            for moved in self._candidates(sibling, tip)[:1]:
+                if moved.endswith("/" + rel):
+                    votes[moved[:-len(rel) - 1]] += 1
+        if not votes:
+            return path
+        return votes.most_common(1)[0][0] + "/" + PurePosixPath(path).name
+
+    def _write_tree(self, tip_tree: str, contents: dict[str, list[str] | None], modes: dict[str, str]) -> str:
+        repo, env = self.repo, self.env
+        repo.run("read-tree", tip_tree, env=env)
+        entries = []
+        for path, lines in sorted(contents.items()):
+            if lines is None:
+                entries.append(f"0 {'0' * 40}\t{path}")
+                continue
+            blob = repo.run("hash-object", "-w", "--stdin", input="".join(lines)).strip()
+            entries.append(f"{modes.get(path, '100644')} {blob}\t{path}")
+        if entries:
+            repo.run("update-index", "--index-info", input="\n".join(entries) + "\n", env=env)
+        return repo.run("write-tree", env=env).strip()
+
+
+#: the throwaway commits merge-tree is given: fixed, so the same carry makes the same objects
+_FIXED = tool_commit_env("@0 +0000")
+
+
+def _find_after(lines: list[str], hunk: Hunk) -> int | None:
+    at = find_block(lines, hunk.after, max(hunk.old_start - 1, 0))
+    return at + 1 if at is not None else None
