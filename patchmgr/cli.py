@@ -121,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-set", metavar="NAME", help="name of the new set (default: the old name with the new version)")
     p.add_argument("--llvm", type=int, metavar="N", help="LLVM major of the new base, when its llvm-project does not say")
     p.add_argument("--no-config", action="store_true", help="do not write the bootstrap config after applying the new set")
+    p.add_argument("--dry-run", action="store_true",
+                   help="replay in scratch clones only, never stopping, and write the report (your tree, branches "
+                        "and patches stay as they are; the set may be applied)")
+    p.add_argument("--report", metavar="FILE", help="with --dry-run: where the report goes "
+                                                    "(default: rebase-dry-run-<new set>.md in the patches directory)")
+    p.add_argument("--fuzz", type=int, default=0, metavar="N",
+                   help="a relocated hunk may leave up to N outer context lines unmatched (default 0: exact)")
+    p.add_argument("--verify", action="store_true",
+                   help="once the new set is applied, x.py check the crates its patches touch (Enzyme off, and "
+                        "--cfg llvm_enzyme for a set that pins Enzyme); a patch that does not compile is named "
+                        "in the report")
+    p.add_argument("--drop-superseded", action="store_true",
+                   help="leave out, without stopping, a patch whose options, config keys and new files upstream "
+                        "already defines")
     config_options(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--continue", dest="mode", action="store_const", const="--continue",

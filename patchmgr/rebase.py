@@ -32,7 +32,7 @@ import unidiff
 
 from patchmgr import carry, engine, releases, state, upstreamed
 from patchmgr.base import read_tarball_ids
-from patchmgr.errors import BadInput, Conflict, UsageError, WrongState
+from patchmgr.errors import BadInput, BuildFailed, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo, scratch_clones
@@ -46,7 +46,8 @@ from patchmgr.workspace import View, Workspace, patch_branch
 CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED = (
     "clean", "merged 3-way", "relocated", "dropped as upstream", "superseded by upstream", "gone", "resolved by hand",
     "skipped by hand")
-OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED)
+NO_COMPILE = "does not compile"
+OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED, NO_COMPILE)
 REPORT_NAME = "rebase-report.md"
 
 
@@ -97,7 +98,7 @@ def plan(ws: Workspace, view: View, onto: str, new_name: str | None, llvm: int |
 
 
 def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, llvm: int | None,
-          fuzz: int = 0, drop_superseded: bool = False) -> PatchSet:
+          fuzz: int = 0, drop_superseded: bool = False, verify: bool = False) -> PatchSet:
     """Plan the rebase, check everything that can be checked before a change, then replay."""
     ws.require_no_op()
     view = ws.inspect(set_name)
@@ -128,6 +129,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
                                   old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs=dirs,
                                   manifest=ws.manifest.path.read_text(encoding="utf-8"),
                                   applied_before=ws.applied_record(), fuzz=fuzz, drop_superseded=drop_superseded,
+                                  verify=verify,
                                   paths={path: sorted({f for patch in patches[path] for f in patch.paths})
                                          for path in patches})
     state.save_op(ws.git_dir, journal)
@@ -665,7 +667,8 @@ def _unwrite(ws: Workspace, journal: state.RebaseJournal) -> None:
 
 
 def command(ws: Workspace, args) -> None:
-    """`patchmgr rebase --onto X | --continue | --skip | --abort`, then the new set's bootstrap config."""
+    """`patchmgr rebase --onto X | --continue | --skip | --abort`, then the new set's bootstrap config
+    and, with --verify, its compile check."""
     if args.mode == "--abort":
         abort(ws)
         return
@@ -673,7 +676,13 @@ def command(ws: Workspace, args) -> None:
         raise UsageError("--note goes with rebase --continue or --skip")
     if args.mode and (args.dry_run or args.fuzz or args.drop_superseded):
         raise UsageError("--dry-run, --fuzz and --drop-superseded go with rebase --onto")
+    if args.fuzz < 0:
+        raise UsageError(f"--fuzz {args.fuzz}: the number of context lines must be 0 or more")
+    if args.dry_run and args.verify:
+        raise UsageError("--verify compiles the rebased tree, which a dry run does not make; drop one of them")
+    verify = args.verify
     if args.mode:
+        verify = verify or ws.op_journal(state.RebaseJournal, args.mode).verify
         patch_set = resume(ws, args.mode, args.note)
     elif not args.onto:
         raise UsageError("rebase needs --onto REV|VERSION (or --continue, --skip, --abort)")
@@ -681,8 +690,45 @@ def command(ws: Workspace, args) -> None:
         dry_run(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded, args.report)
         return
     else:
-        patch_set = start(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded)
+        patch_set = start(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded,
+                          args.verify)
     if not args.no_config:
         from xpy_ext.commands import write_for_set
 
         write_for_set(ws, args, patch_set)
+    if verify:
+        _verify(ws, patch_set)
+
+
+def _verify(ws: Workspace, patch_set: PatchSet) -> None:
+    """Compile-check the applied new set; a failure becomes the blamed patch's outcome in the report."""
+    from patchmgr import verify
+
+    patches = load_patches(patch_set)[SUPERPROJECT]
+    verdicts = verify.verify(ws, patch_set, patches)
+    report_path = patch_set.root / patch_set.name / REPORT_NAME
+    if report_path.is_file() and verdicts:
+        text = report_path.read_text(encoding="utf-8")
+        for v in verdicts:
+            if not v.ok and v.blamed:
+                name = v.blamed.split("/", 1)[1] if "/" in v.blamed else v.blamed
+                text = _mark_row(text, f"{patch_set.name}/{name}", f"{NO_COMPILE} ({v.configuration}: {v.error})")
+        report_path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(verify.render(verdicts)), encoding="utf-8")
+    failed = [v for v in verdicts if not v.ok]
+    if failed:
+        v = failed[0]
+        raise BuildFailed(f"the rebased set does not compile ({v.configuration}): {v.error}"
+                          + (f", pinned on {v.blamed}" if v.blamed else "") + f"; see {report_path}")
+    if verdicts:
+        say(f"verify: x.py check passed ({', '.join(v.configuration for v in verdicts)})")
+
+
+def _mark_row(report: str, new_label: str, outcome: str) -> str:
+    """The report row whose new-set column is `new_label`, with `outcome` in front of its outcome."""
+    lines = report.split("\n")
+    for i, line in enumerate(lines):
+        cells = line.split(" | ")
+        if len(cells) == 3 and cells[2].rstrip(" |") == new_label:
+            cells[1] = outcome.replace("|", "\\|") + "; carried as: " + cells[1]
+            lines[i] = " | ".join(cells)
+    return "\n".join(lines)

@@ -110,6 +110,7 @@ class RebaseJournal(Journal):
     materialized: dict[str, list[str]] = field(default_factory=dict)  # repository -> the set as commits on its old base
     fuzz: int = 0  # --fuzz: outer context lines a relocated hunk may leave unmatched
     drop_superseded: bool = False  # --drop-superseded
+    verify: bool = False  # --verify: compile-check the new set once it is applied
     written: bool = False  # the new set's files and manifest entry are written
     created: list[str] = field(default_factory=list)  # directories the new set's files created
     names: dict[str, str] = field(default_factory=dict)  # old label -> new label

@@ -40,6 +40,13 @@ def commit_all(repo: Path, message: str, env: dict) -> str:
     return git(repo, "rev-parse", "HEAD", env=env).strip()
 
 
+def commit_upstream(up: Path, message: str, env: dict) -> str:
+    """Commit every change in the upstream superproject but its llvm-project gitlink (no work tree there)."""
+    git(up, "add", "-A", "--", ".", ":(exclude)src/llvm-project", env=env)
+    git(up, "commit", "-q", "-m", message, env=env)
+    return git(up, "rev-parse", "HEAD", env=env).strip()
+
+
 LIB_RS = "".join(f"pub fn f{i}(x: f64) -> f64 {{\n    x * {i}.0\n}}\n\n" for i in range(12))
 CMAKE = "".join(f"set(LLVM_OPTION_{i} OFF)\n" for i in range(12))
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fixture import commit_all, git, snapshot, write
+from fixture import commit_all, commit_upstream, git, snapshot, write
 
 OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"
 LIB = "compiler/rustc_codegen_llvm/src/lib.rs"
@@ -188,3 +188,64 @@ def test_kill_during_the_replay_then_abort_restores_exactly(world):
     res = world.run("rebase", "--abort")
     assert res.returncode == 0, res.stderr
     assert snapshot(world) == before and patch_bytes(world) == files
+
+
+def test_a_patch_the_resolution_of_an_earlier_one_took_is_absorbed(world):
+    """Upstream rewrites f3 only; resolving the first patch the user also adds the second patch's change."""
+    up = world.upstream
+    lib = up / LIB
+    lib.write_text(lib.read_text().replace("    x * 3.0\n", "    3.0 * x\n"))
+    write(up / "src/version", "1.64.0\n")
+    commit_upstream(up, "codegen_llvm: scale f3 from the left", world.env)
+    world.git("fetch", "-q", "origin")
+    assert world.run("rebase", "--onto", "origin/main", "--new-set", "ad-next", "--no-config").returncode == 6
+    (world.checkout / LIB).write_text(lib.read_text().replace("    3.0 * x\n", "    3.0 * x // autodiff: differentiable\n"))
+    write(world.checkout / "compiler/rustc_codegen_ssa/src/traits/autodiff.rs", "pub trait AutoDiffMethods {}\n")
+    opts = world.checkout / "compiler/rustc_session/src/options.rs"
+    opts.write_text(opts.read_text() + "// -Z autodiff\n")
+    world.git("add", LIB, "compiler/rustc_codegen_ssa/src/traits/autodiff.rs", "compiler/rustc_session/src/options.rs")
+    res = world.run("rebase", "--continue", "--no-config")
+    assert res.returncode == 0, res.stderr
+    report = (world.patches / "ad-next" / "rebase-report.md").read_text()
+    assert (f"| {OLD}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch | dropped as upstream: absorbed by the "
+            f"resolution of patch {OLD}/rust/0001-codegen_llvm-mark-f3-differentiable.patch | - |") in report, report
+
+
+XPY_CHECK = """#!/usr/bin/env python3
+import json, sys
+with open("xpy-calls.json", "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+config = sys.argv[sys.argv.index("--config") + 1] if "--config" in sys.argv else ""
+if "enzyme-on" in config:
+    print("   Checking rustc_codegen_llvm v0.0.0")
+    print("error[E0425]: cannot find value `enzyme_ctx` in this scope")
+    print("  --> compiler/rustc_codegen_llvm/src/lib.rs:14:5")
+    print("error: aborting due to previous error")
+    sys.exit(1)
+print("Build completed successfully in 0:00:01")
+"""
+
+
+def test_verify_compile_checks_the_touched_crates_and_names_the_patch(world):
+    """--verify: x.py check of the crates the patches touch, per configuration; a failure is pinned on its patch."""
+    up = world.upstream
+    write(up / "compiler/rustc_codegen_llvm/Cargo.toml", '[package]\nname = "rustc_codegen_llvm"\n')
+    write(up / "x.py", XPY_CHECK)
+    write(up / "src/version", "1.64.0\n")
+    commit_upstream(up, "Rust 1.64.0", world.env)
+    world.git("fetch", "-q", "origin")
+    res = world.run("rebase", "--onto", "origin/main", "--verify", "--no-config")
+    assert res.returncode == 11, res.stderr
+    patch = f"{NEW}/rust/0001-codegen_llvm-mark-f3-differentiable.patch"
+    assert res.stderr.rstrip().splitlines()[-1] == (
+        "patchmgr: error: the rebased set does not compile (--cfg llvm_enzyme): error[E0425]: cannot find value "
+        f"`enzyme_ctx` in this scope (compiler/rustc_codegen_llvm/src/lib.rs:14:5), pinned on {patch}; see "
+        f"{world.patches / NEW / 'rebase-report.md'}")
+    calls = [json.loads(line) for line in (world.checkout / "xpy-calls.json").read_text().splitlines()]
+    assert [c[2:] for c in calls] == [["check", "compiler/rustc_codegen_llvm"]] * 2
+    assert [Path(c[1]).name for c in calls] == ["patchmgr-verify-enzyme-off.toml", "patchmgr-verify-enzyme-on.toml"]
+    report = (world.patches / NEW / "rebase-report.md").read_text()
+    assert (f"| {OLD}/rust/0001-codegen_llvm-mark-f3-differentiable.patch | does not compile (--cfg llvm_enzyme: "
+            "error[E0425]") in report and "; carried as: clean |" in report, report
+    assert "- Enzyme off: x.py check passed" in report
+    (world.checkout / "xpy-calls.json").unlink()

@@ -12,7 +12,7 @@ import shutil
 import tomllib
 
 import pytest
-from fixture import commit_all, git, manifest_text, snapshot, write
+from fixture import commit_all, commit_upstream, git, manifest_text, snapshot, write
 
 OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"
 OPTIONS = "compiler/rustc_session/src/options.rs"
@@ -44,13 +44,6 @@ BUILDER_RS = """impl Builder {
 """
 CC_RS = "".join(f"fn flag_{i}() -> &'static str {{ \"-fflag-number-{i}\" }}\n" for i in range(8))
 TOOL_RS = "fn main() {\n    println!(\"the old tool that upstream removed later\");\n    run_the_old_tool_now();\n}\n"
-
-
-def commit_upstream(up, message: str, env: dict) -> str:
-    """Commit every change but the llvm-project gitlink, which has no work tree here."""
-    git(up, "add", "-A", "--", ".", ":(exclude)src/llvm-project", env=env)
-    git(up, "commit", "-q", "-m", message, env=env)
-    return git(up, "rev-parse", "HEAD", env=env).strip()
 
 
 def reorganized(world) -> dict:
@@ -214,3 +207,21 @@ def test_outcomes_do_not_depend_on_the_clone_history(moved, tmp_path):
         assert res.returncode == 0, res.stderr
         reports.append(out.read_text())
     assert reports[0] == reports[1]
+
+
+def test_fuzz_places_a_moved_hunk_whose_outer_context_changed(moved):
+    """Upstream also edited the first context line of the moved ui test: exact is refused, --fuzz 1 places it."""
+    world, _ = moved
+    basic = world.upstream / "tests/ui/autodiff/basic.rs"
+    basic.write_text(basic.read_text().replace("compute_the_value_of_step(2)", "compute_the_value_of_step(2, 0)"))
+    commit_upstream(world.upstream, "tests: a second argument for step 2", world.env)
+    world.git("fetch", "-q", "origin")
+    out = world.tmp / "exact.md"
+    res = world.run("rebase", "--dry-run", "--onto", "origin/main", "--report", str(out))
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in out.read_text().splitlines() if label(1) in line)
+    assert "the rebase stops here" in row and "src/test/ui/autodiff/basic.rs:4: hunk does not apply" in row, row
+    res = world.run("rebase", "--dry-run", "--fuzz", "1", "--onto", "origin/main", "--report", str(out))
+    assert res.returncode == 0, res.stderr
+    assert ("src/test/ui/autodiff/basic.rs:4 -> tests/ui/autodiff/basic.rs:34 (directory moved: src/test/ -> tests/, "
+            "fuzz 1)") in out.read_text()
