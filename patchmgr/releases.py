@@ -13,10 +13,13 @@ uses the same pieces to make a whole checkout.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from patchmgr.errors import BadInput, GitFailed, ReleaseFailed
@@ -71,11 +74,28 @@ def apt_options(state: Path) -> list[str]:
             "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]
 
 
+@contextmanager
+def cache_lock() -> Iterator[None]:
+    """One process at a time fills the download cache (two imports at once, parallel test workers)."""
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
 def download(package: str, version: str) -> Path:
     """The directory holding the package's .dsc and tarballs, downloaded once."""
     dl = cache_dir() / "sources" / f"{package}_{version}"
     if (dl / ".complete").exists():
         return dl
+    with cache_lock():
+        if not (dl / ".complete").exists():
+            _download(package, version, dl)
+    return dl
+
+
+def _download(package: str, version: str, dl: Path) -> None:
     state = cache_dir() / "apt"
     for sub in ("parts", "lists/partial", "cache/archives/partial"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -90,7 +110,6 @@ def download(package: str, version: str) -> Path:
     say(f"apt-get source --download-only {package}={version}")
     run("apt-get", *apt_options(state), "source", "--download-only", f"{package}={version}", cwd=dl)
     (dl / ".complete").write_text("")
-    return dl
 
 
 def fixed_env(date: str, name: str = "patchmgr import", email: str = "import@patchmgr.invalid") -> dict:

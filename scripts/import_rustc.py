@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from patchmgr.errors import PatchmgrError  # noqa: E402
-from patchmgr.releases import RELEASES, cache_dir, commit_message, download, extract, fixed_env, run  # noqa: E402,F401
+from patchmgr.releases import RELEASES, cache_dir, cache_lock, commit_message, download, extract, fixed_env, run  # noqa: E402,F401
 
 LLVM_URL = "https://github.com/rust-lang/llvm-project.git"
 STANDIN_DATE = "2022-01-01T00:00:00+00:00"
@@ -39,20 +39,25 @@ def llvm_standin() -> tuple[Path, str]:
     """A tiny repository standing in for rust-lang/llvm-project (same commit on every machine)."""
     repo = cache_dir() / "llvm-project-standin.git"
     env = fixed_env(STANDIN_DATE)
-    if not (repo / "HEAD").exists():
-        work = cache_dir() / "llvm-project-standin.work"
-        shutil.rmtree(work, ignore_errors=True)
-        (work / "llvm").mkdir(parents=True)
-        (work / "README.md").write_text(
-            "Stand-in for rust-lang/llvm-project. The real-tree checkout builds against the system LLVM\n"
-            "(llvm-config); this repository only gives the Enzyme submodule its place in the tree.\n")
-        (work / "llvm" / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.13.4)\nproject(LLVM)\n")
-        run("git", "init", "-q", "-b", "main", work, env=env)
-        run("git", "add", "-A", cwd=work, env=env)
-        run("git", "commit", "-q", "-m", "llvm-project stand-in", cwd=work, env=env)
-        run("git", "clone", "-q", "--bare", work, repo, env=env)
-        shutil.rmtree(work)
+    with cache_lock():
+        if not (repo / "HEAD").exists():
+            _make_standin(repo, env)
     return repo, run("git", "rev-parse", "HEAD", cwd=repo, env=env).strip()
+
+
+def _make_standin(repo: Path, env: dict) -> None:
+    work = cache_dir() / "llvm-project-standin.work"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "llvm").mkdir(parents=True)
+    (work / "README.md").write_text(
+        "Stand-in for rust-lang/llvm-project. The real-tree checkout builds against the system LLVM\n"
+        "(llvm-config); this repository only gives the Enzyme submodule its place in the tree.\n")
+    (work / "llvm" / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.13.4)\nproject(LLVM)\n")
+    run("git", "init", "-q", "-b", "main", work, env=env)
+    run("git", "add", "-A", cwd=work, env=env)
+    run("git", "commit", "-q", "-m", "llvm-project stand-in", cwd=work, env=env)
+    run("git", "clone", "-q", "--bare", work, repo, env=env)
+    shutil.rmtree(work)
 
 
 def build(version: str, dest: Path) -> str:

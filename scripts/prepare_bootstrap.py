@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from import_rustc import RELEASES, PatchmgrError, cache_dir, download, fixed_env, log, run  # noqa: E402
+from import_rustc import RELEASES, PatchmgrError, cache_dir, cache_lock, download, fixed_env, log, run  # noqa: E402
 
 VERSION = "1.63.0"
 
@@ -41,9 +41,10 @@ def debian_dir() -> Path:
     package, debian_version, _, _ = RELEASES[VERSION]
     dl = download(package, debian_version)
     target = cache_dir() / "debian" / debian_version
-    if not (target / "debian" / "patches" / "series").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        run("tar", "--no-same-owner", "-xf", next(dl.glob("*.debian.tar.*")), "-C", target)
+    with cache_lock():
+        if not (target / "debian" / "patches" / "series").exists():
+            target.mkdir(parents=True, exist_ok=True)
+            run("tar", "--no-same-owner", "-xf", next(dl.glob("*.debian.tar.*")), "-C", target)
     return target / "debian"
 
 

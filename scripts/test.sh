@@ -6,4 +6,6 @@ scripts/install_deps.sh
 python3 -m pip install -q '.[test]'
 python3 -m ruff check .
 python3 -m mypy
-exec python3 -m pytest -ra "$@"
+# two workers, a test file each at a time: the x.py checks (which use both cores) run beside the
+# hermetic tests instead of after them; a real tree's module fixture stays in one worker
+exec python3 -m pytest -ra -n 2 --dist loadfile "$@"
