@@ -87,7 +87,8 @@ def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(wor
     assert f"| {OLD}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch | dropped as upstream: {detail}" in report
     assert f"| {OLD}/llvm-project/0001-Build-Enzyme-as-an-external-project.patch | relocated: " in report
     # the hunk the move carried, for the reviewer: old place -> new place, and why
-    assert "  - llvm/CMakeLists.txt:3 -> llvm/options.cmake:3 (directory moved: " in report, report
+    assert ("  - llvm/CMakeLists.txt:3 -> llvm/options.cmake:3 (file moved: llvm/CMakeLists.txt -> llvm/options.cmake, "
+            "by git's rename detection)") in report, report
     entry = new_set(world)
     assert (entry["rustc"], entry["commit"], entry["llvm"]) == ("1.64.0", up["onto"], 15)
     assert entry["repos"]["."] == {"dir": f"{NEW}/rust", "patches": ["0001-codegen_llvm-mark-f3-differentiable.patch"]}
