@@ -69,6 +69,7 @@ class TreeView:
         self._paths: dict[str, str] | None = None  # path -> mode
         self._texts: dict[str, str | None] = {}
         self._grep: dict[str, list[str]] = {}
+        self._names: dict[str, list[str]] | None = None
 
     @property
     def paths(self) -> dict[str, str]:
@@ -82,10 +83,12 @@ class TreeView:
         return self._paths
 
     def by_name(self) -> dict[str, list[str]]:
-        names: dict[str, list[str]] = collections.defaultdict(list)
-        for path in self.paths:
-            names[PurePosixPath(path).name].append(path)
-        return names
+        """File name -> paths; a module's x/mod.rs is also found under x.rs."""
+        if self._names is None:
+            self._names = collections.defaultdict(list)
+            for path in self.paths:
+                self._names[PurePosixPath(module_key(path)).name].append(path)
+        return self._names
 
     def has_dir(self, directory: str) -> bool:
         prefix = directory.rstrip("/") + "/"
@@ -98,12 +101,45 @@ class TreeView:
 
     def grep(self, line: str) -> list[str]:
         """Files of the tree containing `line` (fixed string); more than a few say nothing."""
-        if line not in self._grep:
-            res = self.repo.try_run("grep", "-F", "-l", "-z", "-I", "-e", line, self.tree, "--", readonly=True,
-                                    strip=False)
-            found = [p.split(":", 1)[1] for p in res.out.split("\0") if ":" in p] if res.status == 0 else []
-            self._grep[line] = found if len(found) <= _GREP_FILES else []
-        return self._grep[line]
+        self.grep_all([line])
+        return self._grep.get(line, [])
+
+    def grep_all(self, lines: list[str]) -> None:
+        """Look up every line not looked up yet in one `git grep` of the tree (one pass over a
+        large tree costs about what one line does), so that `grep` answers them from memory.
+
+        `-o` prints each match with its file; a line that is part of a longer one matched at
+        the same place is counted in that file too.
+        """
+        todo = [line for line in dict.fromkeys(lines) if line not in self._grep and line and "\n" not in line]
+        if not todo:
+            return
+        res = self.repo.try_run("grep", "-F", "-o", "-z", "-I", "-f", "-", self.tree, "--", readonly=True,
+                                strip=False, input="".join(line + "\n" for line in todo))
+        found: dict[str, set[str]] = {line: set() for line in todo}
+        within = {line: [other for other in todo if other != line and other in line] for line in todo}
+        if res.status == 0:
+            prefix = self.tree + ":"
+            for record in res.out.split("\n"):
+                name, sep, match = record.partition("\0")
+                if not sep or not name.startswith(prefix):
+                    continue
+                path = name[len(prefix):]
+                for line in [match, *within[match]] if match in within else []:
+                    found[line].add(path)
+        for line, paths in found.items():
+            self._grep[line] = sorted(paths) if len(paths) <= _GREP_FILES else []
+
+
+def module_key(path: str) -> str:
+    """x/mod.rs as x.rs: a module that became a directory is the same module."""
+    return path[:-len("/mod.rs")] + ".rs" if path.endswith("/mod.rs") else path
+
+
+def current(contents: dict[str, list[str] | None], tip: TreeView, path: str) -> list[str]:
+    """A file's lines as the carry has them so far (an earlier hunk may have changed it)."""
+    lines = contents.get(path)
+    return lines if lines is not None else split_lines(tip.text(path) or "")
 
 
 def crate_name(component: str) -> str:
@@ -113,7 +149,8 @@ def crate_name(component: str) -> str:
 
 def tail_score(old: str, new: str) -> int:
     """How many trailing path components agree, a vendored crate's version aside."""
-    a, b = [crate_name(c) for c in old.split("/")], [crate_name(c) for c in new.split("/")]
+    a = [crate_name(c) for c in module_key(old).split("/")]
+    b = [crate_name(c) for c in module_key(new).split("/")]
     n = 0
     while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
         n += 1
@@ -199,7 +236,7 @@ class Replay:
             return Carried(RELOCATED if moves else MERGED, merged, moves)
         if not relocate:
             return Carried(FAILED, failures=[f"{path}: conflict" for path in conflicted])
-        return self._relocate(diffs, parent, tip_tree, merged, conflicted)
+        return self._relocate(diffs, parent, commit, tip_tree, merged, conflicted)
 
     def file_diffs(self, patch: Patch) -> list[FileDiff]:
         return [parse_section(text, fc.old_path, fc.new_path) for text, fc in zip(sections(patch.diff), patch.files)]
@@ -259,14 +296,16 @@ class Replay:
                              "rename detection)")
         return moves
 
-    def _relocate(self, diffs: list[FileDiff], parent: str, tip_tree: str, merged: str,
+    def _relocate(self, diffs: list[FileDiff], parent: str, commit: str, tip_tree: str, merged: str,
                   conflicted: list[str]) -> Carried:
         tip = self.view(tip_tree)
         old = self.view(self.tree_of(parent))
+        sides = (old, self.view(self.tree_of(commit)))
         result = Carried(RELOCATED)
         contents: dict[str, list[str] | None] = {}  # path -> new lines (None: delete)
         modes: dict[str, str] = {}
         nowhere = 0
+        deferred: list[tuple[FileDiff, list[int], list[str]]] = []  # hunks left for a search of the tree
         for fd in diffs:
             if fd.binary:
                 result.failures.append(f"{fd.new_path or fd.old_path}: binary change, cannot be relocated")
@@ -287,9 +326,15 @@ class Replay:
                 if target != fd.new_path:
                     result.relocations.append(f"{fd.new_path} (new file) -> {target} ({why_moved(fd.new_path, target)})")
                 continue
-            self._relocate_hunks(fd, tip, merged, conflicted, contents, modes, result)
+            left = self._relocate_hunks(fd, tip, sides, merged, conflicted, contents, modes, result)
+            if left is not None:
+                deferred.append((fd, *left))
             if fd.old_path not in tip.paths and not self._candidates(fd.old_path, tip):
                 nowhere += 1
+        # the hunks no candidate file took are looked for in the whole tree: one git grep for all of them
+        tip.grep_all([word for fd, hunks, _ in deferred for k in hunks for word in distinctive(fd.hunks[k])])
+        for fd, hunks, candidates in deferred:
+            self._search_hunks(fd, hunks, candidates, tip, contents, modes, result)
         result.gone = bool(diffs) and nowhere == len(diffs) and all("found nowhere" in f for f in result.failures)
         if result.failures:
             result.word = FAILED
@@ -301,14 +346,22 @@ class Replay:
             result.word = MERGED
         return result
 
-    def _relocate_hunks(self, fd: FileDiff, tip: TreeView, merged: str, conflicted: list[str],
-                        contents: dict[str, list[str] | None], modes: dict[str, str], result: Carried) -> None:
+    def _relocate_hunks(self, fd: FileDiff, tip: TreeView, sides: tuple[TreeView, TreeView], merged: str,
+                        conflicted: list[str], contents: dict[str, list[str] | None], modes: dict[str, str],
+                        result: Carried) -> tuple[list[int], list[str]] | None:
+        """Place the file's hunks in the file or where it moved; (hunks left, candidate files), or
+        None when nothing is left (all placed, or a 3-way merge of the file stands).
+
+        A file that moved and changed upstream is merged 3-way at its new path
+        (old file as the base, the patched file as theirs), as git would had
+        its rename detection paired the two.
+        """
         assert fd.old_path is not None and fd.new_path is not None
         path = fd.old_path
         candidates = [path] if path in tip.paths else self._candidates(path, tip)
         pending = list(range(len(fd.hunks)))
         for target in candidates:
-            lines = contents.get(target) or split_lines(tip.text(target) or "")
+            lines = current(contents, tip, target)
             subset = tuple(fd.hunks[k] for k in pending)
             new_lines, placements, missing = place(lines, subset, self.fuzz)
             if not placements:
@@ -319,28 +372,46 @@ class Replay:
                 self._record(result, path, target, p, fd.hunks[pending[p.hunk]], "")
             pending = [pending[k] for k in missing]
             break
+        if pending and path not in tip.paths:
+            for target in candidates:
+                text = self._merge_file(sides[0].text(path), current(contents, tip, target), sides[1].text(fd.new_path))
+                if text is None:
+                    continue
+                merged_lines = contents[target] = split_lines(text)
+                modes.setdefault(target, tip.paths[target])
+                for k in pending:
+                    at = _find_after(merged_lines, fd.hunks[k])
+                    result.relocations.append(f"{path}:{fd.hunks[k].old_start} -> {target}:{at or '?'} "
+                                              f"({why_moved(path, target)}, merged 3-way)")
+                return None
         if pending and path in tip.paths and path not in conflicted and merged:
             # git's 3-way merge took this file without a conflict: its result stands
             text = self.repo.read(merged, path)
             if text is not None and text != tip.text(path):
                 contents[path] = split_lines(text)
                 modes.setdefault(path, tip.paths[path])
-                return
+                return None
+        return (pending, candidates) if pending else None
+
+    def _search_hunks(self, fd: FileDiff, pending: list[int], candidates: list[str], tip: TreeView,
+                      contents: dict[str, list[str] | None], modes: dict[str, str], result: Carried) -> None:
+        """Each hunk left, placed where a search of the tree finds its whole preimage, or a failure."""
+        assert fd.old_path is not None
+        path = fd.old_path
         for k in pending:
             hunk = fd.hunks[k]
-            target_lines = self._search(hunk, tip, contents)
-            if target_lines is None:
-                if candidates and already_there(contents.get(candidates[0]) or split_lines(tip.text(candidates[0]) or ""),
-                                                hunk):
+            searched = self._search(hunk, path, tip, contents)
+            if searched is None or isinstance(searched, str):
+                if candidates and already_there(current(contents, tip, candidates[0]), hunk):
                     result.already += 1
                     continue
                 where = candidates[0] if candidates else "no file of that name or directory upstream"
                 words = distinctive(hunk)
-                found = "context found nowhere in the new tree" if not any(tip.grep(w) for w in words) else \
-                    "context not found as a whole (changed upstream)"
+                found = searched or ("context found nowhere in the new tree" if not any(tip.grep(w) for w in words)
+                                     else "context not found as a whole (changed upstream)")
                 result.failures.append(f"{path}:{hunk.old_start}: hunk does not apply ({where}); {found}")
                 continue
-            target, placement = target_lines
+            target, placement = searched
             modes.setdefault(target, tip.paths[target])
             self._record(result, path, target, Placement(k, placement.old_line, placement.new_line, placement.fuzz),
                          hunk, "context found by a search of the new tree")
@@ -353,22 +424,37 @@ class Replay:
         note = f" ({why}{fuzz})" if why or fuzz else ""
         result.relocations.append(f"{path}:{hunk.old_start} -> {target}:{p.new_line}{note}")
 
-    def _search(self, hunk: Hunk, tip: TreeView, contents: dict[str, list[str] | None]) -> tuple[str, Placement] | None:
-        """Place the hunk in the first file of the tree that holds its whole preimage."""
+    def _search(self, hunk: Hunk, path: str, tip: TreeView, contents: dict[str, list[str] | None]
+                ) -> tuple[str, Placement] | str | None:
+        """Place the hunk in the file of the tree that holds its whole preimage: (file, placement),
+        or why not when several files hold it and none is nearer the patch's path than the others."""
+        found: dict[str, tuple[list[str], Placement]] = {}
         for word in distinctive(hunk):
             for target in tip.grep(word):
-                lines = contents.get(target) or split_lines(tip.text(target) or "")
-                new_lines, placements, _ = place(lines, (hunk,), self.fuzz)
+                if target in found:
+                    continue
+                new_lines, placements, _ = place(current(contents, tip, target), (hunk,), self.fuzz)
                 if placements:
-                    contents[target] = new_lines
-                    return target, placements[0]
-        return None
+                    found[target] = (new_lines, placements[0])
+        if not found:
+            return None
+        ranked = sorted(found, key=lambda t: -tail_score(path, t))
+        if len(ranked) > 1 and tail_score(path, ranked[0]) == tail_score(path, ranked[1]):
+            return f"its context is in several files ({', '.join(ranked[:3])}), none nearer the old path"
+        target = ranked[0]
+        contents[target] = found[target][0]
+        return target, found[target][1]
 
     def _candidates(self, path: str, tip: TreeView) -> list[str]:
-        """Where a file that is gone may live now: same name, the most trailing components in common."""
-        name = PurePosixPath(path).name
-        scored = [(tail_score(path, p), p) for p in tip.by_name().get(name, []) if p != path]
-        scored = [(s, p) for s, p in scored if s >= 2]
+        """Where a file that is gone may live now: the same name (a module file x.rs counts as
+        x/mod.rs) with the most trailing path components in common; at least the directory
+        above it, unless the new tree has only that one file of the name."""
+        names = tip.by_name()
+        key = module_key(path)
+        found = [p for p in names.get(PurePosixPath(key).name, []) if p != path]
+        scored = [(tail_score(key, module_key(p)), p) for p in found]
+        if not (len(scored) == 1 and scored[0][0] >= 1):
+            scored = [(s, p) for s, p in scored if s >= 2]
         best = max((s for s, _ in scored), default=0)
         return sorted(p for s, p in scored if s == best)
 
@@ -387,6 +473,19 @@ class Replay:
         if not votes:
             return path
         return votes.most_common(1)[0][0] + "/" + PurePosixPath(path).name
+
+    def _merge_file(self, base: str | None, ours: list[str], theirs: str | None) -> str | None:
+        """git merge-file of the three texts: the merged text, or None on a conflict."""
+        if base is None or theirs is None:
+            return None
+        names = []
+        for name, text in (("ours", "".join(ours)), ("base", base), ("theirs", theirs)):
+            path = os.path.join(self._dir.name, name)
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(text)
+            names.append(path)
+        res = self.repo.try_run("merge-file", "-p", "--quiet", *names, readonly=True, strip=False)
+        return res.out if res.status == 0 else None
 
     def _write_tree(self, tip_tree: str, contents: dict[str, list[str] | None], modes: dict[str, str]) -> str:
         repo, env = self.repo, self.env
@@ -408,5 +507,11 @@ _FIXED = tool_commit_env("@0 +0000")
 
 
 def _find_after(lines: list[str], hunk: Hunk) -> int | None:
+    """Where the hunk's result starts in `lines` (1-based): its whole result, else its changed
+    lines alone (a 3-way merge may have changed the context around them)."""
+    core = hunk.after[hunk.lead:len(hunk.after) - hunk.trail]
     at = find_block(lines, hunk.after, max(hunk.old_start - 1, 0))
+    if at is None and core:
+        found = find_block(lines, core, max(hunk.old_start - 1, 0) + hunk.lead)
+        return found - hunk.lead + 1 if found is not None else None
     return at + 1 if at is not None else None

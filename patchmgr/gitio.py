@@ -42,7 +42,7 @@ GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG
 #: known configuration, so a user's diff.noprefix, format.signOff, rerere.enabled or
 #: commit.gpgSign cannot change what patchmgr writes or reads
 PATCH_COMMANDS = frozenset({"am", "apply", "format-patch", "range-diff", "patch-id", "diff", "diff-tree", "show",
-                            "log", "blame", "commit", "commit-tree", "mailinfo", "merge-tree", "grep"})
+                            "log", "blame", "commit", "commit-tree", "mailinfo", "merge-tree", "merge-file", "grep"})
 #: ... that configuration: git's defaults, spelled out where a repository's own config could differ
 PATCH_CONFIG = (
     "diff.noprefix=false", "diff.mnemonicPrefix=false", "diff.relative=false", "diff.renames=true",
@@ -289,6 +289,16 @@ class Repo:
             if name == path and meta.startswith("160000 commit "):
                 return meta.split()[2]
         return None
+
+    def gitlinks(self, commit: str) -> dict[str, str]:
+        """Every submodule path `commit`'s tree records, with its commit."""
+        out = self.run("ls-tree", "-r", "-z", commit, readonly=True, strip=False)
+        links = {}
+        for entry in out.split("\0"):
+            meta, _, name = entry.partition("\t")
+            if meta.startswith("160000 commit "):
+                links[name] = meta.split()[2]
+        return links
 
     def patch_ids(self, commits: list[str]) -> dict[str, str]:
         """commit -> stable patch-id, in one `git patch-id` run."""

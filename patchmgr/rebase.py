@@ -275,8 +275,8 @@ def _resolve_onto(ws: Workspace, onto: str, old: PatchSet, old_base: str) -> str
         return sha
     if not VERSION.match(onto):
         raise BadInput(f"--onto {onto!r} is neither a revision in {ws.root} nor a rustc version such as 1.85.0")
-    gitlinks = {r.path: ws.superproject.gitlink(old_base, r.path) for r in old.repos if r.path != SUPERPROJECT}
-    sha = releases.commit_release(ws.root, onto, old_base, {p: c for p, c in gitlinks.items() if c})
+    # every submodule of the old base, not only the set's: the tag serves every set rebased onto it later
+    sha = releases.commit_release(ws.root, onto, old_base, ws.superproject.gitlinks(old_base))
     ws.superproject.run("update-ref", "-m", f"patchmgr: rustc {onto} release tree", f"refs/tags/{onto}", sha, "")
     say(f"rustc {onto} is commit {sha[:12]} (tag {onto}), a child of {old_base[:12]}")
     return sha

@@ -10,16 +10,35 @@ as its documentation says). Medians of --runs runs, peak RSS of each
 command's process tree.
 
     python3 scripts/bench_rebase.py [--runs 5] [--tree DIR]
+
+--debian measures the rebase engine on a real series instead: Debian's 37
+quilt patches for rustc 1.63, imported with `patchmgr import`, carried onto
+rustc 1.85.0 (Debian's rustc-web 1.85.0 tarball committed on the 1.63.0
+base) by `patchmgr rebase --dry-run` (every stop skipped), and scored against
+Debian's own 1.85 series (its debian/patches, used only as the truth, matched
+by quilt file name): of the patches Debian kept, how many are carried
+(clean, merged, relocated), how many of those change the same files and add
+the same lines as Debian's refresh, and how many relocations land in a file
+Debian's patch does not touch; of the patches Debian dropped, how many are
+flagged (dropped as upstream, superseded, gone). Then the shipped autodiff
+set onto the same commit, patch by patch. Timed against plain `git rebase
+--onto` of the same 37 commits (made with `git am --3way` on the 1.63.0
+base) onto the same commit, each conflict skipped with `git rebase --skip`.
+
+    python3 scripts/bench_rebase.py --debian [--runs 1] [--tree DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import tomlkit
@@ -29,7 +48,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
-from bench_apply import bench_args, bench_tree, git, measure  # noqa: E402
+from bench_apply import bench_tree, git, measure  # noqa: E402
 from prepare_bootstrap import debian_dir, quilt_series  # noqa: E402
 from realtree import enzyme_standin  # noqa: E402
 
@@ -53,8 +72,19 @@ def debian_upstream(tree: Path, env: dict, scratch: Path) -> str:
     return onto
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tree", type=Path, help="an imported rustc 1.63.0 tree to clone (it is left as it was)")
+    parser.add_argument("--debian", action="store_true",
+                        help="Debian's 1.63 series onto 1.85.0, scored against Debian's 1.85 series (see above)")
+    return parser.parse_args()
+
+
 def main() -> int:
-    args = bench_args(__doc__)
+    args = parse_args()
+    if args.debian:
+        return debian_main(args)
     tmp = Path(tempfile.mkdtemp(prefix="patchmgr-bench-rebase-"))
     try:
         tree, env = bench_tree(args, tmp)
@@ -104,6 +134,284 @@ def main() -> int:
         if args.tree:
             subprocess.run(["git", "branch", "-q", "-D", "bench-onto"], cwd=args.tree, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- --debian: Debian's real series, 1.63 -> 1.85, scored against Debian's own refresh -------------
+
+NEW_VERSION = "1.85.0"
+CARRIED = ("clean", "merged 3-way", "relocated")
+FLAGGED = ("dropped as upstream", "superseded by upstream", "gone")
+
+
+def debian_dir_of(version: str) -> Path:
+    """debian/ of the release's Debian source package (downloaded once, as import_rustc does)."""
+    from patchmgr.releases import RELEASES, cache_dir, download, run
+
+    package, debian_version, _, _ = RELEASES[version]
+    target = cache_dir() / "debian" / debian_version
+    if not (target / "debian" / "patches" / "series").exists():
+        dl = download(package, debian_version)
+        target.mkdir(parents=True, exist_ok=True)
+        run("tar", "--no-same-owner", "-xf", next(dl.glob("*.debian.tar.*")), "-C", target)
+    return target / "debian"
+
+
+def release_onto(tree: Path, env: dict, base: str) -> str:
+    """rustc 1.85.0 as a child of `base`, tagged, with the base's submodules (gitlinks and .gitmodules):
+    what `rebase --onto 1.85.0` commits. A tag already there (from an earlier run, possibly made
+    before `rebase` carried every gitlink of the base) lends its tree, so nothing is extracted again.
+    """
+    from patchmgr.releases import RELEASES, commit_message, commit_release, fixed_env
+
+    links = {}
+    for entry in git(tree, env, "ls-tree", "-r", "-z", base).split("\0"):
+        meta, _, path = entry.partition("\t")
+        if meta.startswith("160000 "):
+            links[path] = meta.split()[2]
+    tagged = subprocess.run(["git", "rev-parse", "--verify", "-q", f"refs/tags/{NEW_VERSION}^{{commit}}"], cwd=tree,
+                            env=env, capture_output=True, text=True).stdout.strip()
+    if not tagged:
+        onto = commit_release(tree, NEW_VERSION, base, links)
+    else:
+        index = dict(env, GIT_INDEX_FILE=str(tree / ".git" / "bench-release.index"))
+        git(tree, index, "read-tree", tagged)
+        modules = git(tree, env, "rev-parse", f"{base}:.gitmodules")
+        entries = [f"100644 {modules}\t.gitmodules", *(f"160000 {c}\t{p}" for p, c in links.items())]
+        subprocess.run(["git", "update-index", "--index-info"], cwd=tree, env=index, check=True,
+                       input="\n".join(entries) + "\n", text=True, capture_output=True)
+        tree_id = git(tree, index, "write-tree")
+        os.unlink(tree / ".git" / "bench-release.index")
+        onto = git(tree, {**fixed_env(RELEASES[NEW_VERSION][3]), **{k: env[k] for k in ("GIT_CONFIG_GLOBAL", "HOME")}},
+                   "commit-tree", tree_id, "-p", base, "-m", commit_message(NEW_VERSION))
+    git(tree, env, "tag", "-f", NEW_VERSION, onto)
+    return onto
+
+
+def report_outcomes(path: Path) -> dict[str, str]:
+    """label -> outcome text, from a rebase report's table."""
+    found = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 3 and cells[0] not in ("patch", "---"):
+            found[cells[0]] = cells[1].replace("\\|", "|")
+    return found
+
+
+def word(outcome: str) -> str:
+    """The outcome's kind: a carry, a finding, or a stop (conflict)."""
+    for w in (*CARRIED, *FLAGGED):
+        if outcome.startswith(w):
+            return w
+    return "stop (conflict)"
+
+
+def changes(diff: str, strip: int) -> tuple[set[str], set[str]]:
+    """(files changed, lines added, stripped) of a unified diff; paths lose `strip` leading components."""
+    import unidiff
+
+    files, added = set(), set()
+    for f in unidiff.PatchSet(diff):
+        name = f.target_file if f.target_file != "/dev/null" else f.source_file
+        files.add(name.split("/", strip)[-1])
+        added |= {line.value.strip() for h in f for line in h if line.is_added and line.value.strip()}
+    return files, added
+
+
+def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes: dict[str, str]) -> dict[str, str]:
+    """label -> the carried patch as a diff on the new base, for each patch the dry run carried.
+
+    The same decisions as the dry run (rebase.decide), replayed in the tree's object store only
+    (no work tree, no index of the tree's), for the carried patches only: a stopped one leaves the tip as it was.
+    """
+    from patchmgr import carry, engine, rebase, state
+    from patchmgr.series import SUPERPROJECT, load_manifest
+    from patchmgr.workspace import Workspace
+
+    ws = Workspace.open(tree, load_manifest(patches))
+    p = rebase.plan(ws, ws.inspect(set_name), onto, "bench-scored", None)
+    journal = state.RebaseJournal(set=p.name, patch_branch="bench", repos=[], from_set=p.old.name, onto_arg=onto,
+                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="")
+    repo = ws.repo(SUPERPROJECT)
+    replay = carry.Replay(repo)
+    diffs = {}
+    try:
+        pending = p.patches[SUPERPROJECT]
+        commits = replay.materialize(p.old_bases[SUPERPROJECT], pending,
+                                     [engine.tagged(patch, p.name) for patch in pending])
+        tip = p.ontos[SUPERPROJECT]
+        for patch, commit in zip(pending, commits):
+            if word(outcomes.get(patch.label, "")) not in CARRIED:
+                continue
+            decision = rebase.decide(replay, journal, repo, patch, commit, tip, [])
+            if decision.tree is None or word(decision.outcome) != word(outcomes[patch.label]):
+                raise SystemExit(f"bench: {patch.label}: {decision.outcome} here, {outcomes[patch.label]} in the dry run")
+            new_tip = repo.recommit(commit, tip, tree=decision.tree)
+            diffs[patch.label] = repo.run("diff", tip, new_tip, readonly=True, strip=False)
+            tip = new_tip
+    finally:
+        replay.close()
+    return diffs
+
+
+def git_rebase_skipping(tree: Path, env: dict, onto: str, base: str, branch: str) -> tuple[float, int, int, int]:
+    """`git rebase --onto` of base..branch, each stop skipped: (seconds, peak MB, stops, commits carried)."""
+    total, peak, stops = 0.0, 0, 0
+    argv = ["git", "rebase", "-q", "--onto", onto, base, branch]
+    while True:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        total += time.perf_counter() - start
+        peak = max(peak, usage.ru_maxrss // 1024)
+        if status == 0:
+            break
+        if not (tree / ".git" / "rebase-merge").exists():
+            raise SystemExit(f"bench: {' '.join(argv)} failed without stopping on a conflict")
+        stops += 1
+        argv = ["git", "rebase", "--skip"]
+    carried = len(git(tree, env, "rev-list", f"{onto}..HEAD").split())
+    return total, peak, stops, carried
+
+
+def debian_main(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="patchmgr-bench-debian-"))
+    try:
+        tree, env = bench_tree(args, tmp)
+        run = dict(cwd=tree, env=env, capture_output=True, text=True)
+        base = git(tree, env, "rev-parse", "HEAD")
+        branch = git(tree, env, "symbolic-ref", "--short", "HEAD")
+        old_debian, new_debian = debian_dir(), debian_dir_of(NEW_VERSION)
+        old_names = [p.name for p in quilt_series(old_debian)]
+        new_patches = {Path(line.split()[0]).name.removesuffix(".patch"): new_debian / "patches" / line.split()[0]
+                       for line in (new_debian / "patches" / "series").read_text().splitlines()
+                       if line.strip() and not line.lstrip().startswith("#")}
+
+        patches = tmp / "debian-patches"
+        patchmgr = [sys.executable, "-m", "patchmgr", "--patches", str(patches)]
+        res = subprocess.run([*patchmgr, "import", str(old_debian / "patches" / "series"), "--set", "debian-1.63.0",
+                              "--rustc", "1.63.0", "--commit", git(tree, env, "show", "HEAD:git-commit-hash"),
+                              "--llvm", "14"], **run)
+        imported = re.search(r"imported (\d+) patches", res.stderr)
+        if res.returncode != 0 or not imported:
+            raise SystemExit(f"bench: patchmgr import failed: {res.stderr[-500:]}")
+        manifest = tomlkit.parse((patches / "series.toml").read_text())
+        files = [str(x) for x in manifest["sets"]["debian-1.63.0"]["repos"]["."]["patches"]]
+        labels = [f"debian-1.63.0/rust/{name}" for name in files]
+        if len(labels) != len(old_names):
+            raise SystemExit(f"bench: imported {len(labels)} of {len(old_names)} quilt patches: {res.stderr[-500:]}")
+        quilt_of = dict(zip(labels, old_names))
+
+        git(tree, env, "config", "gc.auto", "0")  # no automatic gc in the middle of a measurement
+        # the baseline's branch: the same 37 commits (one patch has CRLF lines: --keep-cr, as patchmgr keeps them)
+        git(tree, env, "checkout", "-q", "-b", "bench-debian", base)
+        git(tree, env, "am", "-q", "--3way", "--keep-cr", *(str(patches / "debian-1.63.0" / "rust" / f) for f in files))
+        git(tree, env, "checkout", "-q", branch)
+        onto = release_onto(tree, env, base)
+        report = tmp / "debian-dry-run.md"
+        times = [measure([*patchmgr, "rebase", "--dry-run", "--onto", NEW_VERSION, "--report", str(report)], tree, env)
+                 for _ in range(args.runs)]
+        outcomes = report_outcomes(report)
+        diffs = carried_diffs(tree, patches, "debian-1.63.0", onto, outcomes)
+        relocations = _relocations(report)
+
+        git_runs = []
+        for k in range(args.runs):
+            if k:
+                git(tree, env, "checkout", "-q", "-B", "bench-debian", git(tree, env, "rev-parse", "bench-debian-orig"))
+            else:
+                git(tree, env, "branch", "-f", "bench-debian-orig", "bench-debian")
+            git(tree, env, "checkout", "-q", branch)
+            git_runs.append(git_rebase_skipping(tree, env, onto, base, "bench-debian"))
+        git(tree, env, "checkout", "-q", "-f", branch)
+
+        autodiff_report = tmp / "autodiff-dry-run.md"
+        res = subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(REPO / "patches"), "rebase",
+                              "--dry-run", "--onto", NEW_VERSION, "--set", SET, "--report", str(autodiff_report)], **run)
+        if res.returncode != 0:
+            raise SystemExit(f"bench: the autodiff set's dry run failed: {res.stderr[-500:]}")
+
+        _print_debian(args, imported.group(1), labels, quilt_of, new_patches, outcomes, diffs, relocations, times,
+                      git_runs, report_outcomes(autodiff_report))
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _relocations(report: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    label = None
+    for line in report.read_text().split("## Relocated hunks", 1)[-1].splitlines() if "## Relocated hunks" in \
+            report.read_text() else []:
+        if line.startswith("- "):
+            label = line[2:].strip()
+        elif line.startswith("  - ") and label:
+            found.setdefault(label, []).append(line[4:].strip())
+    return found
+
+
+def _print_debian(args, imported, labels, quilt_of, new_patches, outcomes, diffs, relocations, times, git_runs,
+                  autodiff) -> None:
+    kept = [label for label in labels if quilt_of[label].removesuffix(".patch") in new_patches]
+    dropped = [label for label in labels if label not in kept]
+    rows, same, wrong, carried = [], 0, 0, 0
+    for label in labels:
+        quilt = quilt_of[label].removesuffix(".patch")
+        outcome = outcomes.get(label, "not replayed")
+        kind = word(outcome)
+        truth = "kept" if label in kept else "dropped"
+        match = "-"
+        if kind in CARRIED and label in kept:
+            carried += 1
+            theirs = changes(new_patches[quilt].read_text(encoding="utf-8", errors="surrogateescape"), 1)
+            mine = changes(diffs[label], 1)
+            if mine == theirs:
+                same += 1
+                match = "same files, same added lines"
+            else:
+                match = (f"files {'same' if mine[0] == theirs[0] else 'differ'}, added lines: "
+                         f"{len(mine[1] & theirs[1])} common, {len(mine[1] - theirs[1])} only here, "
+                         f"{len(theirs[1] - mine[1])} only in Debian's")
+            for record in relocations.get(label, []):
+                target = re.search(r" -> (\S+?)(?::\d+)? ", record + " ")
+                if target and target.group(1) not in theirs[0]:
+                    wrong += 1
+                    match += f"; relocation outside Debian's files: {record}"
+        elif kind in CARRIED:
+            carried_dropped = relocations.get(label, [])
+            match = f"{len(carried_dropped)} relocations (no truth to check them against)" if carried_dropped else "-"
+        rows.append(f"| {quilt} | {truth} | {kind} | {match} |")
+    flagged = sum(1 for label in dropped if word(outcomes.get(label, "")) in FLAGGED)
+    wrong_flag = sum(1 for label in kept if word(outcomes.get(label, "")) in FLAGGED)
+    pt = statistics.median(t for t, _ in times)
+    prss = max(r for _, r in times)
+    gt = statistics.median(t for t, _, _, _ in git_runs)
+    _, grss, gstops, gcarried = git_runs[0]
+
+    print(f"Debian's rustc 1.63 quilt series ({imported} of {len(labels)} patches imported by patchmgr import) "
+          f"onto rustc {NEW_VERSION}, scored against Debian's {NEW_VERSION} series; {args.runs} run(s), "
+          f"{os.cpu_count()} cores\n")
+    print("| measure | result | target |")
+    print("|---|---|---|")
+    print(f"| Debian kept: carried automatically (clean, merged, relocated) | {carried}/{len(kept)} | >= 18/23 |")
+    print(f"| ... of those, same files and added lines as Debian's refresh | {same}/{carried} | |")
+    print(f"| ... relocations outside the files of Debian's refresh | {wrong} | 0 |")
+    print(f"| ... flagged dropped/superseded/gone although Debian kept them | {wrong_flag} | 0 |")
+    print(f"| Debian dropped: flagged (dropped as upstream, superseded, gone) | {flagged}/{len(dropped)} | >= 6/14 |")
+    print()
+    print("| patch (Debian's name) | Debian 1.85 | patchmgr | against Debian's refresh |")
+    print("|---|---|---|---|")
+    print("\n".join(rows))
+    print()
+    print(f"autodiff set ({SET}) onto {NEW_VERSION}:\n")
+    print("| patch | outcome |")
+    print("|---|---|")
+    for label, outcome in autodiff.items():
+        print(f"| {label} | {word(outcome)}: {outcome[:160]} |")
+    print()
+    print("| command | time | baseline | baseline time | ratio | peak RSS |")
+    print("|---|---|---|---|---|---|")
+    print(f"| patchmgr rebase --dry-run | {pt:.1f} s | git rebase, every stop skipped ({gstops} stops, "
+          f"{gcarried} commits carried) | {gt:.1f} s | {pt / gt:.2f}x | {prss} MB (git: {grss} MB) |")
 
 
 if __name__ == "__main__":
