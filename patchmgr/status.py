@@ -29,8 +29,15 @@ def describe_rebase(journal: state.RebaseJournal) -> str:
     lines += [f"  {label}: {outcome}" + (f" ({detail})" if detail else "")
               for label, (outcome, detail) in journal.outcomes.items()]
     if journal.stopped:
-        lines.append(f"  stopped at {journal.stopped}: resolve, git add, then patchmgr rebase --continue "
-                     "(or --skip, --abort)")
+        from patchmgr.rebase import SUPERSEDED
+
+        finding = journal.findings.get(journal.stopped, "")
+        if finding.startswith(SUPERSEDED):
+            lines.append(f"  stopped at {journal.stopped}, {finding}: patchmgr rebase --skip leaves it out, "
+                         "--continue keeps it (or --abort)")
+        else:
+            lines.append(f"  stopped at {journal.stopped}" + (f", {finding}" if finding else "")
+                         + ": resolve, git add, then patchmgr rebase --continue (or --skip, --abort)")
     elif journal.final is not None:
         lines.append("  the new set is written; completing its apply stopped: patchmgr rebase --continue "
                      "(or --abort)")

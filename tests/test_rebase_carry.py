@@ -166,6 +166,9 @@ def test_rebase_carries_relocated_patches_and_stops_on_findings(moved):
     res = world.run("rebase", "--onto", "origin/main", "--no-config")
     assert res.returncode == 6, res.stderr
     assert f"is superseded by upstream (-Z autodiff in {OPTIONS}:4)" in res.stderr
+    status = world.run("status").stdout
+    assert f"{label(5)}, superseded by upstream (-Z autodiff in {OPTIONS}:4): patchmgr rebase --skip leaves it out" \
+        in status, status
     assert world.run("rebase", "--skip", "--note", "upstream has its own -Z autodiff", "--no-config").returncode == 6
     res = world.run("rebase", "--skip", "--no-config")
     assert res.returncode == 0, res.stderr
