@@ -46,11 +46,28 @@ def configurations(patch_set: PatchSet) -> list[Configuration]:
     return [Configuration("Enzyme off", False), Configuration("--cfg llvm_enzyme", True)]
 
 
+#: a workspace exclusion x.py still checks, with a step of its own
+_CHECKED_OUTSIDE = ("src/bootstrap",)
+
+
+def unchecked(root: Path) -> list[str]:
+    """Directories x.py check does not reach: vendored crates, and what the root workspace
+    excludes (the gcc and cranelift backends: their own workspaces, built only when configured)."""
+    import tomllib
+
+    try:
+        workspace = tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8")).get("workspace", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        workspace = {}
+    return ["vendor", *(d for d in workspace.get("exclude", []) if d not in _CHECKED_OUTSIDE)]
+
+
 def crate_dirs(root: Path, paths: list[str]) -> list[str]:
-    """The nearest directory with a Cargo.toml of each path (vendored crates aside: x.py does not check them)."""
+    """The nearest directory with a Cargo.toml of each path x.py check reaches."""
+    skip = unchecked(root)
     dirs = set()
     for path in paths:
-        if path.startswith("vendor/"):
+        if any(path == d or path.startswith(d.rstrip("/") + "/") for d in skip):
             continue
         parent = Path(path).parent
         while str(parent) not in (".", "") and not (root / parent / "Cargo.toml").is_file():

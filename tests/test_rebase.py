@@ -250,3 +250,17 @@ def test_verify_compile_checks_the_touched_crates_and_names_the_patch(world):
             "error[E0425]") in report and "; carried as: clean |" in report, report
     assert "- Enzyme off: x.py check passed" in report
     (world.checkout / "xpy-calls.json").unlink()
+
+
+def test_verify_checks_the_crates_x_py_reaches(tmp_path):
+    """Nearest Cargo.toml of each file; vendored crates and the root workspace's exclusions (the gcc
+    backend) are not x.py check's; src/bootstrap is, by a step of its own."""
+    from patchmgr.verify import crate_dirs
+
+    write(tmp_path / "Cargo.toml", '[workspace]\nmembers = ["compiler/rustc"]\n'
+                                   'exclude = ["build", "compiler/rustc_codegen_gcc", "src/bootstrap"]\n')
+    for crate in ("compiler/rustc_codegen_llvm", "compiler/rustc_codegen_gcc", "src/bootstrap", "vendor/cc"):
+        write(tmp_path / crate / "Cargo.toml", "[package]\n")
+    paths = ["compiler/rustc_codegen_llvm/src/back/autodiff.rs", "compiler/rustc_codegen_gcc/src/lib.rs",
+             "src/bootstrap/native.rs", "vendor/cc/src/lib.rs", "README.md", "src/test/ui/x.rs"]
+    assert crate_dirs(tmp_path, paths) == ["compiler/rustc_codegen_llvm", "src/bootstrap"]
