@@ -16,7 +16,7 @@ from pathlib import Path
 
 from patchmgr.errors import WrongState
 from patchmgr.faults import fault
-from patchmgr.gitio import Repo
+from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
 from patchmgr.series import PatchSet, read_exactly, write_atomic, write_manifest
@@ -69,7 +69,7 @@ def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple
         directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
         for number, sha in enumerate(commits, 1):
-            out = repo.run("format-patch", "--zero-commit", "--full-index", "--no-signature", "--no-numbered",
+            out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
                            f"--start-number={number}", "-o", tmp, "-1", sha).strip()
             produced = Path(out.splitlines()[-1])
             text = strip_trailers(read_exactly(produced))

@@ -49,7 +49,7 @@ PATCH_CONFIG = (
     "diff.algorithm=myers", "diff.context=3", "diff.interHunkContext=0", "diff.indentHeuristic=true",
     "diff.suppressBlankEmpty=false", "color.ui=false",
     "core.quotePath=true", "core.autocrlf=false", "core.safecrlf=false", "core.commentChar=#",
-    "format.signOff=false", "format.headers=", "format.signature=", "format.numbered=auto",
+    "format.signOff=false", "format.signature=", "format.numbered=auto",
     "format.coverLetter=false", "format.useAutoBase=false", "format.forceInBodyFrom=false", "format.thread=false",
     "format.suffix=.patch", "format.encodeEmailHeaders=true", "format.coverFromDescription=message",
     "am.threeWay=false", "am.keepcr=false", "am.messageId=false", "apply.whitespace=warn", "rerere.enabled=false",
@@ -57,6 +57,11 @@ PATCH_CONFIG = (
     "grep.patternType=fixed", "grep.fullName=true", "commit.gpgSign=false", "log.showSignature=false", "log.decorate=false",
     "log.mailmap=false", "i18n.commitEncoding=UTF-8", "i18n.logOutputEncoding=UTF-8",
 )
+#: the flags of every format-patch patchmgr runs: the same bytes whoever runs it. Headers a
+#: repository's format.headers/to/cc add are dropped by --no-add-header/--no-to/--no-cc (an empty
+#: format.headers= would add an empty header line instead)
+FORMAT_PATCH_FLAGS = ("--zero-commit", "--full-index", "--no-signature", "--no-numbered", "--no-add-header",
+                      "--no-to", "--no-cc")
 #: what of the user's own (system and global) configuration still counts there: who they are,
 #: which directories they trust, and where their URLs really point
 _PASSED_THROUGH = r"^(user\.(name|email)|safe\.directory|url\..*\.(insteadof|pushinsteadof))$"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from patchmgr.errors import BadInput
 from patchmgr.export import strip_trailers
-from patchmgr.gitio import Repo
+from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import parse_patch
 from patchmgr.safety import path_problem
@@ -47,7 +47,7 @@ def mails_from_range(repo: Repo, rev_range: str) -> list[tuple[str, str]]:
     if rev_range.startswith("-") or ".." not in rev_range:
         raise BadInput(f"{rev_range!r} is not a revision range such as upstream..my-branch")
     with tempfile.TemporaryDirectory(prefix="patchmgr-import-") as tmp:
-        out = repo.run("format-patch", "--zero-commit", "--full-index", "--no-signature", "--no-numbered",
+        out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
                        "-o", tmp, "--end-of-options", rev_range)
         files = [Path(line) for line in out.splitlines() if line.strip()]
         if not files:

@@ -280,10 +280,22 @@ def render_proposal(patch_set: PatchSet, cover: Cover, surface: Surface, patches
     out += ["## Prototype", "", prototype_summary(patch_set, revision), ""]
 
     out += ["### What users see", ""]
-    if surface.options or surface.config_keys:
+    if surface.options or surface.config_keys or surface.features or surface.macros:
         out += ["| kind | name | details |", "|---|---|---|"]
         for o in surface.options:
             out.append(f"| compiler option | `{o.flag}` | `{o.type}`, {o.tracking.lower()}: {_md_cell(o.doc)} |")
+        for f in surface.features:
+            out.append(f"| feature gate | `#![feature({f.name})]` | {f.status}, since {f.since}"
+                       f"{': ' + _md_cell(f.doc) if f.doc else ''} |")
+        for m in surface.macros:
+            usage = f"`#[{m.name}]`" if m.kind == "attribute" else f"`{m.name}!`" if m.kind == "function-like" \
+                else f"`#[derive({m.name})]`"
+            details = [f"builtin {m.kind} macro"]
+            if m.feature:
+                details.append(f"gated on `#![feature({m.feature})]`")
+            if m.options:
+                details.append("needs " + ", ".join(f"`{o}`" for o in m.options))
+            out.append(f"| builtin macro | {usage} | {', '.join(details)}{': ' + _md_cell(m.doc) if m.doc else ''} |")
         for k in surface.config_keys:
             default = f", default `{k.default}`" if k.default is not None else ""
             out.append(f"| bootstrap config | `{k.key}` | `{k.type}`{default}{': ' + _md_cell(k.doc) if k.doc else ''} |")

@@ -18,6 +18,9 @@ from patchmgr.patchfile import Patch
 from patchmgr.series import SUPERPROJECT
 
 OPTIONS_FILE = "compiler/rustc_session/src/options.rs"
+FEATURES_FILE = "compiler/rustc_feature/src/active.rs"
+BUILTIN_MACROS_FILE = "compiler/rustc_builtin_macros/src/lib.rs"
+CORE_MACROS_FILE = "library/core/src/macros/mod.rs"
 EXAMPLE_CONFIGS = ("config.toml.example", "config.example.toml", "bootstrap.example.toml")
 #: define_config! struct -> the config table it reads
 CONFIG_TABLES = {"Build": "build", "Install": "install", "Llvm": "llvm", "Rust": "rust", "Dist": "dist",
@@ -28,6 +31,10 @@ CONFIG_FIELD = re.compile(r'^\s*([a-z_][a-z0-9_]*): Option<(.+)> = "([a-z0-9-]+)
 _CFG_USE = re.compile(r"cfg!\((\w+)\)|#\[cfg\((\w+)\)\]")
 _CFG_SET = re.compile(r"--cfg[= ]\"?(\w+)")
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_FEATURE = re.compile(r'^\s*\((active|incomplete), ([a-z_][a-z0-9_]*), "([^"]+)", ')
+_REGISTER = re.compile(r"^\s*(\w+): (\w+)::\w+,\s*$")
+_REGISTER_BLOCK = re.compile(r"^\s*register_(attr|bang|derive)! \{")
+MACRO_KINDS = {"attr": "attribute", "bang": "function-like", "derive": "derive"}
 
 Reader = Callable[[str], "str | None"]
 
@@ -49,10 +56,29 @@ class ConfigKey:
     doc: str
 
 
+@dataclass(frozen=True)
+class Feature:
+    name: str  # "autodiff": #![feature(autodiff)]
+    status: str  # "active" or "incomplete"
+    since: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class BuiltinMacro:
+    name: str  # "autodiff"
+    kind: str  # "attribute", "function-like" or "derive"
+    feature: str | None  # the feature its declaration in core is unstable under
+    options: tuple[str, ...]  # new compiler options its expander reads ("-Z autodiff")
+    doc: str
+
+
 @dataclass
 class Surface:
     options: list[Option] = field(default_factory=list)
     config_keys: list[ConfigKey] = field(default_factory=list)
+    features: list[Feature] = field(default_factory=list)
+    macros: list[BuiltinMacro] = field(default_factory=list)
     cfgs_set: dict[str, list[str]] = field(default_factory=dict)  # cfg name -> files that set it
     gates: dict[str, dict[str, int]] = field(default_factory=dict)  # file -> {"cfg!(x)" or "-Z y": count}
     new_files: list[str] = field(default_factory=list)
@@ -84,7 +110,7 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
     files = [f for patch in patches for f in unidiff.PatchSet(patch.diff)]
     surface.new_files = [f.path for f in files if f.is_added_file]
     examples = [f.path for f in files if f.path.endswith(EXAMPLE_CONFIGS)]
-    for path, _, text in lines:
+    for path, lineno, text in lines:
         if path == OPTIONS_FILE and (m := _OPTION.match(text)):
             option = _option(patched(path), m.group(1))
             if option and option not in surface.options:
@@ -93,12 +119,20 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
             key = _config_key(patched(path), m, examples, patched)
             if key not in surface.config_keys:
                 surface.config_keys.append(key)
+        elif path == FEATURES_FILE and (m := _FEATURE.match(text)):
+            doc = _doc_above(patched(path), lineno)
+            surface.features.append(Feature(name=m.group(2), status=m.group(1), since=m.group(3), doc=doc))
         code = text.split("//")[0] if path.endswith(".rs") else ""  # prose that mentions --cfg sets nothing
         for name in _CFG_SET.findall(code):
             setters = surface.cfgs_set.setdefault(name, [])
             if path not in setters:
                 setters.append(path)
     names = {o.name: o.flag for o in surface.options}
+    for path, lineno, text in lines:
+        if path == BUILTIN_MACROS_FILE and (m := _REGISTER.match(text)):
+            found = _builtin_macro(m.group(1), m.group(2), lineno, names, patched)
+            if found and found not in surface.macros:
+                surface.macros.append(found)
     for path, _, text in lines:
         counts = surface.gates.setdefault(path, {})
         for a, b in _CFG_USE.findall(text):
@@ -109,6 +143,45 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
                 counts[flag] = counts.get(flag, 0) + 1
     surface.gates = {path: counts for path, counts in surface.gates.items() if counts}
     return surface
+
+
+def _doc_above(lines: list[str], lineno: int) -> str:
+    """The `///` doc comment right above line `lineno` (1-based), joined."""
+    doc: list[str] = []
+    i = lineno - 2
+    while i >= 0 and (lines[i].strip().startswith("///") or lines[i].strip().startswith("#[")):
+        if lines[i].strip().startswith("///"):
+            doc.insert(0, lines[i].strip()[3:].strip())
+        i -= 1
+    return " ".join(doc)
+
+
+def _builtin_macro(name: str, module: str, lineno: int, options: dict[str, str],
+                   patched: Callable[[str], list[str]]) -> BuiltinMacro | None:
+    """A macro registered in rustc_builtin_macros: its kind, the feature of its declaration in
+    core (`#[unstable(feature = ...)]` above `pub macro NAME`), the new options its expander reads."""
+    lib = patched(BUILTIN_MACROS_FILE)
+    kind = next((MACRO_KINDS[b.group(1)] for line in reversed(lib[:lineno - 1])
+                 if (b := _REGISTER_BLOCK.match(line))), None)
+    if kind is None:
+        return None
+    feature, doc = None, ""
+    core = patched(CORE_MACROS_FILE)
+    at = next((i for i, line in enumerate(core) if re.match(rf"^\s*pub macro {name}\b", line)), None)
+    if at is not None:
+        attrs: list[str] = []
+        i = at - 1
+        while i >= 0 and core[i].strip() and not core[i].strip().endswith(("}", ";")):
+            attrs.insert(0, core[i])
+            i -= 1
+        found = re.search(r'#\[unstable\(\s*feature = "(\w+)"', "\n".join(attrs))
+        feature = found.group(1) if found else None
+        doc = " ".join(a.strip()[3:].strip() for a in attrs if a.strip().startswith("///"))
+    source = "\n".join(patched(f"compiler/rustc_builtin_macros/src/{module}.rs")
+                       + patched(f"compiler/rustc_builtin_macros/src/{module}/mod.rs"))
+    reads = tuple(flag for option, flag in options.items()
+                  if re.search(rf"\.(?:debugging_opts|unstable_opts|cg)\.{option}\b", source))
+    return BuiltinMacro(name=name, kind=kind, feature=feature, options=reads, doc=doc)
 
 
 def _option(lines: list[str], name: str) -> Option | None:

@@ -5,7 +5,10 @@ PATCHMGR_STAGE1 names the stage1 sysroot of a compiler built with
 `llvm.enzyme = true` (for example after `patchmgr build --stage 1`), and say so
 when they do not run. They compile small programs with `-Z autodiff` and check
 the derivative they print: one in the same crate, one from another crate (an
-rlib), one that goes through code from std.
+rlib), one that goes through code from std; a cargo workspace with a proc
+macro (the cargo recipe); the #[autodiff] attribute in reverse and forward
+mode, in one crate and across crates, with a Duplicated slice, and its
+expansion errors.
 """
 
 from __future__ import annotations
@@ -83,6 +86,118 @@ def test_without_enzyme_requirements_is_an_error(rustc, tmp_path):
     res = subprocess.run([rustc, "-Z", "autodiff", "-C", "lto=thin", str(PROGRAMS / "square.rs"),
                           "-o", str(tmp_path / "prog")], capture_output=True, text=True)
     assert res.returncode != 0 and "does not work with thin LTO" in res.stderr
+
+
+# --- cargo: a workspace with a proc macro (README, "Using autodiff from cargo") -------------
+
+CARGO = os.environ.get("PATCHMGR_CARGO", "/usr/bin/cargo")  # cargo 1.65 here; it drives a 1.63 rustc
+
+
+def cargo_build(rustc: str, tmp: Path, rustflags: str, *args: str, env: dict[str, str] | None = None) -> Path:
+    """Builds a copy of tests/autodiff/cargo_workspace offline with the stage1 rustc; the workspace."""
+    import shutil
+
+    work = tmp / "ws"
+    if not work.exists():
+        shutil.copytree(PROGRAMS / "cargo_workspace", work)
+    full = {**os.environ, "RUSTC": rustc, "RUSTFLAGS": rustflags, "CARGO_HOME": str(tmp / "cargo-home"),
+            "CARGO_TARGET_DIR": str(work / "target"), **(env or {})}
+    full.pop("RUSTC_WRAPPER", None)
+    res = subprocess.run([CARGO, "build", "--offline", *args], cwd=work, env=full, capture_output=True, text=True)
+    assert res.returncode == 0, f"cargo build {' '.join(args)} failed:\n{res.stderr[-4000:]}"
+    return work
+
+
+@pytest.mark.parametrize("profile", ["release", "dev"])
+def test_cargo_workspace_with_a_proc_macro(rustc, tmp_path, profile):
+    """The recipe: RUSTFLAGS="-Z autodiff -C embed-bitcode=yes"; the proc macro compiles as without the flag."""
+    args = ["--release"] if profile == "release" else []
+    work = cargo_build(rustc, tmp_path, "-Z autodiff -C embed-bitcode=yes", *args)
+    out = run([str(work / "target" / ("release" if profile == "release" else "debug") / "app")], work)
+    assert out.strip() == "f'(2) = 13"
+
+
+def test_cargo_workspace_with_fat_lto(rustc, tmp_path):
+    """`lto = "fat"`: cargo gives the rlibs -C linker-plugin-lto and the proc macro -C embed-bitcode=no."""
+    work = cargo_build(rustc, tmp_path, "-Z autodiff", "--release", env={"CARGO_PROFILE_RELEASE_LTO": "fat"})
+    assert run([str(work / "target/release/app")], work).strip() == "f'(2) = 13"
+
+
+def test_cargo_host_target_keeps_host_crates_out(rustc, tmp_path):
+    """With --target, RUSTFLAGS reach only the target's crates (not proc macros, not build scripts)."""
+    work = cargo_build(rustc, tmp_path, "-Z autodiff -C embed-bitcode=yes", "--release",
+                       "--target", "x86_64-unknown-linux-gnu")
+    assert run([str(work / "target/x86_64-unknown-linux-gnu/release/app")], work).strip() == "f'(2) = 13"
+
+
+def test_cargo_without_embed_bitcode_names_the_fix(rustc, tmp_path):
+    import shutil
+
+    work = tmp_path / "ws"
+    shutil.copytree(PROGRAMS / "cargo_workspace", work)
+    env = {**os.environ, "RUSTC": rustc, "RUSTFLAGS": "-Z autodiff", "CARGO_HOME": str(tmp_path / "cargo-home"),
+           "CARGO_TARGET_DIR": str(work / "target")}
+    res = subprocess.run([CARGO, "build", "--offline", "--release"], cwd=work, env=env, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "`-Z autodiff` needs the bitcode of every crate" in res.stderr
+    assert 'RUSTFLAGS="-Z autodiff -C embed-bitcode=yes"' in res.stderr
+    assert "cannot prefer dynamic linking" not in res.stderr  # the proc macro is not the one that fails
+
+
+def test_proc_macro_crate_compiles_as_without_the_flag(rustc, tmp_path):
+    """Even with -C embed-bitcode=no, a proc macro takes no whole-program path and no check."""
+    src = PROGRAMS / "cargo_workspace/macros/src/lib.rs"
+    run([rustc, "-Z", "autodiff", "-C", "embed-bitcode=no", "-C", "prefer-dynamic", "--crate-type", "proc-macro",
+         "--crate-name", "macros", "--edition", "2021", "--extern", "proc_macro", str(src), "--out-dir", str(tmp_path)],
+        tmp_path)
+    run([rustc, "-Z", "autodiff", "-C", "embed-bitcode=no", "--crate-type", "rlib", "--crate-name", "poly",
+         "--edition", "2021", str(PROGRAMS / "poly.rs"), "--out-dir", str(tmp_path)], tmp_path)
+
+
+# --- the #[autodiff] attribute ------------------------------------------------------------
+
+def test_attribute_reverse_mode(rustc, tmp_path):
+    assert build_and_run(rustc, tmp_path, "attr_reverse.rs") == "f(3, 2) = 24, df/dx = 12, df/dy = 12"
+
+
+def test_attribute_forward_mode(rustc, tmp_path):
+    assert build_and_run(rustc, tmp_path, "attr_forward.rs") == "g(2) = 8, g'(2) = 12"
+
+
+def test_attribute_duplicated_slice(rustc, tmp_path):
+    assert build_and_run(rustc, tmp_path, "attr_slice.rs") == "sum_sq = 14, gradient = [2.0, 4.0, 6.0]"
+
+
+def test_attribute_across_crates(rustc, tmp_path):
+    run([rustc, *FLAGS, "-Z", "autodiff", "--crate-type", "rlib", "--crate-name", "attr_lib",
+         str(PROGRAMS / "attr_lib.rs"), "--out-dir", str(tmp_path)], tmp_path)
+    out = build_and_run(rustc, tmp_path, "attr_main.rs", "--extern", f"attr_lib={tmp_path / 'libattr_lib.rlib'}")
+    assert out == "reverse: cube(2) = 10, cube'(2) = 13\nforward: cube(2) = 10, cube'(2) = 13"
+
+
+def test_attribute_expansion_errors(rustc, tmp_path):
+    res = subprocess.run([rustc, "-Z", "autodiff", str(PROGRAMS / "attr_errors.rs"), "-o", str(tmp_path / "prog")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    for message in ["wrong number of activities: expected 2 (one for each of the 1 arguments",
+                    "`Active` takes a by-value float; a reference is `Duplicated`",
+                    "`Duplicated` takes a reference; a by-value float is `Active`",
+                    "unknown autodiff mode `Backward`",
+                    "`#[autodiff]` does not support generic functions yet",
+                    "`#[autodiff]` does not support methods yet"]:
+        assert message in res.stderr
+    assert "panicked" not in res.stderr
+
+
+def test_attribute_needs_the_flag_and_the_feature(rustc, tmp_path):
+    res = subprocess.run([rustc, str(PROGRAMS / "attr_reverse.rs"), "-o", str(tmp_path / "prog")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "`#[autodiff]` needs `-Z autodiff`" in res.stderr
+    src = tmp_path / "ungated.rs"
+    src.write_text((PROGRAMS / "attr_reverse.rs").read_text().replace("#![feature(autodiff)]", ""))
+    res = subprocess.run([rustc, "-Z", "autodiff", str(src), "-o", str(tmp_path / "prog")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "use of unstable library feature 'autodiff'" in res.stderr
 
 
 def test_stage1_build_through_patchmgr():

@@ -237,6 +237,9 @@ def _cycle(world, hostile: bool) -> dict:
         config = world.tmp / "hostile.gitconfig"
         config.write_text(Path(world.env["GIT_CONFIG_GLOBAL"]).read_text() + HOSTILE_CONFIG)
         env = {"GIT_CONFIG_GLOBAL": str(config)}
+        # the repository's own config is git's to read even in patchmgr's known configuration
+        world.git("config", "--local", "format.headers", "X-Local-Evil: 1")
+        world.git("config", "--local", "format.to", "evil@example.invalid")
     assert world.run("apply", "--no-config", env_extra=env).returncode == 0
     write(world.checkout / "compiler/rustc_session/src/options.rs",
           (world.checkout / "compiler/rustc_session/src/options.rs").read_text() + "// whitespace at the end   \n")
@@ -252,6 +255,10 @@ def _cycle(world, hostile: bool) -> dict:
     diff = world.run("diff-sets", SET, "autodiff-1.64.0", env_extra=env)
     assert diff.returncode == 0, diff.stderr
     files = {str(p.relative_to(world.patches)): p.read_bytes() for p in sorted(world.patches.rglob("*")) if p.is_file()}
+    for name, text in files.items():
+        if name.endswith(".patch"):  # the headers end at the first blank line, and are only git's own
+            headers = text.split(b"\n\n", 1)[0]
+            assert b"Evil" not in headers and b"\nTo:" not in headers and headers.count(b"\nSubject: ") == 1, name
     return {"files": files, "diff-sets": diff.stdout,
             "log": world.git("log", "--format=%H %T %an %cn %B", "HEAD")}
 
