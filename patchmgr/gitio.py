@@ -63,8 +63,10 @@ PATCH_CONFIG = (
 FORMAT_PATCH_FLAGS = ("--zero-commit", "--full-index", "--no-signature", "--no-numbered", "--no-add-header",
                       "--no-to", "--no-cc")
 #: what of the user's own (system and global) configuration still counts there: who they are,
-#: which directories they trust, and where their URLs really point
-_PASSED_THROUGH = r"^(user\.(name|email)|safe\.directory|url\..*\.(insteadof|pushinsteadof))$"
+#: which directories they trust, where their URLs really point, and whether git may gc on its own
+#: (a git am or commit can start a background gc: with gc.auto = 0 the user said no)
+_PASSED_THROUGH = (r"^(user\.(name|email)|safe\.directory|url\..*\.(insteadof|pushinsteadof)"
+                   r"|gc\.(auto|autodetach|autopacklimit)|maintenance\.auto)$")
 _passed: list[tuple[str, str]] | None = None
 
 #: file descriptors every git child inherits: the patchmgr lock, so that a git command

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -325,3 +327,14 @@ def test_after_unapply_the_kept_enzyme_clone_is_enough_offline(world):
     res = ok(world.run("apply", "--no-config"))
     assert "checking that" not in res.stderr
     assert json.loads(ok(world.run("status", "--json")).stdout)["enzyme"]["in_place"]
+
+
+def test_gc_settings_of_the_user_count_in_patch_commands(world):
+    """gc.auto = 0 in the user's global config keeps a git am of patchmgr's from starting a gc
+    (which, in the background, would repack the objects of a big tree under the user's feet)."""
+    probe = ("from patchmgr.gitio import Repo, _user_settings; import json, sys; "
+             "print(json.dumps(dict(_user_settings(Repo(sys.argv[1])))))")
+    res = subprocess.run([sys.executable, "-c", probe, str(world.checkout)], env=world.env, capture_output=True,
+                         text=True, check=True)
+    settings = json.loads(res.stdout)
+    assert settings.get("gc.auto") == "0" and settings.get("maintenance.auto") == "false", settings
