@@ -212,34 +212,36 @@ def test_outcomes_do_not_depend_on_the_clone_history(moved, tmp_path):
     assert reports[0] == reports[1]
 
 
+def upstream_edits(world, path: str, old: str, new: str) -> None:
+    """One more upstream commit that replaces `old` by `new` in `path`, fetched into the checkout."""
+    file = world.upstream / path
+    file.write_text(file.read_text().replace(old, new))
+    commit_upstream(world.upstream, f"upstream edits {path}", world.env)
+    world.git("fetch", "-q", "origin")
+
+
+def dry_run_report(world, *options: str) -> str:
+    out = world.tmp / "report.md"
+    res = world.run("rebase", "--dry-run", *options, "--onto", "origin/main", "--report", str(out))
+    assert res.returncode == 0, res.stderr
+    return out.read_text()
+
+
 def test_fuzz_places_a_searched_hunk_whose_outer_context_changed(moved):
     """Upstream also edited the first context line of the bootstrap hunk in its new file (no 3-way base
     there: the file was split): exact is refused, --fuzz 1 places it."""
     world, _ = moved
-    cargo = world.upstream / "src/bootstrap/src/core/builder/cargo.rs"
-    cargo.write_text(cargo.read_text().replace("Rustflags::new(target);", "Rustflags::new(target, mode);"))
-    commit_upstream(world.upstream, "bootstrap: rustflags know the mode", world.env)
-    world.git("fetch", "-q", "origin")
-    out = world.tmp / "exact.md"
-    res = world.run("rebase", "--dry-run", "--onto", "origin/main", "--report", str(out))
-    assert res.returncode == 0, res.stderr
-    row = next(line for line in out.read_text().splitlines() if label(3) in line)
+    upstream_edits(world, "src/bootstrap/src/core/builder/cargo.rs", "Rustflags::new(target);",
+                   "Rustflags::new(target, mode);")
+    row = next(line for line in dry_run_report(world).splitlines() if label(3) in line)
     assert "the rebase stops here" in row and "src/bootstrap/builder.rs:27: hunk does not apply" in row, row
-    res = world.run("rebase", "--dry-run", "--fuzz", "1", "--onto", "origin/main", "--report", str(out))
-    assert res.returncode == 0, res.stderr
     assert ("src/bootstrap/builder.rs:27 -> src/bootstrap/src/core/builder/cargo.rs:3 (context found by a search of "
-            "the new tree, fuzz 1)") in out.read_text()
+            "the new tree, fuzz 1)") in dry_run_report(world, "--fuzz", "1")
 
 
 def test_a_moved_file_that_changed_upstream_is_merged_3way_at_its_new_path(moved):
     """Upstream edited the moved ui test near the patch's hunk: no exact preimage, but a 3-way merge."""
     world, _ = moved
-    basic = world.upstream / "tests/ui/autodiff/basic.rs"
-    basic.write_text(basic.read_text().replace("compute_the_value_of_step(2)", "compute_the_value_of_step(2, 0)"))
-    commit_upstream(world.upstream, "tests: a second argument for step 2", world.env)
-    world.git("fetch", "-q", "origin")
-    out = world.tmp / "report.md"
-    res = world.run("rebase", "--dry-run", "--onto", "origin/main", "--report", str(out))
-    assert res.returncode == 0, res.stderr
+    upstream_edits(world, "tests/ui/autodiff/basic.rs", "compute_the_value_of_step(2)", "compute_the_value_of_step(2, 0)")
     assert ("src/test/ui/autodiff/basic.rs:4 -> tests/ui/autodiff/basic.rs:34 (directory moved: src/test/ -> tests/, "
-            "merged 3-way)") in out.read_text()
+            "merged 3-way)") in dry_run_report(world)
