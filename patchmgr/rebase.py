@@ -398,8 +398,9 @@ def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches:
         tip = repo.head() if on_branch else journal.ontos[path]
         decided: dict[str, list[str]] = {}
         stop: tuple[Patch, Decision] | None = None
+        resolved = _resolved(repo, journal)  # only a stop (which ends this pass) adds to it
         for patch in pending:
-            decision = decide(replay, journal, repo, patch, commits[patch.label], tip, _resolved(repo, journal))
+            decision = decide(replay, journal, repo, patch, commits[patch.label], tip, resolved)
             if decision.stop:
                 stop = (patch, decision)
                 break
