@@ -8,14 +8,17 @@ repository was; --abort returns there from any point, a kill included, and
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from patchmgr import engine, reapply, state
+from patchmgr import state
 from patchmgr.errors import BadInput, WrongState
-from patchmgr.faults import fault
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say
 from patchmgr.series import PatchSet
 from patchmgr.workspace import View, Workspace, patch_branch
+
+if TYPE_CHECKING:
+    from patchmgr import engine
 
 
 def apply(ws: Workspace, set_name: str | None) -> PatchSet:
@@ -28,6 +31,10 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
         ws.require_ready(repos)
         say(f"set {patch_set.name} is already applied; nothing to do")
         return patch_set
+    # imported only now: a no-op apply, the common case, never needs the engine (start-up stays small)
+    from patchmgr import engine, reapply
+    from patchmgr.faults import fault
+
     if reapply.wanted(view):
         return reapply.reapply(ws, view)
     for v in view.repos:
@@ -92,6 +99,8 @@ def _check_enzyme_path(ws: Workspace, view: View) -> None:
 
 def resume(ws: Workspace, how: str) -> PatchSet:
     """--continue or --skip: finish the stopped git am, then run the remaining steps."""
+    from patchmgr import engine, reapply
+
     journal = ws.op_journal(state.ApplyJournal, how)
     if journal.reapply:
         reapply.refuse_resume()
@@ -115,6 +124,8 @@ def resume(ws: Workspace, how: str) -> PatchSet:
 
 def abort(ws: Workspace) -> None:
     """Put every repository back where op.json says it was."""
+    from patchmgr import engine, reapply
+
     journal = ws.op_journal(state.ApplyJournal, "--abort")
     patch_set = ws.manifest.sets.get(journal.set)
     enzyme = ws.enzyme_repo(patch_set) if patch_set and journal.enzyme_created else None

@@ -108,6 +108,8 @@ class Workspace:
         self.manifest = manifest
         self.superproject = Repo(root, SUPERPROJECT)
         self.git_dir = self.superproject.git_dir()
+        self._repos: dict[str, Repo] = {}
+        self._gitlinks: dict[tuple[str, str], str | None] = {}
 
     @classmethod
     def open(cls, start: Path, manifest: Manifest) -> Workspace:
@@ -155,12 +157,23 @@ class Workspace:
             os.close(fd)
 
     def repo(self, path: str) -> Repo:
+        """The repository at `path`, the same object each time: what a Repo reads once (its git
+        dir, its own identity config) is then read once per command, not once per caller."""
         if path == SUPERPROJECT:
             return self.superproject
         directory = self.root / path
         if not (directory / ".git").exists():
             raise WrongState(f"submodule {path} is not checked out; run: git submodule update --init {path}")
-        return Repo(directory, path)
+        if path not in self._repos:
+            self._repos[path] = Repo(directory, path)
+        return self._repos[path]
+
+    def recorded_gitlink(self, commit: str, path: str) -> str | None:
+        """The commit submodule `path` has in the superproject's commit `commit` (a full hash: its
+        tree never changes, so each is read once; while nothing is applied, base and head are one)."""
+        if (commit, path) not in self._gitlinks:
+            self._gitlinks[commit, path] = self.superproject.gitlink(commit, path)
+        return self._gitlinks[commit, path]
 
     def op_record(self) -> state.Journal | None:
         """The operation under way or stopped, if any."""
@@ -248,14 +261,14 @@ class Workspace:
                 rstate = sup_state
             else:
                 origin = record.origin(series.path) if record else None
-                known = origin.head if origin else self.superproject.gitlink(sup_state.base, series.path)
+                known = origin.head if origin else self.recorded_gitlink(sup_state.base, series.path)
                 rstate = repo_state(repo, known, limit)
             recorded = record.patch_ids.get(series.path, {}) if record else {}
             verified = record.verified.get(series.path, {}) if record else {}
             views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
         enzyme = self._enzyme_view(patch_set)
         stale = [v.path for v in views if v.path != SUPERPROJECT
-                 and self.superproject.gitlink(sup_state.head, v.path) != v.state.head]
+                 and self.recorded_gitlink(sup_state.head, v.path) != v.state.head]
         return View(self.root, detected, views, enzyme, stale, patches, record)
 
     def _enzyme_view(self, patch_set: PatchSet) -> EnzymeView | None:
