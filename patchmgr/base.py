@@ -34,6 +34,7 @@ class RepoState:
     series: tuple[SeriesCommit, ...]  # oldest first
     foreign: tuple[str, ...]  # commits above the series' first commit that carry no trailer
     commits: tuple[str, ...] = ()  # every commit above the base, oldest first (series and foreign interleaved)
+    branch: str | None = None  # the checked-out branch's full ref; None when detached
 
     def tool_commits(self, set_name: str | None = None) -> list[str]:
         """The commits patchmgr made itself (Enzyme submodule, gitlinks): a set trailer (of `set_name`,
@@ -78,12 +79,12 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
     unapply will not drop it). Without one, the series is found by walking
     back over trailer-carrying commits.
     """
-    head = repo.head()
+    head, branch = repo.head_and_branch()
     if known_base and repo.try_run("merge-base", "--is-ancestor", known_base, head, readonly=True).status == 0:
         items = repo.commits(f"{known_base}..{head}")
         series, foreign = _classify(items)
         return RepoState(head=head, base=known_base, series=tuple(series), foreign=tuple(foreign),
-                         commits=tuple(sha for sha, _ in items))
+                         commits=tuple(sha for sha, _ in items), branch=branch)
     above, below, seen_series = [], None, False
     for sha, message in repo.commits(head, newest=limit + 1):
         if TRAILER_SET in parse_trailers(message):
@@ -96,11 +97,11 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
         if seen_series:
             raise WrongState(f"{repo.label}: no commit below the patch series within {limit} commits; "
                              "run patchmgr status to inspect")
-        return RepoState(head=head, base=head, series=(), foreign=())
+        return RepoState(head=head, base=head, series=(), foreign=(), branch=branch)
     items = list(reversed(above))
     series, foreign = _classify(items)
     return RepoState(head=head, base=below, series=tuple(series), foreign=tuple(foreign),
-                     commits=tuple(sha for sha, _ in items))
+                     commits=tuple(sha for sha, _ in items), branch=branch)
 
 
 def read_tarball_ids(repo: Repo, commit: str) -> tuple[str | None, str | None]:

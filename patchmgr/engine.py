@@ -172,12 +172,13 @@ def restore(repo: Repo, origin: state.RepoOrigin, branch: str, paths: list[str])
 
 # --- branches, Enzyme, gitlinks -----------------------------------------------
 
-def checkout_branch(repo: Repo, journal: state.Journal, save: Save, branch: str, start: str) -> bool:
-    """Switch `repo` to `branch`, creating it at `start` (recorded in the journal first, so
-    --abort deletes it); True when that checked out another commit. Starting at HEAD moves
-    no file: two ref writes, no checkout."""
+def checkout_branch(repo: Repo, journal: state.Journal, save: Save, branch: str, start: str | None = None) -> bool:
+    """Switch `repo` to `branch`, creating it at `start` (HEAD when None; recorded in the journal
+    first, so --abort deletes it); True when that checked out another commit. Starting at HEAD
+    moves no file: two ref writes, no checkout."""
     ref = "refs/heads/" + branch
-    if repo.branch() == ref:
+    head, current = repo.head_and_branch()
+    if current == ref:
         return False
     if repo.ref_exists(ref):
         repo.run("-c", "submodule.recurse=false", "checkout", "-q", branch, "--")
@@ -186,8 +187,8 @@ def checkout_branch(repo: Repo, journal: state.Journal, save: Save, branch: str,
     assert origin is not None, repo.label
     origin.branch_created = True
     save()
-    if repo.rev(start) == repo.head():
-        repo.run("update-ref", "-m", "patchmgr: start the patch branch", ref, start, "")
+    if start is None or repo.rev(start) == head:
+        repo.run("update-ref", "-m", "patchmgr: start the patch branch", ref, head, "")
         fault(f"branch-created:{repo.label}")
         repo.run("symbolic-ref", "-m", f"patchmgr: switch to {branch}", "HEAD", ref)
         return False
@@ -204,15 +205,15 @@ def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: 
     assert pin is not None
     rel = enzyme_rel_path(patch_set)
     target = owner.path / rel
-    if owner.gitlink("HEAD", rel) == pin.commit and (target / ".git").exists() \
-            and Repo(target, pin.path).rev("HEAD") == pin.commit:
+    recorded = owner.gitlink("HEAD", rel)
+    if recorded == pin.commit and (target / ".git").exists() and Repo(target, pin.path).rev("HEAD") == pin.commit:
         return
     module_dir = owner.git_dir() / "modules" / rel
     journal.enzyme_created = True
     journal.enzyme_module_created = journal.enzyme_module_created or not module_dir.exists()  # also on --continue
     save()
     say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
-    if owner.gitlink("HEAD", rel) is None:
+    if recorded is None:
         args = ["-c", "protocol.file.allow=always", "submodule", "add", _progress(), "--name", rel]
         # reuse the clone a previous apply left in .git/modules; else one commit, not the history
         args += ["--force"] if module_dir.exists() else ["--depth", "1"]
@@ -335,7 +336,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
     bases = journal.bases
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)
-        moved = checkout_branch(repo, journal, save, journal.patch_branch, repo.head())
+        moved = checkout_branch(repo, journal, save, journal.patch_branch)
         labels = [patch_set.patch_label(series, n) for n in series.patches]
         labels = [label for label in labels if label not in journal.skipped]
         done = known[series.path] if known and series.path in known and not moved else \

@@ -103,10 +103,11 @@ class Repo:
             full["GIT_OPTIONAL_LOCKS"] = "0"
         return full
 
-    def _known_config(self, env: dict) -> dict:
+    def _known_config(self, env: dict, identity: bool) -> dict:
         """`env` for a patch command: the system and global configuration out of the way, the
         user's identity, trusted directories and URL rewrites passed back in (as command-line
-        configuration); an identity of patchmgr's own where the user has none (CI, fresh machines)."""
+        configuration); with `identity`, one of patchmgr's own where the user has none (CI,
+        fresh machines). A read-only command makes no commit, so it skips the identity read."""
         passed = _user_settings(self)
         full = {k: v for k, v in env.items() if not k.startswith("GIT_CONFIG_")}
         full.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_COUNT=str(len(passed)))
@@ -115,7 +116,7 @@ class Repo:
         keys = {key for key, _ in passed}
         for key, var, fallback in (("user.name", "GIT_COMMITTER_NAME", TOOL_IDENT[0]),
                                    ("user.email", "GIT_COMMITTER_EMAIL", TOOL_IDENT[1])):
-            if key not in keys and key not in self._local_identity():
+            if identity and key not in keys and key not in self._local_identity():
                 full.setdefault(var, fallback)
         return full
 
@@ -142,7 +143,7 @@ class Repo:
         full_env = self._env(env, readonly)
         if _subcommand(args) in PATCH_COMMANDS:
             args = tuple(a for setting in PATCH_CONFIG for a in ("-c", setting)) + args
-            full_env = self._known_config(full_env)
+            full_env = self._known_config(full_env, identity=not readonly)
         proc = self._spawn(args, env=full_env, capture_output=True,
                            **({"input": data} if data is not None else {"stdin": subprocess.DEVNULL}))
         out = proc.stdout.decode("utf-8", "surrogateescape")
@@ -184,6 +185,15 @@ class Repo:
         if sha is None:
             raise WrongState(f"{self.label} has no commits; patchmgr needs a checkout with history")
         return sha
+
+    def head_and_branch(self) -> tuple[str, str | None]:
+        """HEAD's commit and the checked-out branch's full ref (None when detached): one git run
+        where head() and branch() take two."""
+        res = self.try_run("rev-parse", "HEAD", "--symbolic-full-name", "HEAD", readonly=True)
+        lines = res.out.split("\n")
+        if res.status != 0 or len(lines) != 2:
+            return self.head(), self.branch()  # their errors (no commits yet) say it best
+        return lines[0], lines[1] if lines[1].startswith("refs/heads/") else None
 
     def branch(self) -> str | None:
         """The checked-out branch's full ref, or None when HEAD is detached."""

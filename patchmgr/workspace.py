@@ -306,7 +306,7 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     `verified` holds the commits and file digests apply saw matching: those are
     not compared again.
     """
-    view = RepoView(series=series, repo=repo, state=rstate, branch=repo.branch())
+    view = RepoView(series=series, repo=repo, state=rstate, branch=rstate.branch)
     labels = [patch_set.patch_label(series, n) for n in series.patches]
     mine = [c for c in rstate.series if c.set == patch_set.name]
     on_branch = [(c.sha, c.patch) for c in mine if c.patch is not None]  # (commit, patch label)
