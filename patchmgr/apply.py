@@ -27,7 +27,7 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     view = ws.inspect(set_name)
     patch_set = view.patch_set
     repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
-    if view.fully_applied and not any(v.drifted for v in view.repos):
+    if view.fully_applied and not any(v.drifted for v in view.patched_repos):
         ws.require_ready(repos)
         say(f"set {patch_set.name} is already applied; nothing to do")
         return patch_set
@@ -37,18 +37,18 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
 
     if reapply.wanted(view):
         return reapply.reapply(ws, view)
-    for v in view.repos:
+    for v in view.patched_repos:
         if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
                     else f"patch {(v.edited or v.applied)[0]} applied in a form that differs from its file")
             raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply "
                              "(--force keeps a backup) and apply again")
-    skipped = [label for v in view.repos for label in v.skipped]
+    skipped = [label for v in view.patched_repos for label in v.skipped]
     if skipped:
         raise WrongState(f"patch {skipped[0]} was skipped and later patches are applied; "
                          "run patchmgr unapply, then apply again to include it")
     ws.require_ready(repos)
-    for v in view.repos:
+    for v in view.patched_repos:
         pending = [p for p in view.patches[v.path] if p.label in v.pending]
         check_against_base(v.repo, v.state.base, pending)
         engine.require_no_untracked(v.repo, pending)
@@ -56,7 +56,7 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
 
     branch = patch_branch(patch_set.name)
     origins = []
-    for v in view.repos:
+    for v in view.patched_repos:
         if v.branch != "refs/heads/" + branch and v.repo.ref_exists("refs/heads/" + branch):
             raise WrongState(f"branch {branch} already exists in {v.path}; delete it (git -C {v.path} branch -D {branch}) "
                              "or run patchmgr unapply")
@@ -66,9 +66,9 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     applied = view.applied_record
     journal = state.ApplyJournal(set=patch_set.name, patch_branch=branch, repos=origins,
                                  applied_origins=list(applied.repos) if applied else list(origins),
-                                 bases={v.path: v.state.base for v in view.repos}, applied_before=applied,
+                                 bases={v.path: v.state.base for v in view.patched_repos}, applied_before=applied,
                                  paths={v.path: sorted({p for patch in view.patches[v.path] if patch.label in v.pending
-                                                        for p in patch.paths}) for v in view.repos})
+                                                        for p in patch.paths}) for v in view.patched_repos})
     save = _saver(ws, journal)
     save()
     fault("apply:journal")
@@ -107,8 +107,8 @@ def resume(ws: Workspace, how: str) -> PatchSet:
     patch_set = ws.manifest.get(journal.set)
     ws.require_ready([ws.repo(o.path) for o in journal.repos], ours=True)
     save = _saver(ws, journal)
-    for origin in journal.repos:
-        repo = ws.repo(origin.path)
+    enzyme = ws.enzyme_repo(patch_set) if journal.enzyme_created else None  # Enzyme cloned by this run
+    for repo in [ws.repo(o.path) for o in journal.repos] + ([enzyme] if enzyme else []):
         if engine.am_in_progress(repo):
             if how == "--skip":
                 journal.skipped.append(engine.current_label(repo))

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from functools import partial
 
 from patchmgr.diagnose import failing_hunks, render
-from patchmgr.errors import CheckFailed
-from patchmgr.gitio import scratch_clones
+from patchmgr.errors import CheckFailed, GitFailed
+from patchmgr.gitio import Repo, Scratch, scratch_clones
 from patchmgr.lint import check_against_base
 from patchmgr.output import show
-from patchmgr.workspace import Workspace
+from patchmgr.patchfile import Patch
+from patchmgr.series import SUPERPROJECT, PatchSet
+from patchmgr.workspace import Workspace, enzyme_rel_path
 
 
 @dataclass
@@ -32,17 +34,45 @@ def check(ws: Workspace, set_name: str | None, keep: bool = False) -> list[Patch
         for v in view.repos:
             patches = view.patches[v.path]
             check_against_base(v.repo, v.state.base, patches)
-            clone = scratch.clone(v.repo, at=v.state.base)
-            for patch in patches:
-                res = clone.am(patch.text, "--quiet")
-                if res.status == 0:
-                    results.append(PatchResult(v.path, patch.label, True, []))
-                    continue
-                detail = render(failing_hunks(patch.diff, partial(clone.read, "HEAD"))) \
-                    or [f"  {(res.err or res.out).strip()[-200:]}"]
-                results.append(PatchResult(v.path, patch.label, False, detail))
-                clone.run("am", "--abort")
+            results += _am_each(scratch.clone(v.repo, at=v.state.base), patches)
+        pin = view.patch_set.enzyme
+        if pin and view.patch_set.enzyme_series:
+            results += _am_each(_enzyme_at_pin(ws, view.patch_set, scratch), view.patches[pin.path])
     return results
+
+
+def _am_each(clone: Repo, patches: list[Patch]) -> list[PatchResult]:
+    """Each patch applied in turn with git am; a failing one is reported with its hunks and left out."""
+    results = []
+    for patch in patches:
+        res = clone.am(patch.text, "--quiet")
+        if res.status == 0:
+            results.append(PatchResult(clone.label, patch.label, True, []))
+            continue
+        detail = render(failing_hunks(patch.diff, partial(clone.read, "HEAD"))) \
+            or [f"  {(res.err or res.out).strip()[-200:]}"]
+        results.append(PatchResult(clone.label, patch.label, False, detail))
+        clone.run("am", "--abort")
+    return results
+
+
+def _enzyme_at_pin(ws: Workspace, patch_set: PatchSet, scratch: Scratch) -> Repo:
+    """A scratch repository at the pinned Enzyme commit: from the checkout or the clone an
+    earlier apply left in .git/modules when either has it, else from the pin's URL (depth 1)."""
+    pin = patch_set.enzyme
+    assert pin is not None
+    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
+    local = [owner.path / enzyme_rel_path(patch_set), owner.git_dir() / "modules" / enzyme_rel_path(patch_set)]
+    source = next((str(p) for p in local if p.exists() and Repo(p, pin.path).try_run(
+        "cat-file", "-e", f"{pin.commit}^{{commit}}", readonly=True).status == 0), pin.url)
+    clone = Repo(scratch.root / "enzyme", pin.path)
+    clone.path.mkdir()
+    clone.run("init", "-q")
+    if clone.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--depth=1", "--", source, pin.commit).status:
+        raise GitFailed(f"cannot fetch Enzyme commit {pin.commit[:12]} from {source} to check Enzyme's patches; "
+                        f"check enzyme.url, or redirect it with git config url.<local>.insteadOf {pin.url}")
+    clone.run("checkout", "-q", "--detach", pin.commit)
+    return clone
 
 
 def report(results: list[PatchResult]) -> str:

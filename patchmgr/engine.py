@@ -200,34 +200,64 @@ def _base_date(repo: Repo, base: str) -> str:
     return repo.run("log", "-1", "--format=%cI", base, readonly=True).strip()
 
 
-def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: PatchSet, base: str) -> None:
+def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: PatchSet, base: str,
+               patches: list[Patch]) -> None:
+    """Enzyme at its pin (a clone on the first apply), its own patches on top where the set has
+    any, and the owner's commit recording it."""
     pin = patch_set.enzyme
     assert pin is not None
     rel = enzyme_rel_path(patch_set)
     target = owner.path / rel
     recorded = owner.gitlink("HEAD", rel)
-    if recorded == pin.commit and (target / ".git").exists() and Repo(target, pin.path).rev("HEAD") == pin.commit:
-        return
-    module_dir = owner.git_dir() / "modules" / rel
-    journal.enzyme_created = True
-    journal.enzyme_module_created = journal.enzyme_module_created or not module_dir.exists()  # also on --continue
-    save()
-    say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
-    if recorded is None:
-        args = ["-c", "protocol.file.allow=always", "submodule", "add", _progress(), "--name", rel]
-        # reuse the clone a previous apply left in .git/modules; else one commit, not the history
-        args += ["--force"] if module_dir.exists() else ["--depth", "1"]
-        status = owner.stream(*args, "--", pin.url, rel)
-        if status != 0:
-            raise GitFailed(f"cloning Enzyme from {pin.url} failed; check the URL or redirect it with "
-                            f"git config url.<local>.insteadOf {pin.url}, then patchmgr apply --continue or --abort")
+    if recorded is None or not (target / ".git").exists():
+        module_dir = owner.git_dir() / "modules" / rel
+        journal.enzyme_created = True
+        journal.enzyme_module_created = journal.enzyme_module_created or not module_dir.exists()  # also on --continue
+        save()
+        say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
+        if recorded is None:
+            args = ["-c", "protocol.file.allow=always", "submodule", "add", _progress(), "--name", rel]
+            # reuse the clone a previous apply left in .git/modules; else one commit, not the history
+            args += ["--force"] if module_dir.exists() else ["--depth", "1"]
+            status = owner.stream(*args, "--", pin.url, rel)
+            if status != 0:
+                raise GitFailed(f"cloning Enzyme from {pin.url} failed; check the URL or redirect it with "
+                                f"git config url.<local>.insteadOf {pin.url}, then patchmgr apply --continue or --abort")
     sub = Repo(target, pin.path)
     _fetch_pin(sub, pin.url, pin.commit)
-    sub.run("checkout", "-q", "--detach", pin.commit)
+    if patch_set.enzyme_series is None:
+        if sub.rev("HEAD") != pin.commit:
+            sub.run("checkout", "-q", "--detach", pin.commit)
+    else:
+        _patch_enzyme(sub, journal, patch_set, patches)
     fault("apply:enzyme-cloned")
+    head = sub.head()
+    if recorded == head:
+        return
     owner.run("add", "--", rel)
-    owner.run("commit", "-q", "--no-verify", "-m", f"Add Enzyme at {pin.commit[:12]} as submodule {rel}\n\n"
-              f"From {pin.url}\n\n{TRAILER_SET}: {patch_set.name}", env=tool_commit_env(_base_date(owner, base)))
+    subject = f"Add Enzyme at {pin.commit[:12]} as submodule {rel}" if recorded is None \
+        else f"Record {rel} with the {patch_set.name} patches"
+    mine = f" and {len(patches)} patches of the set" if patch_set.enzyme_series and recorded is None else ""
+    owner.run("commit", "-q", "--no-verify", "-m", f"{subject}\n\nFrom {pin.url}{mine}\n\n{TRAILER_SET}: {patch_set.name}",
+              env=tool_commit_env(_base_date(owner, base)))
+
+
+def _patch_enzyme(sub: Repo, journal: state.ApplyJournal, patch_set: PatchSet, patches: list[Patch]) -> None:
+    """Enzyme's own patches on the pinned commit, on the patch branch, as for any repository:
+    the ones not yet there (--continue), or all of them from the pin when the checkout is
+    anywhere else (a fresh clone is detached at the pin)."""
+    pin = patch_set.enzyme
+    assert pin is not None
+    ref = "refs/heads/" + journal.patch_branch
+    done = applied_labels(sub, pin.commit, patch_set.name) if sub.branch() == ref else None
+    labels = [p.label for p in patches if p.label not in journal.skipped]
+    if done is None or done != labels[:len(done)]:
+        sub.run("checkout", "-q", "-B", journal.patch_branch, pin.commit, "--")
+        done = []
+    pending = [p for p in patches if p.label not in done and p.label not in journal.skipped]
+    if pending:
+        am(sub, patch_set.name, pending)
+        fault(f"apply:am:{pin.path}")
 
 
 def _progress() -> str:
@@ -307,6 +337,9 @@ def remove_enzyme(ws: Workspace, patch_set: PatchSet, drop_module: bool) -> None
     owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
     rel = enzyme_rel_path(patch_set)
     target = owner.path / rel
+    enzyme = ws.enzyme_repo(patch_set)
+    if enzyme is not None and am_in_progress(enzyme):  # a stopped git am of an Enzyme patch (an --abort)
+        enzyme.try_run("am", "--quit")
     if owner.gitlink("HEAD", rel) is None and target.exists():
         shutil.rmtree(target)
         _remove_empty_parents(target, owner.path)  # and the directories submodule add created for it
@@ -348,7 +381,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
             am(repo, patch_set.name, pending)
             fault(f"apply:am:{series.path}")
         if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
-            add_enzyme(repo, journal, save, patch_set, bases[series.path])
+            add_enzyme(repo, journal, save, patch_set, bases[series.path], patches.get(patch_set.enzyme.path, []))
         if series.path == SUPERPROJECT:
             for nested in patch_set.repos:
                 if nested.path != SUPERPROJECT:
@@ -388,16 +421,19 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
     files = {p.label: p.diff for series in patches.values() for p in series}
     texts = {p.label: p.text for series in patches.values() for p in series}
     ids, verified = {}, {}
-    for origin in journal.repos:
-        repo = ws.repo(origin.path)
-        commits = [(sha, parse_trailers(message).get(TRAILER_PATCH))
-                   for sha, message in repo.commits(f"{journal.bases[origin.path]}..HEAD")]
+    bases = {o.path: journal.bases[o.path] for o in journal.repos}
+    patch_set = ws.manifest.sets.get(journal.set)
+    if patch_set and patch_set.enzyme and patch_set.enzyme_series and ws.enzyme_repo(patch_set):
+        bases.setdefault(patch_set.enzyme.path, patch_set.enzyme.commit)  # Enzyme's patches, when cloned by this run
+    for path, base in bases.items():
+        repo = ws.repo(path)
+        commits = [(sha, parse_trailers(message).get(TRAILER_PATCH)) for sha, message in repo.commits(f"{base}..HEAD")]
         labelled = [(sha, label) for sha, label in commits if label in files]
         by_sha = repo.patch_ids([sha for sha, _ in labelled])
         by_file = dict(zip([label for _, label in labelled],
                            repo.patch_ids_of_diffs([files[label] for _, label in labelled])))
         matching = [(sha, label) for sha, label in labelled if by_sha.get(sha) == by_file[label]]
-        ids[origin.path] = {label: by_sha[sha] for sha, label in matching}
-        verified[origin.path] = {label: [sha, diff_digest(files[label]), diff_digest(texts[label])]
+        ids[path] = {label: by_sha[sha] for sha, label in matching}
+        verified[path] = {label: [sha, diff_digest(files[label]), diff_digest(texts[label])]
                                  for sha, label in matching}
     return ids, verified

@@ -43,7 +43,7 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
     patch_set = view.patch_set
     changes: list[str] = []
     lists: dict[str, list[str]] = {}
-    for v in view.repos:
+    for v in view.patched_repos:
         tool = v.state.tool_commits()
         commits = [sha for sha in v.state.commits if sha not in tool]
         directory = patch_set.root / v.series.dir
@@ -51,7 +51,7 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
         changes += [f"{verb} {patch_set.patch_label(v.series, name)}" for verb, name in written]
         lists[v.path] = names
     fault("export:files-written")
-    if any(lists[r.path] != list(r.patches) for r in patch_set.repos):
+    if any(lists.get(r.path, list(r.patches)) != list(r.patches) for r in patch_set.all_series()):
         _write_lists(ws.manifest.path, patch_set, lists)
         changes.append(f"updated the patch lists of {patch_set.name} in {ws.manifest.path.name}")
     return changes

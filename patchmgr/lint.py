@@ -44,7 +44,7 @@ def load_patches(patch_set: PatchSet) -> dict[str, list[Patch]]:
         raise BadInput(f"{patch_set.root / missing[0]}: patch file listed in the manifest does not exist; "
                        "add it or remove it from the set")
     loaded = {}
-    for repo in patch_set.repos:
+    for repo in patch_set.all_series():
         patches = []
         for name in repo.patches:
             label = patch_set.patch_label(repo, name)
@@ -63,7 +63,7 @@ def _nested_paths(patch_set: PatchSet, repo: RepoSeries) -> list[str]:
     """Paths, relative to `repo`, that belong to another repository of the set."""
     prefix = "" if repo.path == SUPERPROJECT else repo.path + "/"
     others = [r.path for r in patch_set.repos if r.path != repo.path]
-    if patch_set.enzyme:
+    if patch_set.enzyme and patch_set.enzyme.path != repo.path:
         others.append(patch_set.enzyme.path)
     return [o[len(prefix):] for o in others if o != SUPERPROJECT and o.startswith(prefix)]
 

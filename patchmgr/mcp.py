@@ -214,7 +214,7 @@ def snapshot(patch_set: PatchSet) -> dict[str, bytes]:
     doc["schema"] = 1
     doc["sets"] = {patch_set.name: table}
     files = {"series.toml": tomlkit.dumps(doc).encode()}
-    for r in patch_set.repos:
+    for r in patch_set.all_series():
         for name in r.patches:
             files[f"{r.dir}/{name}"] = patch_set.patch_file(r, name).read_bytes()
     return files
@@ -320,12 +320,12 @@ def render_proposal(patch_set: PatchSet, cover: Cover, surface: Surface, patches
         out += ["### New files", ""] + [f"- `{f}`" for f in surface.new_files] + [""]
 
     out += ["### Diffstat per crate", "", "| crate or tree | files | + | - |", "|---|---|---|---|"]
-    for series in patch_set.repos:
+    for series in patch_set.all_series():
         for crate, (files, added, removed) in sorted(diffstat(series.path, patches[series.path]).items()):
             out.append(f"| `{crate}` | {files} | {added} | {removed} |")
     out += ["", "### Patches", ""]
     n = 0
-    for series in patch_set.apply_order():
+    for series in patch_set.apply_order() + ([patch_set.enzyme_series] if patch_set.enzyme_series else []):
         for patch in patches[series.path]:
             n += 1
             stat = diffstat(series.path, [patch])

@@ -24,14 +24,14 @@ from patchmgr.lint import check_against_base
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
-from patchmgr.workspace import View, Workspace, patch_branch
+from patchmgr.workspace import View, Workspace, enzyme_rel_path, patch_branch
 
 
 def wanted(view: View) -> bool:
     """Whether `view` is an applied tree whose patch files changed (or grew) and nothing of the
     user's is on the branches: the case this module takes instead of unapply && apply."""
-    return (not view.untouched and any(v.drifted for v in view.repos)
-            and not any(v.state.foreign or v.edited or v.out_of_order or v.skipped for v in view.repos))
+    return (not view.untouched and any(v.drifted for v in view.patched_repos)
+            and not any(v.state.foreign or v.edited or v.out_of_order or v.skipped for v in view.patched_repos))
 
 
 TEMP_REF = "refs/patchmgr/reapply"  # the new commits, fetched from the scratch clone, until switched to
@@ -42,35 +42,37 @@ def reapply(ws: Workspace, view: View) -> PatchSet:
     branch = patch_branch(patch_set.name)
     repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
     ws.require_ready(repos)
-    for v in view.repos:
+    # Enzyme's own patches first: its owner's tool commit then records its new head
+    order = [v for v in view.patched_repos if v not in view.repos and v.drifted] + \
+        [view.view(r.path) for r in patch_set.apply_order()]
+    for v in order:
         if v.branch != "refs/heads/" + branch:
             raise WrongState(f"{v.path} is not on branch {branch}, where the set is applied; check it out "
                              f"(git -C {v.path} checkout {branch}), then apply again (nothing was changed)")
         check_against_base(v.repo, v.state.base, view.patches[v.path])
         engine.require_no_untracked(v.repo, view.patches[v.path])
     applied = view.applied_record
-    origins = [state.RepoOrigin(v.path, v.branch, v.state.head) for v in view.repos]
+    origins = [state.RepoOrigin(v.path, v.branch, v.state.head) for v in order]
     journal = state.ApplyJournal(set=patch_set.name, patch_branch=branch, repos=origins,
                                  applied_origins=list(applied.repos) if applied else list(origins),
-                                 bases={v.path: v.state.base for v in view.repos}, applied_before=applied,
+                                 bases={v.path: v.state.base for v in order}, applied_before=applied,
                                  reapply=True)
     with scratch_clones("reapply") as scratch:
         built: dict[str, Repo] = {}
-        new_heads: dict[str, str] = {}
-        for series in patch_set.apply_order():
-            v = view.view(series.path)
+        new_heads: dict[str, str] = {}  # gitlink path in its owner -> the new commit to record
+        for v in order:
             built[v.path] = _build(scratch, v.repo, v.state.base, v.state.tool_commits(patch_set.name), patch_set,
                                    view.patches[v.path], new_heads)
-            new_heads[v.path] = built[v.path].head()
+            new_heads[_gitlink_path(patch_set, v.path)] = built[v.path].head()
             # where the switch writes: what --abort checks for files a killed read-tree left
-            journal.paths[v.path] = _changed(built[v.path], v.state.head, new_heads[v.path])
+            journal.paths[v.path] = _changed(built[v.path], v.state.head, built[v.path].head())
         state.save_op(ws.git_dir, journal)
         fault("reapply:journal")
         changed: list[str] = []
-        for series in patch_set.apply_order():
-            v = view.view(series.path)
-            v.repo.run("fetch", "-q", "--no-tags", str(built[v.path].path), f"+{new_heads[v.path]}:{TEMP_REF}")
-            _switch(v.repo, v.state.head, new_heads[v.path], branch)
+        for v in order:
+            new = built[v.path].head()
+            v.repo.run("fetch", "-q", "--no-tags", str(built[v.path].path), f"+{new}:{TEMP_REF}")
+            _switch(v.repo, v.state.head, new, branch)
             changed += [p if v.path == SUPERPROJECT else f"{v.path}/{p}" for p in journal.paths[v.path]]
             v.repo.run("update-ref", "-d", TEMP_REF)
             fault(f"reapply:switched:{v.path}")
@@ -99,6 +101,13 @@ def _build(scratch: Scratch, repo: Repo, base: str, tools: list[str], patch_set:
         head = _remake(clone, tool, head, new_heads)
     clone.run("update-ref", "--no-deref", "HEAD", head)
     return clone
+
+
+def _gitlink_path(patch_set: PatchSet, path: str) -> str:
+    """Where the repository at `path` is recorded as a gitlink: its path in the superproject, or
+    Enzyme's in the repository that holds it."""
+    pin = patch_set.enzyme
+    return enzyme_rel_path(patch_set) if pin and path == pin.path else path
 
 
 def _committer(repo: Repo) -> dict[str, str]:

@@ -39,7 +39,18 @@ from patchmgr.gitio import Repo, scratch_clones
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
-from patchmgr.series import SET_NAME, SUPERPROJECT, VERSION, PatchSet, RepoSeries, load_manifest, set_table, write_manifest
+from patchmgr.series import (
+    SET_NAME,
+    SUPERPROJECT,
+    VERSION,
+    PatchSet,
+    RepoSeries,
+    load_manifest,
+    read_exactly,
+    set_table,
+    write_atomic,
+    write_manifest,
+)
 from patchmgr.workspace import View, Workspace, patch_branch
 
 #: the words a report's outcome begins with (a stopped patch's begins with its finding)
@@ -113,7 +124,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
     old, patches, name = p.old, p.patches, p.name
     if name in ws.manifest.sets:
         raise WrongState(f"set {name} already exists in {ws.manifest.path}; pass --new-set NAME, or remove it first")
-    dirs = {r.path: _new_dir(r.dir, old.name, name) for r in old.repos}
+    dirs = {r.path: _new_dir(r.dir, old.name, name) for r in old.all_series()}
     for directory in dirs.values():
         target = old.root / directory
         if target.exists() and any(target.iterdir()):
@@ -132,6 +143,7 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
                                   verify=verify,
                                   paths={path: sorted({f for patch in patches[path] for f in patch.paths})
                                          for path in patches})
+    _enzyme_unchanged(journal, old)
     state.save_op(ws.git_dir, journal)
     fault("rebase:journal")
     say(f"rebasing {old.name} (rustc {old.rustc}) onto {onto} (rustc {p.new.rustc}, {p.ontos[SUPERPROJECT][:12]}) "
@@ -152,6 +164,7 @@ def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None
     journal = state.RebaseJournal(set=p.name, patch_branch=rebase_branch(p.name), repos=[], from_set=p.old.name,
                                   onto_arg=onto, old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="",
                                   fuzz=fuzz, drop_superseded=drop_superseded)
+    _enzyme_unchanged(journal, p.old)
     say(f"dry run: {p.old.name} onto {onto} (rustc {p.new.rustc}), in scratch clones")
     with scratch_clones("rebase") as scratch:
         for series in p.old.apply_order():
@@ -566,6 +579,15 @@ def _finish(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -> Patch
     return new_set
 
 
+def _enzyme_unchanged(journal: state.RebaseJournal, old: PatchSet) -> None:
+    """Enzyme's own patches go on its pin, which a new upstream base does not move: they are
+    carried as they are (rebase onto another pin is a manifest edit and an apply)."""
+    if old.enzyme_series:
+        for name in old.enzyme_series.patches:
+            journal.outcomes[old.patch_label(old.enzyme_series, name)] = [
+                CLEAN, "Enzyme's own patch: its pin is unchanged, so the file is carried as it is"]
+
+
 def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
     """onto..HEAD again with the trailers naming the new set and its files; returns the new head."""
     def retagged(message: str) -> str:
@@ -602,8 +624,16 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
             if label is not None:
                 names[label] = f"{dirs[series.path]}/{name}"
 
+    enzyme_series = old.enzyme_series
+    if enzyme_series:  # see _enzyme_unchanged
+        (old.root / dirs[enzyme_series.path]).mkdir(parents=True, exist_ok=True)
+        for name in enzyme_series.patches:
+            write_atomic(old.root / dirs[enzyme_series.path] / name, read_exactly(old.patch_file(enzyme_series, name)))
+            names[old.patch_label(enzyme_series, name)] = f"{dirs[enzyme_series.path]}/{name}"
+        enzyme_series = RepoSeries(enzyme_series.path, dirs[enzyme_series.path], enzyme_series.patches)
     new_set = dataclasses.replace(old, name=journal.set, rustc=new.rustc, commit=new.commit, llvm=new.llvm,
-                                  repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos))
+                                  repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos),
+                                  enzyme_series=enzyme_series)
     doc = tomlkit.parse(ws.manifest.path.read_text(encoding="utf-8"))
     table = tomlkit.table()
     table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {journal.set}/{REPORT_NAME}."))
@@ -633,7 +663,7 @@ def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, 
         lines += [f"Note: {new.note}.", ""]
     lines += ["| patch | outcome | in the new set |", "|---|---|---|"]
     counts: dict[str, int] = {}
-    for series in old.repos:
+    for series in old.all_series():
         for name in series.patches:
             label = old.patch_label(series, name)
             outcome, detail = journal.outcomes.get(label, ["not replayed", ""])

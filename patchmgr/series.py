@@ -61,13 +61,21 @@ class PatchSet:
     cover: str | None
     root: Path  # the patches directory
     bootstrap: str | None = None  # the bootstrap config template, relative to the patches directory
+    #: the patches for the Enzyme checkout itself (the manifest's repos entry at enzyme.path),
+    #: applied on the pinned commit after the clone; not in `repos`, which are the upstream
+    #: tree's repositories, there before apply
+    enzyme_series: RepoSeries | None = None
 
     def bootstrap_template(self) -> Path | None:
         """The template apply renders into the tree's config.toml; None: the set leaves it alone."""
         return self.root / self.bootstrap if self.bootstrap else None
 
     def repo(self, path: str) -> RepoSeries | None:
-        return next((r for r in self.repos if r.path == path), None)
+        return next((r for r in self.all_series() if r.path == path), None)
+
+    def all_series(self) -> tuple[RepoSeries, ...]:
+        """Every repository's patches: the tree's repositories, then Enzyme's if it has any."""
+        return self.repos + ((self.enzyme_series,) if self.enzyme_series else ())
 
     def patch_file(self, repo: RepoSeries, name: str) -> Path:
         return self.root / repo.dir / name
@@ -229,12 +237,18 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
                            path=_relpath(et.get("path", DEFAULT_ENZYME_PATH), ew / "path"),
                            llvm=_llvm_majors(et.get("llvm", []), ew / "llvm"))
         for repo in repos:
-            if repo.path != SUPERPROJECT and (enzyme.path == repo.path or repo.path.startswith(enzyme.path + "/")):
+            if repo.path != SUPERPROJECT and repo.path.startswith(enzyme.path + "/"):
                 raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}")
+    # a repository at the Enzyme path is Enzyme's own patches, on the pinned commit
+    enzyme_series = next((r for r in repos if enzyme and r.path == enzyme.path), None)
+    repos = tuple(r for r in repos if r is not enzyme_series)
+    if not repos:
+        raise (where / "repos").fail("must list a repository of the tree besides Enzyme's")
     cover = _relpath(table["cover"], where / "cover") if "cover" in table else None
     bootstrap = _relpath(table["bootstrap"], where / "bootstrap") if "bootstrap" in table else None
     return PatchSet(name=name, rustc=rustc, commit=_hash(table["commit"], where / "commit"), llvm=llvm,
-                    repos=repos, enzyme=enzyme, cover=cover, root=root, bootstrap=bootstrap)
+                    repos=repos, enzyme=enzyme, cover=cover, root=root, bootstrap=bootstrap,
+                    enzyme_series=enzyme_series)
 
 
 def _llvm_majors(value, where: _Where) -> tuple[int, ...]:
@@ -320,7 +334,7 @@ def manifest_tree_paths(patch_set: PatchSet) -> list[TreePath]:
 
 
 def missing_patch_files(patch_set: PatchSet) -> list[str]:
-    return [patch_set.patch_label(r, n) for r in patch_set.repos for n in r.patches
+    return [patch_set.patch_label(r, n) for r in patch_set.all_series() for n in r.patches
             if not patch_set.patch_file(r, n).is_file()]
 
 
@@ -354,7 +368,7 @@ def set_table(patch_set: PatchSet, cover: bool = True):
             enzyme["llvm"] = list(patch_set.enzyme.llvm)
         table["enzyme"] = enzyme
     repos = tomlkit.table(is_super_table=True)
-    for series in patch_set.repos:
+    for series in patch_set.all_series():
         entry = tomlkit.table()
         entry["dir"] = series.dir
         array = tomlkit.array()

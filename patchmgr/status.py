@@ -7,7 +7,7 @@ import json
 from patchmgr import state
 from patchmgr.output import show
 from patchmgr.series import SUPERPROJECT
-from patchmgr.workspace import MODES, View, Workspace
+from patchmgr.workspace import MODES, RepoView, View, Workspace
 
 
 def command(ws: Workspace, args) -> None:
@@ -59,31 +59,51 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
         "enzyme": None,
         "stale_gitlinks": view.stale_gitlinks,
     }
-    for v in view.repos:
-        repos.append({
-            "path": v.path,
-            "branch": v.branch.removeprefix("refs/heads/") if v.branch else None,
-            "head": v.state.head,
-            "base": v.state.base,
-            "applied": v.applied,
-            "pending": v.pending,
-            "drifted": v.drifted,
-            "edited": v.edited,
-            "foreign_commits": list(v.state.foreign),
-            "dirty": v.repo.dirty_files(),
-        })
+    repos += [_repo_dict(v) for v in view.repos]
     if view.enzyme:
         e = view.enzyme
-        out["enzyme"] = {"path": e.path, "url": e.url, "pinned": e.pinned, "recorded": e.recorded,
-                         "checked_out": e.checked_out, "in_place": e.in_place}
+        enzyme: dict[str, object] = {"path": e.path, "url": e.url, "pinned": e.pinned, "recorded": e.recorded,
+                                     "checked_out": e.checked_out, "in_place": e.in_place, "patches": None}
+        if e.patched:
+            labels = [ps.patch_label(ps.enzyme_series, n) for n in ps.enzyme_series.patches] if ps.enzyme_series else []
+            enzyme["patches"] = _repo_dict(e.series) if e.series else {"pending": labels}
+        out["enzyme"] = enzyme
     return out
+
+
+def _repo_dict(v: RepoView) -> dict[str, object]:
+    return {
+        "path": v.path,
+        "branch": v.branch.removeprefix("refs/heads/") if v.branch else None,
+        "head": v.state.head,
+        "base": v.state.base,
+        "applied": v.applied,
+        "pending": v.pending,
+        "drifted": v.drifted,
+        "edited": v.edited,
+        "foreign_commits": list(v.state.foreign),
+        "dirty": v.repo.dirty_files(),
+    }
+
+
+def _patch_lines(r: dict) -> list[str]:
+    """One line per patch, foreign commit and dirty file of a repository (as to_dict gives it)."""
+    lines = []
+    for label in r.get("applied", []):
+        kind = "edited " if label in r["edited"] else "drifted" if label in r["drifted"] else "applied"
+        lines.append(f"  {kind}  {label}")
+    lines += [f"  pending  {label}" for label in r.get("pending", [])]
+    lines += [f"  foreign  {sha[:12]} (not from the series)" for sha in r.get("foreign_commits", [])]
+    lines += [f"  dirty    {path}" for path in r.get("dirty", [])]
+    return lines
 
 
 def render(data: dict) -> str:
     lines = [f"set {data['set']}: rustc {data['rustc']} ({data['upstream_commit'][:12]}), LLVM {data['llvm']}; "
              f"base found by: {data['detected_by']}",
              f"state: {data['state']}"]
-    if any(r["drifted"] for r in data["repos"]):
+    enzyme_patches = (data["enzyme"] or {}).get("patches") or {}
+    if any(r["drifted"] for r in data["repos"]) or enzyme_patches.get("drifted"):
         lines.append("drifted: the patch file changed since apply; edited: the commit changed after apply "
                      "(unapply keeps it only with --force, under refs/patchmgr/backup/)")
     if data["operation_in_progress"]:
@@ -91,21 +111,14 @@ def render(data: dict) -> str:
         lines.append(f"in progress: {data['operation_in_progress']} (patchmgr {kind} {MODES[kind]})")
     for r in data["repos"]:
         lines.append(f"{r['path']}: on {r['branch'] or 'detached HEAD'} at {r['head'][:12]}, base {r['base'][:12]}")
-        for label in r["applied"]:
-            kind = "edited " if label in r["edited"] else "drifted" if label in r["drifted"] else "applied"
-            lines.append(f"  {kind}  {label}")
-        for label in r["pending"]:
-            lines.append(f"  pending  {label}")
-        for sha in r["foreign_commits"]:
-            lines.append(f"  foreign  {sha[:12]} (not from the series)")
-        for path in r["dirty"]:
-            lines.append(f"  dirty    {path}")
+        lines += _patch_lines(r)
     e = data["enzyme"]
     if e:
         def short(sha):
             return sha[:12] if sha else "none"
         lines.append(f"enzyme {e['path']}: pinned {short(e['pinned'])}, recorded {short(e['recorded'])}, "
                      f"checked out {short(e['checked_out'])}" + ("" if e["in_place"] else "  (not in place)"))
+        lines += _patch_lines(enzyme_patches)
     for path in data["stale_gitlinks"]:
         lines.append(f"gitlink {path}: the superproject records another commit than the submodule's HEAD")
     return "\n".join(lines)

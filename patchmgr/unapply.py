@@ -32,7 +32,7 @@ def unapply(ws: Workspace, set_name: str | None, force: bool) -> list[str]:
     if enzyme:
         engine.require_nothing_untracked(enzyme)
     branch = patch_branch(patch_set.name)
-    unsafe = [v for v in view.repos if v.state.foreign or v.edited]
+    unsafe = [v for v in view.patched_repos if v.state.foreign or v.edited]  # Enzyme's work tree goes too
     if unsafe and not force:
         v = unsafe[0]
         what = (f"{len(v.state.foreign)} commits that are not from the series (first {v.state.foreign[0][:12]})"

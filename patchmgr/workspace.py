@@ -67,10 +67,20 @@ class EnzymeView:
     pinned: str
     recorded: str | None  # the gitlink in its owner's HEAD
     checked_out: str | None  # HEAD of the checked-out submodule
+    patched: bool = False  # the set carries patches for Enzyme itself
+    series: RepoView | None = None  # those patches against the checkout (None while it is not checked out)
 
     @property
     def in_place(self) -> bool:
-        return self.recorded == self.pinned == self.checked_out
+        """Checked out and recorded at the pin, or at the pin with every Enzyme patch on top
+        (a drifted patch still counts, as for the other repositories)."""
+        if self.recorded != self.checked_out:
+            return False
+        if not self.patched:
+            return self.checked_out == self.pinned
+        s = self.series
+        return (s is not None and s.state.base == self.pinned and not s.pending and not s.out_of_order
+                and not s.state.foreign)
 
 
 @dataclass
@@ -89,6 +99,11 @@ class View:
 
     def view(self, path: str) -> RepoView:
         return next(v for v in self.repos if v.path == path)
+
+    @property
+    def patched_repos(self) -> list[RepoView]:
+        """Every repository with patches applied or due: the tree's, and Enzyme's once it is checked out."""
+        return self.repos + ([self.enzyme.series] if self.enzyme and self.enzyme.series else [])
 
     @property
     def fully_applied(self) -> bool:
@@ -266,21 +281,31 @@ class Workspace:
             recorded = record.patch_ids.get(series.path, {}) if record else {}
             verified = record.verified.get(series.path, {}) if record else {}
             views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
-        enzyme = self._enzyme_view(patch_set)
+        enzyme = self._enzyme_view(patch_set, patches, record, limit)
         stale = [v.path for v in views if v.path != SUPERPROJECT
                  and self.recorded_gitlink(sup_state.head, v.path) != v.state.head]
         return View(self.root, detected, views, enzyme, stale, patches, record)
 
-    def _enzyme_view(self, patch_set: PatchSet) -> EnzymeView | None:
+    def _enzyme_view(self, patch_set: PatchSet, patches: dict[str, list[Patch]], record: state.AppliedRecord | None,
+                     limit: int) -> EnzymeView | None:
         pin = patch_set.enzyme
         if pin is None:
             return None
         owner = self.repo(patch_set.enzyme_owner() or SUPERPROJECT)
         rel = enzyme_rel_path(patch_set)
-        checked_out = None
+        view = EnzymeView(pin.url, pin.path, pin.commit, owner.gitlink("HEAD", rel), None,
+                          patched=patch_set.enzyme_series is not None)
         if (owner.path / rel / ".git").exists():
-            checked_out = Repo(owner.path / rel, pin.path).rev("HEAD")
-        return EnzymeView(pin.url, pin.path, pin.commit, owner.gitlink("HEAD", rel), checked_out)
+            sub = Repo(owner.path / rel, pin.path)
+            if patch_set.enzyme_series is None:
+                view.checked_out = sub.rev("HEAD")
+            else:
+                rstate = repo_state(sub, pin.commit, limit)
+                view.checked_out = rstate.head
+                view.series = _compare(patch_set, patch_set.enzyme_series, sub, rstate, patches[pin.path],
+                                       record.patch_ids.get(pin.path, {}) if record else {},
+                                       record.verified.get(pin.path, {}) if record else {})
+        return view
 
 
 def _tagged_by_us(repo: Repo) -> bool:

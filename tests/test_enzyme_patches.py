@@ -1,0 +1,161 @@
+"""A set that patches Enzyme itself: the manifest's repository at the Enzyme path.
+
+apply clones Enzyme at its pin and applies the set's Enzyme patches on a patch
+branch there, and the owner (src/llvm-project) records the patched commit;
+status lists those patches as for any repository; an edited Enzyme patch file
+is applied in place (only the changed file is rewritten); export, check, mcp,
+unapply and rebase handle Enzyme's patches like the others.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from fixture import ENZYME_PATH, REPO, git, mtimes, snapshot, write
+
+SET = "autodiff-1.63.0"
+BRANCH = "patchmgr/" + SET
+LABEL = f"{SET}/enzyme/0001-enzyme-report-a-type-conflict-as-an-error.patch"
+
+
+def ok(res):
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def add_enzyme_patch(world, text: str = "project(Enzyme)\nmessage(STATUS \"type conflicts are errors\")\n") -> None:
+    """An Enzyme patch made on the pinned commit in a scratch clone, and its repository entry in the manifest."""
+    work = world.tmp / "enzyme-work"
+    git(world.tmp, "clone", "-q", str(world.enzyme_upstream), str(work), env=world.env)
+    git(work, "checkout", "-q", "--detach", world.enzyme_pin, env=world.env)
+    write(work / "enzyme/CMakeLists.txt", text)
+    git(work, "commit", "-q", "-am", "enzyme: report a type conflict as an error", env=world.env)
+    out = world.patches / SET / "enzyme"
+    git(work, "format-patch", "-q", "--zero-commit", "-o", str(out), "-1", "HEAD", env=world.env)
+    manifest = world.patches / "series.toml"
+    manifest.write_text(manifest.read_text() + f'\n[sets."{SET}".repos."{ENZYME_PATH}"]\ndir = "{SET}/enzyme"\n'
+                        f'patches = ["{LABEL.rsplit("/", 1)[1]}"]\n')
+
+
+def status(world) -> dict:
+    return json.loads(ok(world.run("status", "--json")).stdout)
+
+
+def test_apply_patches_enzyme_and_unapply_restores_everything(world):
+    add_enzyme_patch(world)
+    before = snapshot(world)
+    ok(world.run("apply", "--no-config"))
+    enzyme = world.checkout / ENZYME_PATH
+    head = world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip()
+    assert world.git("symbolic-ref", "HEAD", repo=ENZYME_PATH).strip() == "refs/heads/" + BRANCH
+    assert world.git("rev-parse", "HEAD~1", repo=ENZYME_PATH).strip() == world.enzyme_pin
+    assert f"Patchmgr-Patch: {LABEL}" in world.git("log", "-1", "--format=%B", repo=ENZYME_PATH)
+    assert "type conflicts are errors" in (enzyme / "enzyme/CMakeLists.txt").read_text()
+    # the owner records the patched commit, in the one commit that adds the submodule
+    assert world.git("ls-tree", "HEAD", "enzyme", repo="src/llvm-project").split()[2] == head
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
+    assert data["enzyme"]["patches"]["applied"] == [LABEL] and data["enzyme"]["patches"]["base"] == world.enzyme_pin
+    text = ok(world.run("status")).stdout
+    assert f"  applied  {LABEL}" in text.splitlines()
+    assert "nothing to do" in ok(world.run("apply", "--no-config")).stderr
+    check = ok(world.run("check"))
+    assert f"ok   {ENZYME_PATH}: {LABEL}" in check.stdout.splitlines()
+    ok(world.run("unapply"))
+    after = snapshot(world)
+    assert after == before
+
+
+def test_an_edited_enzyme_patch_is_applied_in_place(world):
+    add_enzyme_patch(world)
+    ok(world.run("apply", "--no-config"))
+    old_head = world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip()
+    patch = world.patches / LABEL
+    patch.write_text(patch.read_text().replace("type conflicts are errors", "type conflicts are compiler errors"))
+    assert status(world)["enzyme"]["patches"]["drifted"] == [LABEL]
+    before = mtimes(world.checkout)
+    res = ok(world.run("apply", "--no-config"))
+    assert f"1 file changed: {ENZYME_PATH}/enzyme/CMakeLists.txt" in res.stderr
+    after = mtimes(world.checkout)
+    changed = {p for p, t in after.items() if before.get(p) != t and (world.checkout / p).is_file()}
+    assert changed == {f"{ENZYME_PATH}/enzyme/CMakeLists.txt"}  # cmake and cargo go by files' mtimes
+    head = world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip()
+    assert head != old_head and world.git("rev-parse", "HEAD~1", repo=ENZYME_PATH).strip() == world.enzyme_pin
+    assert world.git("ls-tree", "HEAD", "enzyme", repo="src/llvm-project").split()[2] == head
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"] and not data["enzyme"]["patches"]["drifted"]
+    assert not data["stale_gitlinks"]
+
+
+def test_export_writes_enzyme_commits_back(world):
+    add_enzyme_patch(world)
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("export"))  # the hand-made file in export's form
+    enzyme = world.checkout / ENZYME_PATH
+    write(enzyme / "enzyme/Enzyme/Errors.cpp", "// errors\n")
+    git(enzyme, "add", "-A", env=world.env)
+    git(enzyme, "commit", "-q", "-m", "enzyme: an errors file", env=world.env)
+    res = ok(world.run("export"))
+    assert res.stderr.count("wrote ") == 1
+    assert f"wrote {SET}/enzyme/0002-enzyme-an-errors-file.patch" in res.stderr
+    manifest = (world.patches / "series.toml").read_text()
+    assert '"0002-enzyme-an-errors-file.patch"' in manifest
+    assert "Patchmgr-" not in (world.patches / SET / "enzyme/0002-enzyme-an-errors-file.patch").read_text()
+
+
+def test_check_reports_an_enzyme_patch_that_does_not_apply(world):
+    add_enzyme_patch(world)
+    patch = world.patches / LABEL
+    patch.write_text(patch.read_text().replace(" project(Enzyme)", " project(NotEnzyme)"))
+    res = world.run("check")
+    assert res.returncode == 10, res.stderr
+    assert f"FAIL {ENZYME_PATH}: {LABEL}" in res.stdout.splitlines()
+
+
+def test_unapply_keeps_a_commit_of_the_users_in_enzyme(world):
+    add_enzyme_patch(world)
+    ok(world.run("apply", "--no-config"))
+    enzyme = world.checkout / ENZYME_PATH
+    write(enzyme / "enzyme/mine.txt", "mine\n")
+    git(enzyme, "add", "-A", env=world.env)
+    git(enzyme, "commit", "-q", "-m", "my own work", env=world.env)
+    head = world.git("rev-parse", "HEAD", repo=ENZYME_PATH)
+    res = world.run("unapply")
+    assert res.returncode == 5 and f"{ENZYME_PATH} (checked out at another commit than recorded)" in res.stderr
+    assert (enzyme / "enzyme/mine.txt").exists() and world.git("rev-parse", "HEAD", repo=ENZYME_PATH) == head
+
+
+
+def test_mcp_lists_the_enzyme_patch(world, tmp_path):
+    add_enzyme_patch(world)
+    shutil.copy(REPO / "patches" / SET / "cover.md", world.patches / SET / "cover.md")
+    manifest = world.patches / "series.toml"
+    manifest.write_text(manifest.read_text().replace("llvm = 14\n", f'llvm = 14\ncover = "{SET}/cover.md"\n', 1))
+    out = tmp_path / "mcp"
+    ok(world.run("mcp", "--set", SET, "--out", str(out)))
+    text = (out / "mcp.md").read_text()
+    assert f"enzyme: report a type conflict as an error ({ENZYME_PATH}): 1 file, +1 -0" in text
+
+
+def test_rebase_carries_enzyme_patches_as_they_are(world):
+    from test_rebase import move_upstream
+
+    add_enzyme_patch(world)
+    move_upstream(world, "exact")
+    dry = ok(world.run("rebase", "--dry-run", "--onto", "1.64.0", "--new-set", "ad-next"))
+    report = (world.patches / "rebase-dry-run-ad-next.md").read_text()
+    assert f"| {LABEL} | clean: Enzyme's own patch: its pin is unchanged, so the file is carried as it is |" in report, \
+        dry.stderr
+    assert world.run("rebase", "--onto", "1.64.0", "--new-set", "ad-next").returncode == 6  # the rust conflict
+    ok(world.run("rebase", "--skip"))
+    import tomllib
+
+    entry = tomllib.loads((world.patches / "series.toml").read_text())["sets"]["ad-next"]
+    assert entry["repos"][ENZYME_PATH] == {"dir": "ad-next/enzyme", "patches": [LABEL.rsplit("/", 1)[1]]}
+    assert (world.patches / "ad-next/enzyme" / LABEL.rsplit("/", 1)[1]).read_bytes() == (world.patches / LABEL).read_bytes()
+    # the new set is applied, Enzyme's patch included, on the new set's branch
+    data = status(world)
+    assert data["set"] == "ad-next" and data["state"] == "applied"
+    assert data["enzyme"]["patches"]["applied"] == ["ad-next/enzyme/" + LABEL.rsplit("/", 1)[1]]
+    assert world.git("symbolic-ref", "HEAD", repo=ENZYME_PATH).strip() == "refs/heads/patchmgr/ad-next"
