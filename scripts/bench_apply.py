@@ -121,6 +121,8 @@ def pin_enzyme(args: argparse.Namespace, tmp: Path, env: dict, manifest) -> str:
         commit = git(repo, env, "rev-parse", "HEAD^{commit}")
     else:
         repo, commit = enzyme_standin(tmp, env)
+        # the set's patches for Enzyme itself need the real sources: left out with the stand-in
+        manifest["sets"][SET]["repos"].pop(str(enzyme.get("path", LLVM + "/enzyme")), None)
     enzyme["commit"] = commit
     config = env["GIT_CONFIG_GLOBAL"]
     git(tmp, env, "config", "--file", config, f"url.{repo}.insteadOf", str(enzyme["url"]))
@@ -137,8 +139,9 @@ def checked_out(repo: Path, env: dict) -> str:
 
 class PlainGit:
     """What apply does, done with plain git: the patches with `git am`, then the Enzyme submodule
-    added at its pin (reusing the clone an earlier apply left in .git/modules, as apply does), and
-    the submodule commits recorded, on a branch `bench-am` in both repositories."""
+    added at its pin (reusing the clone an earlier apply left in .git/modules, as apply does) with
+    the set's Enzyme patches on it, and the submodule commits recorded, on a branch `bench-am` in
+    both repositories."""
 
     BRANCH = "bench-am"
 
@@ -149,6 +152,8 @@ class PlainGit:
         assert all(not r.patches for r in patch_set.repos if r.path != "."), "only the superproject has patches"
         self.files = [str(patch_set.patch_file(r, name)) for r in patch_set.repos if r.path == "." for name in r.patches]
         self.pin, self.rel = patch_set.enzyme, enzyme_rel_path(patch_set)
+        self.enzyme_files = [str(patch_set.patch_file(patch_set.enzyme_series, name))
+                             for name in patch_set.enzyme_series.patches] if patch_set.enzyme_series else []
         self.owner = tree / LLVM
         self.start = {tree: checked_out(tree, env), self.owner: checked_out(self.owner, env)}
 
@@ -158,6 +163,8 @@ class PlainGit:
                  ["git", "-C", LLVM, "submodule", "add", "-q", "--force", "--name", self.rel, "--", self.pin.url,
                   self.rel],
                  ["git", "-C", f"{LLVM}/{self.rel}", "checkout", "-q", "--detach", self.pin.commit],
+                 *([["git", "-C", f"{LLVM}/{self.rel}", "am", "-q", "--3way", *self.enzyme_files]]
+                   if self.enzyme_files else []),
                  ["git", "-C", LLVM, "commit", "-q", "-m", "Add Enzyme"],
                  ["git", "add", "--", LLVM],
                  ["git", "commit", "-q", "-m", f"Record {LLVM}"]]

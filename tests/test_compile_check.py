@@ -5,11 +5,14 @@ pruned checksums, settled Cargo.lock, local-rebuild with Debian's rustc 1.63),
 the series is applied with patchmgr (which writes config.toml from the set's bootstrap template),
 then `x.py check compiler/rustc_codegen_llvm`
 runs with Enzyme off and again with `llvm.enzyme = true` (the compiler crates see
-`--cfg llvm_enzyme`; a check does not build Enzyme itself).
+`--cfg llvm_enzyme`; a check does not build Enzyme itself). The #[autodiff] attribute's rules
+(modes, activities, which activity suits which type: the expansion errors) are a module without
+compiler dependencies, so their unit tests run here with the stage0 rustc, in seconds.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -91,3 +94,16 @@ def test_xpy_check_codegen_llvm(patched, enzyme_cfg):
     status = patched.run("status")
     assert status.returncode == 0 and "state: applied" in status.stdout
     assert "dirty" not in status.stdout
+
+
+def test_autodiff_attribute_rules_unit_tests(patched):
+    """rustc_builtin_macros' autodiff/rules.rs, as the series writes it, compiled alone with its
+    tests (`rustc --test`) and run: rustc's ui tests would need a stage1 compiler."""
+    rules = patched.root / "compiler/rustc_builtin_macros/src/autodiff/rules.rs"
+    binary = patched.tmp / "autodiff-rules-tests"
+    res = subprocess.run(["/usr/bin/rustc", "--edition", "2021", "--test", str(rules), "-o", str(binary)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(binary)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"^test result: ok\. [1-9]\d* passed; 0 failed", res.stdout, re.M), res.stdout
