@@ -226,12 +226,14 @@ def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: 
     sub = Repo(target, pin.path)
     _fetch_pin(sub, pin.url, pin.commit)
     if patch_set.enzyme_series is None:
-        if sub.rev("HEAD") != pin.commit:
+        head = sub.rev("HEAD")
+        if head != pin.commit:
             sub.run("checkout", "-q", "--detach", pin.commit)
+            head = pin.commit
     else:
         _patch_enzyme(sub, journal, patch_set, patches)
+        head = sub.head()
     fault("apply:enzyme-cloned")
-    head = sub.head()
     if recorded == head:
         return
     owner.run("add", "--", rel)
