@@ -14,8 +14,10 @@ tip, trying in order:
 - relocated: each hunk whose file is gone or whose context is not where the
   patch says is looked for by the file's new path (same name, directory moved,
   vendored crate at another version) and then by a search of the new tree for
-  its most distinctive lines; the preimage must match exactly (with --fuzz N,
-  up to N outer context lines may differ).
+  its most distinctive lines; the preimage must match exactly, or once
+  reindented, or (in rustc's tests/) with compiletest directives as `//@`, and
+  with --fuzz N up to N outer context lines may differ where the hunk has one
+  place only (hunks.place). Every hunk not placed exactly is reported.
 A result equal to the tip is an empty carry (the change is already there).
 """
 
@@ -136,6 +138,12 @@ def module_key(path: str) -> str:
     return path[:-len("/mod.rs")] + ".rs" if path.endswith("/mod.rs") else path
 
 
+def compiletest(path: str) -> bool:
+    """A test of rustc's compiletest suites (tests/, src/test/ before 1.69), whose header
+    directives upstream rewrote from `// only-x86_64` to `//@ only-x86_64`."""
+    return path.endswith(".rs") and path.startswith(("tests/", "src/test/"))
+
+
 def current(contents: dict[str, list[str] | None], tip: TreeView, path: str) -> list[str]:
     """A file's lines as the carry has them so far (an earlier hunk may have changed it)."""
     lines = contents.get(path)
@@ -178,6 +186,7 @@ class Replay:
         self._dir = tempfile.TemporaryDirectory(prefix="patchmgr-carry-")
         self.env = {"GIT_INDEX_FILE": os.path.join(self._dir.name, "index")}
         self._views: dict[str, TreeView] = {}
+        self._candidates_of: dict[tuple[str, str], list[str]] = {}
 
     def close(self) -> None:
         self._dir.cleanup()
@@ -335,7 +344,8 @@ class Replay:
         tip.grep_all([word for fd, hunks, _ in deferred for k in hunks for word in distinctive(fd.hunks[k])])
         for fd, hunks, candidates in deferred:
             self._search_hunks(fd, hunks, candidates, tip, contents, modes, result)
-        result.gone = bool(diffs) and nowhere == len(diffs) and all("found nowhere" in f for f in result.failures)
+        result.gone = bool(diffs) and nowhere == len(diffs) and bool(result.failures) and \
+            all("found nowhere" in f for f in result.failures)
         if result.failures:
             result.word = FAILED
             return result
@@ -363,7 +373,7 @@ class Replay:
         for target in candidates:
             lines = current(contents, tip, target)
             subset = tuple(fd.hunks[k] for k in pending)
-            new_lines, placements, missing = place(lines, subset, self.fuzz)
+            new_lines, placements, missing = place(lines, subset, self.fuzz, compiletest(target))
             if not placements:
                 continue
             contents[target] = new_lines
@@ -402,7 +412,8 @@ class Replay:
             hunk = fd.hunks[k]
             searched = self._search(hunk, path, tip, contents)
             if searched is None or isinstance(searched, str):
-                if candidates and already_there(current(contents, tip, candidates[0]), hunk):
+                if candidates and already_there(current(contents, tip, candidates[0]), hunk,
+                                                compiletest(candidates[0])):
                     result.already += 1
                     continue
                 where = candidates[0] if candidates else "no file of that name or directory upstream"
@@ -413,15 +424,15 @@ class Replay:
                 continue
             target, placement = searched
             modes.setdefault(target, tip.paths[target])
-            self._record(result, path, target, Placement(k, placement.old_line, placement.new_line, placement.fuzz),
-                         hunk, "context found by a search of the new tree")
+            self._record(result, path, target, Placement(k, placement.old_line, placement.new_line, placement.fuzz,
+                                                         placement.how), hunk, "context found by a search of the new tree")
 
     def _record(self, result: Carried, path: str, target: str, p: Placement, hunk: Hunk, how: str) -> None:
-        if target == path and p.fuzz == 0 and not how:
+        if target == path and p.fuzz == 0 and not how and not p.how:
             return
         why = how or (why_moved(path, target) if target != path else "")
-        fuzz = f", fuzz {p.fuzz}" if p.fuzz else ""
-        note = f" ({why}{fuzz})" if why or fuzz else ""
+        extra = ", ".join(filter(None, [p.how, f"fuzz {p.fuzz}" if p.fuzz else ""]))
+        note = f" ({', '.join(filter(None, [why, extra]))})" if why or extra else ""
         result.relocations.append(f"{path}:{hunk.old_start} -> {target}:{p.new_line}{note}")
 
     def _search(self, hunk: Hunk, path: str, tip: TreeView, contents: dict[str, list[str] | None]
@@ -433,7 +444,8 @@ class Replay:
             for target in tip.grep(word):
                 if target in found:
                     continue
-                new_lines, placements, _ = place(current(contents, tip, target), (hunk,), self.fuzz)
+                new_lines, placements, _ = place(current(contents, tip, target), (hunk,), self.fuzz,
+                                                 compiletest(target))
                 if placements:
                     found[target] = (new_lines, placements[0])
         if not found:
@@ -448,7 +460,10 @@ class Replay:
     def _candidates(self, path: str, tip: TreeView) -> list[str]:
         """Where a file that is gone may live now: the same name (a module file x.rs counts as
         x/mod.rs) with the most trailing path components in common; at least the directory
-        above it, unless the new tree has only that one file of the name."""
+        above it, unless the new tree has only that one file of the name; with none of the name,
+        a module renamed into a directory named after one of its words."""
+        if (tip.tree, path) in self._candidates_of:
+            return self._candidates_of[tip.tree, path]
         names = tip.by_name()
         key = module_key(path)
         found = [p for p in names.get(PurePosixPath(key).name, []) if p != path]
@@ -456,7 +471,28 @@ class Replay:
         if not (len(scored) == 1 and scored[0][0] >= 1):
             scored = [(s, p) for s, p in scored if s >= 2]
         best = max((s for s, _ in scored), default=0)
-        return sorted(p for s, p in scored if s == best)
+        found = sorted(p for s, p in scored if s == best) or self._renamed_module(path, tip)
+        self._candidates_of[tip.tree, path] = found
+        return found
+
+    def _renamed_module(self, path: str, tip: TreeView) -> list[str]:
+        """A module file gone with no file of its name left, found under its old directory by the
+        words of its name: x/windows_gnu_base.rs as x/base/windows_gnu.rs (rustc's target specs
+        moved so in 1.74), when exactly one file there is spelled with the same words."""
+        directory, name = os.path.split(path)
+        stem, ext = os.path.splitext(name)
+        words = sorted(stem.split("_"))
+        if len(words) < 2 or not ext:
+            return []
+        prefix = directory + "/" if directory else ""
+        found = []
+        for other in tip.paths:
+            if not other.startswith(prefix) or not other.endswith(ext) or other == path:
+                continue
+            rel = module_key(other[len(prefix):])[:-len(ext)]
+            if rel.count("/") <= 1 and sorted(rel.replace("/", "_").split("_")) == words:
+                found.append(other)
+        return found if len(found) == 1 else []
 
     def _new_file_path(self, path: str, old: TreeView, tip: TreeView) -> str:
         """A created file's path, its directory followed where upstream moved it (by where its siblings went)."""

@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="with --dry-run: where the report goes "
                                                     "(default: rebase-dry-run-<new set>.md in the patches directory)")
     p.add_argument("--fuzz", type=int, default=0, metavar="N",
-                   help="a relocated hunk may leave up to N outer context lines unmatched (default 0: exact)")
+                   help="a hunk may be placed with up to N outer context lines changed upstream, where its removed "
+                        "lines match at one place only (default 0: exact)")
     p.add_argument("--verify", action="store_true",
                    help="once the new set is applied, x.py check the crates its patches touch (Enzyme off, and "
                         "--cfg llvm_enzyme for a set that pins Enzyme); a patch that does not compile is named "

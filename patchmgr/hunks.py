@@ -5,17 +5,39 @@ near the line it names; after a big upstream jump the same lines can live in
 another file (a directory moved, a file was split) or far from where they
 were. `place` finds a hunk's whole preimage (context and removed lines,
 exactly) wherever it is in a file, nearest the expected line, as git apply
-does with offsets; fuzz (dropping outer context lines) only when asked for,
-because a fuzzed hunk can land in the wrong place.
+does with offsets. When that fails, two rewrites that keep every line's text
+are tried, each only where it gives exactly one place in the file:
+- reindented: the preimage matches once leading whitespace is ignored
+  (upstream reindented the code, tabs to spaces) and each old indentation
+  became one indentation of the file's; the added lines take the mapped one;
+- compiletest directives (asked for by the caller, for rustc's tests/): the
+  hunk's `// only-x86_64` lines written as `//@ only-x86_64`, as upstream
+  rewrote every test's header, then an exact match.
+Fuzz only when asked for (`fuzz` N): the lines the hunk removes and the
+context between its changes must match exactly, up to N of its outer context
+lines may differ (they stay as the file has them), the lines that do match
+must include a telling one the file has nowhere else, and the place must be
+the only one in the file within that bound: a hunk that could go in two
+places is not placed.
 """
 
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass, field
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _LINES = re.compile(r"[^\n]*\n|[^\n]+$")
+REINDENTED = "reindented as the file now is"
+DIRECTIVES = "compiletest directives written as //@"
+#: a compiletest header line of rustc's tests before 1.78: `// only-x86_64`, `//[rev] compile-flags: -O`
+_DIRECTIVE = re.compile(r"^()//(\[[\w,-]+\])? ?((?:(?:only|ignore|needs|min|max|normalize|aux|pretty|check|build|"
+                        r"run|dont-check)-[\w.-]+|revisions|compile-flags|no-prefer-dynamic|edition|error-pattern|"
+                        r"exec-env|rustc-env|unset-rustc-env|should-fail|should-ice|known-bug|force-host|incremental|"
+                        r"failure-status|stderr-per-bitwidth|assembly-output|filecheck-flags|forbid-output|"
+                        r"no-system-llvm|regex-error-pattern|rustfix-only-machine-applicable|doc-flags|"
+                        r"unique-doc-out-dir|exact-llvm-major-version|add-core-stubs)(?=[:\s(]|$).*)$", re.S)
 #: lines too common to say where a hunk belongs
 _TRIVIAL = re.compile(r"^[\s{}()\[\];,]*$|^\s*(//|#|/\*|\*)\s*$|^\s*(else|return|break|continue|\}\s*else\s*\{)\s*;?$")
 
@@ -45,7 +67,8 @@ class Placement:
     hunk: int  # index in the file's hunks
     old_line: int  # where the patch says (1-based)
     new_line: int  # where it was placed in the new file (1-based)
-    fuzz: int = 0
+    fuzz: int = 0  # outer context lines that differ from the file's
+    how: str = ""  # a rewrite the hunk needed to match: REINDENTED or DIRECTIVES, else exact
 
 
 def split_lines(text: str) -> list[str]:
@@ -114,13 +137,14 @@ def find_block(lines: list[str], block: tuple[str, ...], expected: int, start: i
     return best
 
 
-def place(lines: list[str], hunks: tuple[Hunk, ...], fuzz: int = 0
+def place(lines: list[str], hunks: tuple[Hunk, ...], fuzz: int = 0, directives: bool = False
           ) -> tuple[list[str], list[Placement], list[int]]:
     """Apply every hunk that can be placed: (new lines, placements, indices of hunks not placed).
 
     Hunks go in order and never overlap; each is looked for nearest where the
-    ones before it leave it. With `fuzz` up to that many outer context lines
-    on each side may be left out of the match (and are then kept as the file has them).
+    ones before it leave it, exactly first, then reindented, then (with
+    `directives`) with compiletest directives as `//@`, then (with `fuzz`) with
+    up to that many outer context lines different, where the context kept is the file's.
     """
     out = list(lines)
     placements: list[Placement] = []
@@ -128,28 +152,149 @@ def place(lines: list[str], hunks: tuple[Hunk, ...], fuzz: int = 0
     shift, floor = 0, 0
     for k, hunk in enumerate(hunks):
         expected = max(hunk.old_start - 1, 0) + shift
-        for f in range(0, fuzz + 1):
-            top, bottom = min(f, hunk.lead), min(f, hunk.trail)
-            if f and not (top or bottom):
-                continue
-            before = hunk.before[top:len(hunk.before) - bottom]
-            after = hunk.after[top:len(hunk.after) - bottom]
-            at = find_block(out, before, expected + top, floor)
-            if at is not None:
-                out[at:at + len(before)] = list(after)
-                placements.append(Placement(k, hunk.old_start, at - top + 1, f))
-                shift = at - top - max(hunk.old_start - 1, 0) + len(after) - len(before)
-                floor = at + len(after)
-                break
-        else:
+        found = _locate(out, hunk, expected, floor, fuzz, directives)
+        if found is None:
             missing.append(k)
+            continue
+        at, length, replacement, first, mismatched, how = found
+        out[at:at + length] = replacement
+        placements.append(Placement(k, hunk.old_start, first + 1, mismatched, how))
+        shift = first - max(hunk.old_start - 1, 0) + len(hunk.after) - len(hunk.before)
+        floor = at + len(replacement)
     return out, placements, missing
 
 
-def already_there(lines: list[str], hunk: Hunk) -> bool:
-    """The hunk's result is in the file and its preimage is not: the change is already made."""
-    return (hunk.before != hunk.after and find_block(lines, hunk.after, 0) is not None
-            and find_block(lines, hunk.before, 0) is None)
+def _locate(lines: list[str], hunk: Hunk, expected: int, floor: int, fuzz: int, directives: bool
+            ) -> tuple[int, int, list[str], int, int, str] | None:
+    """Where and how one hunk goes: (index, lines replaced, their replacement, first line of the
+    hunk's window (0-based), context lines that differ, rewrite), or None."""
+    at = find_block(lines, hunk.before, expected, floor)
+    if at is not None:
+        return at, len(hunk.before), list(hunk.after), at, 0, ""
+    reindented = _reindented(lines, hunk, floor)
+    if reindented is not None:
+        at, after = reindented
+        return at, len(hunk.before), after, at, 0, REINDENTED
+    rewritten = compiletest_directives(hunk) if directives else None
+    if rewritten is not None:
+        spots = find_all(lines, rewritten.before, floor)
+        if len(spots) == 1:
+            return spots[0], len(rewritten.before), list(rewritten.after), spots[0], 0, DIRECTIVES
+    if fuzz:
+        anchored = anchor(lines, hunk, fuzz, floor)
+        if anchored is not None:
+            core, mismatched = anchored
+            length = len(hunk.before) - hunk.lead - hunk.trail
+            return core, length, list(hunk.after[hunk.lead:len(hunk.after) - hunk.trail]), \
+                max(core - hunk.lead, 0), mismatched, ""
+    return None
+
+
+def find_all(lines: list[str], block: tuple[str, ...], start: int = 0) -> list[int]:
+    """Every 0-based index at or after `start` where `block` occurs."""
+    n = len(block)
+    if n == 0:
+        return list(range(start, len(lines) + 1))
+    first = block[0]
+    return [i for i in range(start, len(lines) - n + 1) if lines[i] == first and tuple(lines[i:i + n]) == block]
+
+
+def anchor(lines: list[str], hunk: Hunk, fuzz: int, floor: int = 0) -> tuple[int, int] | None:
+    """The one place where the hunk's changed part (removed lines and the context between its
+    changes) matches exactly and at most `fuzz` of its outer context lines differ, line for
+    line: (0-based index of the changed part, context lines that differ), or None when there
+    is no such place, or more than one, or none of the lines that match there is found only
+    there in the file (a hunk held by common lines alone, `/// ```rust` and `///`, whose one
+    telling line is the one that differs, would land in the wrong doc comment).
+
+    Context that differs counts line by line, so a context line upstream edited costs one;
+    lines above `floor` (taken by an earlier hunk) or past the file's ends never match.
+    """
+    lead, trail = hunk.lead, hunk.trail
+    core = hunk.before[lead:len(hunk.before) - trail]
+    counts = collections.Counter(lines)
+    found: list[tuple[int, int]] = []
+    for c in find_all(lines, core, floor):
+        end = c + len(core)
+        if end > len(lines):
+            continue
+        same = [hunk.before[lead - 1 - j] for j in range(lead)
+                if c - 1 - j >= floor and lines[c - 1 - j] == hunk.before[lead - 1 - j]]
+        same += [hunk.before[len(hunk.before) - trail + j] for j in range(trail)
+                 if end + j < len(lines) and lines[end + j] == hunk.before[len(hunk.before) - trail + j]]
+        mismatched = lead + trail - len(same)
+        if mismatched > fuzz:
+            continue
+        if not any(counts[line] == 1 and _telling(line) for line in (*core, *same)) or \
+                len(same) <= mismatched and not core:
+            continue
+        found.append((c, mismatched))
+        if len(found) > 1:
+            return None
+    return found[0] if found else None
+
+
+def _telling(line: str) -> bool:
+    """A line that can say where a hunk belongs: not blank, not only braces, keywords or a bare comment."""
+    text = line.strip()
+    return len(text) >= 8 and not _TRIVIAL.match(text)
+
+
+def _indent(line: str) -> tuple[str, str]:
+    body = line.lstrip(" \t")
+    return line[:len(line) - len(body)], body
+
+
+def _reindented(lines: list[str], hunk: Hunk, floor: int) -> tuple[int, list[str]] | None:
+    """The one place where the preimage matches once leading whitespace is ignored, and the hunk's
+    result there with each line's indentation mapped as the preimage's was: (index, lines), or
+    None (no such place, several, or an indentation the file has two ways, or one an added line
+    has that the preimage does not show)."""
+    bodies = tuple(_indent(line)[1] for line in hunk.before)
+    if not bodies or not any(_telling(b) for b in bodies):
+        return None
+    file_bodies = [_indent(line)[1] for line in lines]
+    spots = find_all(file_bodies, bodies, floor)
+    if len(spots) != 1:
+        return None
+    at = spots[0]
+    mapping: dict[str, str] = {}
+    for old, new in zip(hunk.before, lines[at:at + len(hunk.before)]):
+        (old_indent, body), new_indent = _indent(old), _indent(new)[0]
+        if body.strip() and mapping.setdefault(old_indent, new_indent) != new_indent:
+            return None
+    after = []
+    for line in hunk.after:
+        indent, body = _indent(line)
+        if not body.strip():
+            after.append(line)
+        elif indent in mapping:
+            after.append(mapping[indent] + body)
+        else:
+            return None
+    return at, after
+
+
+def compiletest_directives(hunk: Hunk) -> Hunk | None:
+    """The hunk with its compiletest header lines written as upstream writes them since 1.78
+    (`// only-x86_64` -> `//@ only-x86_64`), or None when it has none."""
+    def rewrite(block: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_DIRECTIVE.sub(r"\1//@\2 \3", line) for line in block)
+
+    before, after = rewrite(hunk.before), rewrite(hunk.after)
+    if before == hunk.before and after == hunk.after:
+        return None
+    return Hunk(hunk.old_start, before, after, hunk.lead, hunk.trail)
+
+
+def already_there(lines: list[str], hunk: Hunk, directives: bool = False) -> bool:
+    """The hunk's result is in the file and its preimage is not: the change is already made
+    (with `directives`, also when it is there with compiletest directives written as `//@`)."""
+    if hunk.before != hunk.after and find_block(lines, hunk.after, 0) is not None \
+            and find_block(lines, hunk.before, 0) is None:
+        return True
+    rewritten = compiletest_directives(hunk) if directives else None
+    return rewritten is not None and already_there(lines, rewritten)
 
 
 def distinctive(hunk: Hunk, count: int = 3) -> list[str]:

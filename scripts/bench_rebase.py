@@ -24,8 +24,11 @@ flagged (dropped as upstream, superseded, gone). Then the shipped autodiff
 set onto the same commit, patch by patch. Timed against plain `git rebase
 --onto` of the same 37 commits (made with `git am --3way` on the 1.63.0
 base) onto the same commit, each conflict skipped with `git rebase --skip`.
+With --fuzz N the dry run is made a second time with `--fuzz N` (untimed),
+and its results are scored as rows and a column of their own, next to the
+default ones (exact preimages, reindented, compiletest directives).
 
-    python3 scripts/bench_rebase.py --debian [--runs 1] [--tree DIR]
+    python3 scripts/bench_rebase.py --debian [--runs 1] [--tree DIR] [--fuzz 2]
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tree", type=Path, help="an imported rustc 1.63.0 tree to clone (it is left as it was)")
     parser.add_argument("--debian", action="store_true",
                         help="Debian's 1.63 series onto 1.85.0, scored against Debian's 1.85 series (see above)")
+    parser.add_argument("--fuzz", type=int, default=0, metavar="N",
+                        help="with --debian: also score a dry run with --fuzz N, as separate rows")
     return parser.parse_args()
 
 
@@ -217,7 +222,8 @@ def changes(diff: str, strip: int) -> tuple[set[str], set[str]]:
     return files, added
 
 
-def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes: dict[str, str]) -> dict[str, str]:
+def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes: dict[str, str],
+                  fuzz: int = 0) -> dict[str, str]:
     """label -> the carried patch as a diff on the new base, for each patch the dry run carried.
 
     The same decisions as the dry run (rebase.decide), replayed in the tree's object store only
@@ -230,9 +236,9 @@ def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes:
     ws = Workspace.open(tree, load_manifest(patches))
     p = rebase.plan(ws, ws.inspect(set_name), onto, "bench-scored", None)
     journal = state.RebaseJournal(set=p.name, patch_branch="bench", repos=[], from_set=p.old.name, onto_arg=onto,
-                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="")
+                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="", fuzz=fuzz)
     repo = ws.repo(SUPERPROJECT)
-    replay = carry.Replay(repo)
+    replay = carry.Replay(repo, fuzz)
     diffs = {}
     try:
         pending = p.patches[SUPERPROJECT]
@@ -313,6 +319,17 @@ def debian_main(args: argparse.Namespace) -> int:
         outcomes = report_outcomes(report)
         diffs = carried_diffs(tree, patches, "debian-1.63.0", onto, outcomes)
         relocations = _relocations(report)
+        scores = [("default", outcomes, diffs, relocations)]
+        if args.fuzz:
+            fuzzed = tmp / "debian-dry-run-fuzz.md"
+            res = subprocess.run([*patchmgr, "rebase", "--dry-run", "--fuzz", str(args.fuzz), "--onto", NEW_VERSION,
+                                  "--report", str(fuzzed)], **run)
+            if res.returncode != 0:
+                raise SystemExit(f"bench: the dry run with --fuzz {args.fuzz} failed: {res.stderr[-500:]}")
+            fuzz_outcomes = report_outcomes(fuzzed)
+            scores.append((f"--fuzz {args.fuzz}", fuzz_outcomes,
+                           carried_diffs(tree, patches, "debian-1.63.0", onto, fuzz_outcomes, args.fuzz),
+                           _relocations(fuzzed)))
 
         git_runs = []
         for k in range(args.runs):
@@ -330,8 +347,8 @@ def debian_main(args: argparse.Namespace) -> int:
         if res.returncode != 0:
             raise SystemExit(f"bench: the autodiff set's dry run failed: {res.stderr[-500:]}")
 
-        _print_debian(args, imported.group(1), labels, quilt_of, new_patches, outcomes, diffs, relocations, times,
-                      git_runs, report_outcomes(autodiff_report))
+        _print_debian(args, imported.group(1), labels, quilt_of, new_patches, scores, times, git_runs,
+                      report_outcomes(autodiff_report))
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -349,16 +366,12 @@ def _relocations(report: Path) -> dict[str, list[str]]:
     return found
 
 
-def _print_debian(args, imported, labels, quilt_of, new_patches, outcomes, diffs, relocations, times, git_runs,
-                  autodiff) -> None:
-    kept = [label for label in labels if quilt_of[label].removesuffix(".patch") in new_patches]
-    dropped = [label for label in labels if label not in kept]
-    rows, same, wrong, carried = [], 0, 0, 0
+def _score(labels, kept, quilt_of, new_patches, outcomes, diffs, relocations) -> dict:
+    """One dry run against Debian's refresh: the counts, and per patch (outcome word, comparison)."""
+    rows, same, wrong, carried = {}, 0, 0, 0
     for label in labels:
         quilt = quilt_of[label].removesuffix(".patch")
-        outcome = outcomes.get(label, "not replayed")
-        kind = word(outcome)
-        truth = "kept" if label in kept else "dropped"
+        kind = word(outcomes.get(label, "not replayed"))
         match = "-"
         if kind in CARRIED and label in kept:
             carried += 1
@@ -379,9 +392,19 @@ def _print_debian(args, imported, labels, quilt_of, new_patches, outcomes, diffs
         elif kind in CARRIED:
             carried_dropped = relocations.get(label, [])
             match = f"{len(carried_dropped)} relocations (no truth to check them against)" if carried_dropped else "-"
-        rows.append(f"| {quilt} | {truth} | {kind} | {match} |")
+        rows[label] = (kind, match)
+    dropped = [label for label in labels if label not in kept]
     flagged = sum(1 for label in dropped if word(outcomes.get(label, "")) in FLAGGED)
     wrong_flag = sum(1 for label in kept if word(outcomes.get(label, "")) in FLAGGED)
+    return {"rows": rows, "same": same, "wrong": wrong, "carried": carried, "flagged": flagged,
+            "wrong_flag": wrong_flag}
+
+
+def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, git_runs, autodiff) -> None:
+    kept = [label for label in labels if quilt_of[label].removesuffix(".patch") in new_patches]
+    dropped = [label for label in labels if label not in kept]
+    scored = [(name, _score(labels, kept, quilt_of, new_patches, outcomes, diffs, relocations))
+              for name, outcomes, diffs, relocations in scores]
     pt = statistics.median(t for t, _ in times)
     prss = max(r for _, r in times)
     gt = statistics.median(t for t, _, _, _ in git_runs)
@@ -390,17 +413,26 @@ def _print_debian(args, imported, labels, quilt_of, new_patches, outcomes, diffs
     print(f"Debian's rustc 1.63 quilt series ({imported} of {len(labels)} patches imported by patchmgr import) "
           f"onto rustc {NEW_VERSION}, scored against Debian's {NEW_VERSION} series; {args.runs} run(s), "
           f"{os.cpu_count()} cores\n")
-    print("| measure | result | target |")
-    print("|---|---|---|")
-    print(f"| Debian kept: carried automatically (clean, merged, relocated) | {carried}/{len(kept)} | >= 18/23 |")
-    print(f"| ... of those, same files and added lines as Debian's refresh | {same}/{carried} | |")
-    print(f"| ... relocations outside the files of Debian's refresh | {wrong} | 0 |")
-    print(f"| ... flagged dropped/superseded/gone although Debian kept them | {wrong_flag} | 0 |")
-    print(f"| Debian dropped: flagged (dropped as upstream, superseded, gone) | {flagged}/{len(dropped)} | >= 6/14 |")
+    print("| measure | " + " | ".join(name for name, _ in scored) + " | target |")
+    print("|---|" + "---|" * len(scored) + "---|")
+    for title, cell, target in (
+            ("Debian kept: carried automatically (clean, merged, relocated)",
+             lambda s: f"{s['carried']}/{len(kept)}", ">= 18/23"),
+            ("... of those, same files and added lines as Debian's refresh", lambda s: f"{s['same']}/{s['carried']}", ""),
+            ("... relocations outside the files of Debian's refresh", lambda s: str(s["wrong"]), "0"),
+            ("... flagged dropped/superseded/gone although Debian kept them", lambda s: str(s["wrong_flag"]), "0"),
+            ("Debian dropped: flagged (dropped as upstream, superseded, gone)",
+             lambda s: f"{s['flagged']}/{len(dropped)}", ">= 6/14")):
+        print(f"| {title} | " + " | ".join(cell(s) for _, s in scored) + f" | {target} |")
     print()
-    print("| patch (Debian's name) | Debian 1.85 | patchmgr | against Debian's refresh |")
-    print("|---|---|---|---|")
-    print("\n".join(rows))
+    header = " | ".join(f"patchmgr ({name}) | against Debian's refresh ({name})" for name, _ in scored)
+    print(f"| patch (Debian's name) | Debian 1.85 | {header} |")
+    print("|---|---|" + "---|---|" * len(scored))
+    for label in labels:
+        quilt = quilt_of[label].removesuffix(".patch")
+        truth = "kept" if label in kept else "dropped"
+        cells = " | ".join(f"{s['rows'][label][0]} | {s['rows'][label][1]}" for _, s in scored)
+        print(f"| {quilt} | {truth} | {cells} |")
     print()
     print(f"autodiff set ({SET}) onto {NEW_VERSION}:\n")
     print("| patch | outcome |")
