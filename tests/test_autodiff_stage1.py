@@ -8,7 +8,9 @@ the derivative they print: one in the same crate, one from another crate (an
 rlib), one that goes through code from std; a cargo workspace with a proc
 macro (the cargo recipe); the #[autodiff] attribute in reverse and forward
 mode, in one crate and across crates, with a Duplicated slice, and its
-expansion errors.
+expansion errors; what Enzyme cannot differentiate as a short compiler error
+(with its IR on request); a package with crates.io dependencies taken from the
+tree's vendored crates.
 """
 
 from __future__ import annotations
@@ -198,6 +200,81 @@ def test_attribute_needs_the_flag_and_the_feature(rustc, tmp_path):
     res = subprocess.run([rustc, "-Z", "autodiff", str(src), "-o", str(tmp_path / "prog")],
                          capture_output=True, text=True)
     assert res.returncode == 1 and "use of unstable library feature 'autodiff'" in res.stderr
+
+
+# --- what Enzyme cannot differentiate: a compiler error -----------------------------------
+
+def compile_failing(rustc: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([rustc, *FLAGS, "-Z", "autodiff", str(PROGRAMS / "enzyme_failure.rs"),
+                           "-o", str(tmp / "prog"), *extra], capture_output=True, text=True)
+
+
+def test_enzyme_failure_is_a_short_error(rustc, tmp_path):
+    """Enzyme v0.0.24 ended in `LLVM ERROR: unknown binary operator` (exit 101) after printing IR."""
+    res = compile_failing(rustc, tmp_path)
+    assert res.returncode == 1, res.stderr[-4000:]
+    assert "error: Enzyme: cannot handle unknown binary operator in enzyme_failure::flip_low_bit: " \
+           "%3 = xor i64 %2, 1" in res.stderr, res.stderr[-4000:]
+    assert "`-Z autodiff-print-ir` prints the IR Enzyme failed on" in res.stderr
+    assert len(res.stderr.splitlines()) < 20, res.stderr[-4000:]
+    assert "define " not in res.stderr and "LLVM ERROR" not in res.stderr and "panicked" not in res.stderr
+    assert not (tmp_path / "prog").exists()
+
+
+def test_enzyme_failure_prints_the_ir_on_request(rustc, tmp_path):
+    res = compile_failing(rustc, tmp_path, "-Z", "autodiff-print-ir")
+    assert res.returncode == 1, res.stderr[-4000:]
+    assert "error: Enzyme: cannot handle unknown binary operator in enzyme_failure::flip_low_bit" in res.stderr
+    assert "define internal double @preprocess__ZN14enzyme_failure12flip_low_bit" in res.stderr
+    assert "constantinst[" in res.stderr
+    assert "note: `-Z autodiff-print-ir`" not in res.stderr
+
+
+# --- crates.io dependencies, offline from the tree's vendored crates -------------------------
+
+def vendored_package(rustc: str, tmp: Path) -> Path:
+    """A copy of tests/autodiff/vendored_crates whose crates.io source is the tree's vendor dir."""
+    import shutil
+
+    sysroot = Path(rustc).parent.parent  # <tree>/build/<host>/stage1
+    vendor = os.environ.get("PATCHMGR_VENDOR") or str((sysroot / "../../../vendor").resolve())
+    if not (Path(vendor) / "libm").is_dir() or not (Path(vendor) / "num-traits").is_dir():
+        pytest.skip(f"VENDORED CRATES TEST NOT RUN: no libm and num-traits in {vendor} (the vendor dir of the "
+                    "tree the stage1 sysroot was built in); set PATCHMGR_VENDOR to a rustc tree's vendor dir")
+    work = tmp / "pkg"
+    shutil.copytree(PROGRAMS / "vendored_crates", work)
+    (work / ".cargo").mkdir()
+    (work / ".cargo" / "config.toml").write_text(
+        '[source.crates-io]\nreplace-with = "vendored"\n\n'
+        f'[source.vendored]\ndirectory = "{vendor}"\n')
+    return work
+
+
+def cargo_vendored(rustc: str, tmp: Path, work: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RUSTC": rustc, "RUSTFLAGS": "-Z autodiff -C embed-bitcode=yes",
+           "CARGO_HOME": str(tmp / "cargo-home"), "CARGO_TARGET_DIR": str(work / "target")}
+    env.pop("RUSTC_WRAPPER", None)
+    return subprocess.run([CARGO, "build", "--offline", "--release", *args], cwd=work, env=env,
+                          capture_output=True, text=True)
+
+
+def test_crate_from_crates_io_through_vendored_sources(rustc, tmp_path):
+    work = vendored_package(rustc, tmp_path)
+    res = cargo_vendored(rustc, tmp_path, work, "--bin", "pow")
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert "Compiling num-traits v0.2" in res.stderr
+    assert run([str(work / "target/release/pow")], work).strip() == "cube'(2) = 12"
+
+
+def test_libm_sin_is_a_short_error(rustc, tmp_path):
+    """Enzyme v0.0.24 printed 118,000 lines of IR and aborted on libm's sin (illegal updateAnalysis)."""
+    work = vendored_package(rustc, tmp_path)
+    res = cargo_vendored(rustc, tmp_path, work, "--bin", "sin")
+    assert res.returncode != 0
+    assert "error: Enzyme: illegal type analysis update in " in res.stderr, res.stderr[-4000:]
+    assert "could not compile `vendored`" in res.stderr
+    assert "define " not in res.stderr and "internal compiler error" not in res.stderr
+    assert len(res.stderr.splitlines()) < 30, res.stderr[-4000:]
 
 
 def test_stage1_build_through_patchmgr():
