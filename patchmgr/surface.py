@@ -29,6 +29,9 @@ CONFIG_TABLES = {"Build": "build", "Install": "install", "Llvm": "llvm", "Rust":
 _OPTION = re.compile(r"^\s*([a-z_][a-z0-9_]*): (.+?) = \(")
 CONFIG_FIELD = re.compile(r'^\s*([a-z_][a-z0-9_]*): Option<(.+)> = "([a-z0-9-]+)",\s*$')
 _CFG_USE = re.compile(r"cfg!\((\w+)\)|#\[cfg\((\w+)\)\]")
+#: cfgs every build has or rustc's own build sets: a patch testing them (`#[cfg(test)]` on its
+#: unit tests) gates nothing the series adds
+_BUILTIN_CFGS = frozenset({"test", "debug_assertions", "doc", "doctest", "unix", "windows", "miri", "bootstrap"})
 _CFG_SET = re.compile(r"--cfg[= ]\"?(\w+)")
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _FEATURE = re.compile(r'^\s*\((active|incomplete), ([a-z_][a-z0-9_]*), "([^"]+)", ')
@@ -136,6 +139,8 @@ def find_surface(patches: list[Patch], read: Reader) -> Surface:
     for path, _, text in lines:
         counts = surface.gates.setdefault(path, {})
         for a, b in _CFG_USE.findall(text):
+            if (a or b) in _BUILTIN_CFGS:
+                continue
             gate = f"cfg!({a or b})"
             counts[gate] = counts.get(gate, 0) + 1
         for name, flag in names.items():

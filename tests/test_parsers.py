@@ -819,3 +819,17 @@ def test_check_manifest_paths_passes(base_repo, tmp_path):
     root, base = base_repo
     check_manifest_paths(Repo(root), base, _set_with(tmp_path, "", ""), root)
     check_manifest_paths(Repo(root), base, _set_with(tmp_path, 'path = "src/llvm-project/enzyme"', 'path = "src/tools/enzyme"'), root)
+
+
+def test_surface_leaves_out_cfgs_every_build_has():
+    """`#[cfg(test)]` on a patch's unit tests gates nothing the series adds; its own cfg does."""
+    body = "#[cfg(test)]\nmod tests {}\nfn f() -> bool {\n    cfg!(llvm_enzyme) && cfg!(debug_assertions)\n}\n"
+    lines = body.splitlines()
+    mail = ("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+            "From: A <a@example.invalid>\nDate: Mon, 8 Aug 2022 12:00:00 +0000\nSubject: [PATCH] rules\n\n---\n"
+            "diff --git a/compiler/x/src/rules.rs b/compiler/x/src/rules.rs\nnew file mode 100644\n"
+            "index 0000000..1111111\n--- /dev/null\n+++ b/compiler/x/src/rules.rs\n"
+            f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines) + "-- \n2.39.2\n\n")
+    patch = parse_patch(mail.encode(), "s")
+    found = surface.find_surface([patch], lambda p: None)
+    assert found.gates == {"compiler/x/src/rules.rs": {"cfg!(llvm_enzyme)": 1}}
