@@ -66,12 +66,14 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
                                      "checked_out": e.checked_out, "in_place": e.in_place, "patches": None}
         if e.patched:
             labels = [ps.patch_label(ps.enzyme_series, n) for n in ps.enzyme_series.patches] if ps.enzyme_series else []
-            enzyme["patches"] = _repo_dict(e.series) if e.series else {"pending": labels}
+            # no dirty listing: a status inside Enzyme (600 files, racily clean after apply) costs more
+            # than the rest of status, and the owner's status already says when Enzyme is modified
+            enzyme["patches"] = _repo_dict(e.series, dirty=False) if e.series else {"pending": labels}
         out["enzyme"] = enzyme
     return out
 
 
-def _repo_dict(v: RepoView) -> dict[str, object]:
+def _repo_dict(v: RepoView, dirty: bool = True) -> dict[str, object]:
     return {
         "path": v.path,
         "branch": v.branch.removeprefix("refs/heads/") if v.branch else None,
@@ -82,7 +84,7 @@ def _repo_dict(v: RepoView) -> dict[str, object]:
         "drifted": v.drifted,
         "edited": v.edited,
         "foreign_commits": list(v.state.foreign),
-        "dirty": v.repo.dirty_files(),
+        "dirty": v.repo.dirty_files() if dirty else [],
     }
 
 
