@@ -36,7 +36,11 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     from patchmgr.faults import fault
 
     if reapply.wanted(view):
-        return reapply.reapply(ws, view)
+        reapply.reapply(ws, view)
+        # what the in-place path does not do (Enzyme patches new to the set) the steps below do
+        view = ws.inspect(set_name)
+        if view.fully_applied:
+            return patch_set
     for v in view.patched_repos:
         if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign

@@ -159,3 +159,19 @@ def test_rebase_carries_enzyme_patches_as_they_are(world):
     assert data["set"] == "ad-next" and data["state"] == "applied"
     assert data["enzyme"]["patches"]["applied"] == ["ad-next/enzyme/" + LABEL.rsplit("/", 1)[1]]
     assert world.git("symbolic-ref", "HEAD", repo=ENZYME_PATH).strip() == "refs/heads/patchmgr/ad-next"
+
+
+def test_one_apply_takes_a_new_enzyme_patch_and_an_edited_rust_patch(world):
+    """The in-place path takes the edited rust patch, the steps after it the Enzyme patch new to the set."""
+    ok(world.run("apply", "--no-config"))
+    add_enzyme_patch(world)
+    rust = sorted((world.patches / SET / "rust").iterdir())[-1]
+    rust.write_text(rust.read_text().replace("+// -Z autodiff", "+// -Z autodiff (changed)"))
+    ok(world.run("apply", "--no-config"))
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
+    assert data["enzyme"]["patches"]["applied"] == [LABEL]
+    assert not any(r["drifted"] for r in data["repos"]) and not data["stale_gitlinks"]
+    assert (world.checkout / "compiler/rustc_session/src/options.rs").read_text().endswith("// -Z autodiff (changed)\n")
+    assert world.git("ls-tree", "HEAD", "enzyme", repo="src/llvm-project").split()[2] == \
+        world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip()
