@@ -15,8 +15,8 @@ from patchmgr.gitio import Repo, Scratch, scratch_clones
 from patchmgr.lint import check_against_base
 from patchmgr.output import show
 from patchmgr.patchfile import Patch
-from patchmgr.series import SUPERPROJECT, PatchSet
-from patchmgr.workspace import Workspace, enzyme_rel_path
+from patchmgr.series import PatchSet
+from patchmgr.workspace import Workspace
 
 
 @dataclass
@@ -57,19 +57,22 @@ def _am_each(clone: Repo, patches: list[Patch]) -> list[PatchResult]:
 
 
 def _enzyme_at_pin(ws: Workspace, patch_set: PatchSet, scratch: Scratch) -> Repo:
-    """A scratch repository at the pinned Enzyme commit: from the checkout or the clone an
-    earlier apply left in .git/modules when either has it, else from the pin's URL (depth 1)."""
+    """A scratch repository at the pinned Enzyme commit: borrowing the objects of the clone
+    apply keeps in .git/modules when it has the commit (as `clone --shared` does: that git dir
+    may name a work tree unapply removed, which a fetch from it trips on), else fetched from
+    the pin's URL (depth 1)."""
+    from patchmgr.engine import kept_clone
+
     pin = patch_set.enzyme
     assert pin is not None
-    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
-    local = [owner.path / enzyme_rel_path(patch_set), owner.git_dir() / "modules" / enzyme_rel_path(patch_set)]
-    source = next((str(p) for p in local if p.exists() and Repo(p, pin.path).try_run(
-        "cat-file", "-e", f"{pin.commit}^{{commit}}", readonly=True).status == 0), pin.url)
     clone = Repo(scratch.root / "enzyme", pin.path)
     clone.path.mkdir()
     clone.run("init", "-q")
-    if clone.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--depth=1", "--", source, pin.commit).status:
-        raise GitFailed(f"cannot fetch Enzyme commit {pin.commit[:12]} from {source} to check Enzyme's patches; "
+    kept = kept_clone(ws, patch_set)
+    if kept is not None:
+        (clone.git_dir() / "objects" / "info" / "alternates").write_text(f"{kept / 'objects'}\n")
+    elif clone.try_run("-c", "protocol.file.allow=always", "fetch", "-q", "--depth=1", "--", pin.url, pin.commit).status:
+        raise GitFailed(f"cannot fetch Enzyme commit {pin.commit[:12]} from {pin.url} to check Enzyme's patches; "
                         f"check enzyme.url, or redirect it with git config url.<local>.insteadOf {pin.url}")
     clone.run("checkout", "-q", "--detach", pin.commit)
     return clone

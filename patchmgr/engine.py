@@ -285,6 +285,21 @@ def _fetch_pin(sub: Repo, url: str, commit: str) -> None:
                        "then patchmgr apply --abort")
 
 
+def kept_clone(ws: Workspace, patch_set: PatchSet) -> Path | None:
+    """The Enzyme clone under .git/modules (the checkout's git dir, kept by unapply as a cache)
+    when it has the pinned commit."""
+    pin = patch_set.enzyme
+    assert pin is not None
+    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
+    module_dir = owner.git_dir() / "modules" / enzyme_rel_path(patch_set)
+    # asked with an explicit work tree: unapply removed the one the clone's config names
+    if module_dir.is_dir() and Repo(module_dir, pin.path).try_run(
+            "--git-dir", str(module_dir), "--work-tree", str(module_dir), "cat-file", "-e", f"{pin.commit}^{{commit}}",
+            readonly=True).status == 0:
+        return module_dir
+    return None
+
+
 def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     """Before any change: the pinned Enzyme commit can be had from its URL.
 
@@ -295,12 +310,7 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     """
     pin = patch_set.enzyme
     assert pin is not None
-    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
-    module_dir = owner.git_dir() / "modules" / enzyme_rel_path(patch_set)
-    # asked with an explicit work tree: unapply removed the one the clone's config names
-    if module_dir.is_dir() and Repo(module_dir, pin.path).try_run(
-            "--git-dir", str(module_dir), "--work-tree", str(module_dir), "cat-file", "-e", f"{pin.commit}^{{commit}}",
-            readonly=True).status == 0:
+    if kept_clone(ws, patch_set) is not None:
         return
     with tempfile.TemporaryDirectory(prefix="patchmgr-enzyme-") as tmp:
         scratch = Repo(tmp, pin.path)

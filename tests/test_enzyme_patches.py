@@ -65,6 +65,14 @@ def test_apply_patches_enzyme_and_unapply_restores_everything(world):
     ok(world.run("unapply"))
     after = snapshot(world)
     assert after == before
+    # the clone apply keeps in .git/modules serves check, its work tree gone and Enzyme's URL unreachable
+    away = world.enzyme_upstream.with_name("enzyme-away")
+    world.enzyme_upstream.rename(away)
+    try:
+        check = ok(world.run("check"))
+    finally:
+        away.rename(world.enzyme_upstream)
+    assert f"ok   {ENZYME_PATH}: {LABEL}" in check.stdout.splitlines()
 
 
 def test_an_edited_enzyme_patch_is_applied_in_place(world):
