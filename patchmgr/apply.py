@@ -11,11 +11,13 @@ import os
 from typing import TYPE_CHECKING
 
 from patchmgr import state
+from patchmgr.adopt import held_commits
 from patchmgr.errors import BadInput, WrongState
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say
+from patchmgr.patchfile import Patch
 from patchmgr.series import PatchSet
-from patchmgr.workspace import View, Workspace, patch_branch
+from patchmgr.workspace import RepoView, View, Workspace, patch_branch, returns_to
 
 if TYPE_CHECKING:
     from patchmgr import engine
@@ -52,9 +54,14 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
         raise WrongState(f"patch {skipped[0]} was skipped and later patches are applied; "
                          "run patchmgr unapply, then apply again to include it")
     ws.require_ready(repos)
+    adopted: dict[str, str] = {}
     for v in view.patched_repos:
         pending = [p for p in view.patches[v.path] if p.label in v.pending]
-        check_against_base(v.repo, v.state.base, pending)
+        held = None if v.state.series else held_commits(v.repo, pending)
+        if held:
+            adopted[v.path] = held[0]
+            _say_adopted(v, pending, held)
+        check_against_base(v.repo, adopted.get(v.path, v.state.base), pending)
         engine.require_no_untracked(v.repo, pending)
     _check_enzyme_path(ws, view)
 
@@ -69,8 +76,9 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
         engine.verify_enzyme_pin(ws, patch_set)  # last: the only check that may go to the network
     applied = view.applied_record
     journal = state.ApplyJournal(set=patch_set.name, patch_branch=branch, repos=origins,
-                                 applied_origins=list(applied.repos) if applied else list(origins),
-                                 bases={v.path: v.state.base for v in view.patched_repos}, applied_before=applied,
+                                 applied_origins=list(applied.repos) if applied else returns_to(view.patched_repos),
+                                 bases={v.path: adopted.get(v.path, v.state.base) for v in view.patched_repos},
+                                 adopted=adopted, applied_before=applied,
                                  paths={v.path: sorted({p for patch in view.patches[v.path] if patch.label in v.pending
                                                         for p in patch.paths}) for v in view.patched_repos})
     save = _saver(ws, journal)
@@ -80,6 +88,14 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     engine.run_steps(ws, journal, save, patch_set, view.patches, known)
     engine.complete(ws, journal, view.patches)
     return patch_set
+
+
+def _say_adopted(v: RepoView, pending: list[Patch], held: tuple[str, list[str]]) -> None:
+    below, commits = held
+    where = f"branch {v.branch.removeprefix('refs/heads/')}" if v.branch else "HEAD"
+    labels = ", ".join(p.label.rsplit("/", 1)[-1] for p in pending[:len(commits)])
+    say(f"{v.path}: the newest {len(commits)} commits of {where} are the set's patches {labels} (same patch-ids); "
+        f"the patch branch starts below them at {below[:12]} and {where} stays as it is (unapply returns to it)")
 
 
 def _saver(ws: Workspace, journal: state.Journal) -> engine.Save:

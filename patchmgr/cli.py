@@ -18,16 +18,6 @@ from patchmgr.errors import EXIT_CODES, Conflict, PatchmgrError
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {name}: {meaning}" for code, (name, meaning) in EXIT_CODES.items())
 
 
-def default_patches_dir() -> Path:
-    """--patches, else $PATCHMGR_PATCHES, else the series installed with patchmgr."""
-    env = os.environ.get("PATCHMGR_PATCHES")
-    if env:
-        return Path(env)
-    import patchmgr_series
-
-    return Path(patchmgr_series.__file__).parent
-
-
 def verbosity(parser: argparse.ArgumentParser, default) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_true", default=default,
@@ -45,15 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-C", dest="root", type=Path, default=Path.cwd(), metavar="DIR",
                         help="the rustc checkout (default: the one containing the current directory)")
     parser.add_argument("--patches", type=Path, metavar="DIR",
-                        help="patches directory with series.toml (default: $PATCHMGR_PATCHES, "
-                             "else the series installed with patchmgr)")
+                        help="patches directory with series.toml (default: $PATCHMGR_PATCHES, else the one "
+                             "patchmgr init recorded for the checkout, else the series installed with patchmgr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str, handler: str, needs: str = "tree", changes_tree: bool = False
-                ) -> argparse.ArgumentParser:
+    def command(name: str, help: str, handler: str, needs: str = "tree", changes_tree: bool = False,
+                writes_patches: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(handler=handler, needs=needs, changes_tree=changes_tree)
+        p.set_defaults(handler=handler, needs=needs, changes_tree=changes_tree, writes_patches=writes_patches)
         verbosity(p, default=argparse.SUPPRESS)  # after the command too, without resetting one given before
         return p
 
@@ -71,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "'download', or a bin directory with rustc and cargo")
         g.add_argument("--online", action="store_true", help="do not force vendored crates")
         g.add_argument("--profile", help="bootstrap profile (src/bootstrap/defaults)")
+
+    p = command("init", "remember the patches directory this checkout works with (in its .git/config), "
+                "so no command needs --patches", "patchmgr.patchesdir:init_command", needs="checkout")
+    p.add_argument("directory", type=Path, metavar="DIR",
+                   help="your patches directory: one with series.toml, or a new or empty one that patchmgr import fills")
 
     p = command("apply", "apply the patch set for this tree's base onto patch branches (patchmgr/<set>)",
                 "patchmgr.apply:command", changes_tree=True)
@@ -109,11 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
             needs="manifest")
 
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically",
-                "patchmgr.export:command", changes_tree=True)
+                "patchmgr.export:command", changes_tree=True, writes_patches=True)
     with_set(p)
 
     p = command("rebase", "carry the set onto a newer upstream, patch by patch; writes a new set and a report, "
-                "then applies it", "patchmgr.rebase:command", changes_tree=True)
+                "then applies it", "patchmgr.rebase:command", changes_tree=True, writes_patches=True)
     with_set(p)
     p.add_argument("--onto", metavar="REV|VERSION",
                    help="the new base: a revision of the checkout, or a rustc version (tag VERSION, else its "
@@ -152,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("second", metavar="B")
 
     p = command("import", "make a set's patch list from a revision range, a directory of .patch files, or a quilt series",
-                "patchmgr.importer:command", needs="patches")
+                "patchmgr.importer:command", needs="patches", writes_patches=True)
     p.add_argument("source", help="BASE..BRANCH (in the checkout), a directory of format-patch files, or a quilt series file")
     p.add_argument("--set", dest="set_name", required=True, metavar="NAME", help="the set to create or update")
     p.add_argument("--repo", default=".", metavar="PATH", help="the repository the patches are for (default '.')")
@@ -200,11 +195,28 @@ def run(args: argparse.Namespace) -> int:
     change it) and call its handler, named in the parser as 'module:function'."""
     import importlib
 
+    from patchmgr.base import find_root
+    from patchmgr.patchesdir import locate, refuse_installed
     from patchmgr.series import load_manifest
 
     module, _, name = args.handler.partition(":")
     handler = getattr(importlib.import_module(module), name)
-    patches = args.patches or default_patches_dir()
+    env = os.environ.get("PATCHMGR_PATCHES")
+    root = None
+    if args.needs in ("tree", "checkout"):
+        root = find_root(args.root.resolve())
+    elif not (args.patches or env):
+        try:
+            root = find_root(args.root.resolve())  # a checkout may remember its patches directory
+        except PatchmgrError:
+            pass
+    if args.needs == "checkout":
+        return handler(root, args) or 0
+    located = locate(args.patches, env, root)
+    args.patches_from = located.how
+    if args.writes_patches:
+        refuse_installed(located, args.command)
+    patches = located.path
     if args.needs == "patches":
         return handler(patches, args) or 0
     manifest = load_manifest(patches)
@@ -212,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
         return handler(manifest, args) or 0
     from patchmgr.workspace import Workspace
 
-    ws = Workspace.open(args.root.resolve(), manifest)
+    assert root is not None
+    ws = Workspace(root, manifest)
     if not args.changes_tree:
         return handler(ws, args) or 0
     with ws.lock(args.command):

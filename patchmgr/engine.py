@@ -89,6 +89,18 @@ def current_label(repo: Repo) -> str:
                  if line.startswith(prefix)), "?")
 
 
+def require_all_made(repo: Repo, base: str, set_name: str, pending: list[Patch]) -> None:
+    """Stop when git am made no commit for a patch: it does that, silently, for a patch whose
+    change the tree already has (--3way finds nothing to merge), and the set would be called
+    applied with that patch missing."""
+    made = set(applied_labels(repo, base, set_name))
+    missing = [p.label for p in pending if p.label not in made]
+    if missing:
+        raise WrongState(f"patch {missing[0]} changed nothing in {repo.label}: the tree already has its change, so git am "
+                         "made no commit for it; run patchmgr apply --abort, then drop it from the set's list "
+                         "(or apply on a commit without that change)")
+
+
 def series_labels(commits: list[tuple[str, str]], set_name: str) -> list[str]:
     """The patch labels of the set's commits among (sha, message) pairs, in order."""
     labels = []
@@ -381,7 +393,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
     bases = journal.bases
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)
-        moved = checkout_branch(repo, journal, save, journal.patch_branch)
+        moved = checkout_branch(repo, journal, save, journal.patch_branch, journal.adopted.get(series.path))
         labels = [patch_set.patch_label(series, n) for n in series.patches]
         labels = [label for label in labels if label not in journal.skipped]
         done = known[series.path] if known and series.path in known and not moved else \
@@ -392,6 +404,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
         if pending:
             am(repo, patch_set.name, pending)
             fault(f"apply:am:{series.path}")
+            require_all_made(repo, bases[series.path], patch_set.name, pending)
         if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
             add_enzyme(repo, journal, save, patch_set, bases[series.path], patches.get(patch_set.enzyme.path, []))
         if series.path == SUPERPROJECT:

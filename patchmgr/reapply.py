@@ -24,7 +24,7 @@ from patchmgr.lint import check_against_base
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, with_trailers
 from patchmgr.series import SUPERPROJECT, PatchSet
-from patchmgr.workspace import View, Workspace, enzyme_rel_path, patch_branch
+from patchmgr.workspace import View, Workspace, enzyme_rel_path, patch_branch, returns_to
 
 
 def wanted(view: View) -> bool:
@@ -54,7 +54,7 @@ def reapply(ws: Workspace, view: View) -> PatchSet:
     applied = view.applied_record
     origins = [state.RepoOrigin(v.path, v.branch, v.state.head) for v in order]
     journal = state.ApplyJournal(set=patch_set.name, patch_branch=branch, repos=origins,
-                                 applied_origins=list(applied.repos) if applied else list(origins),
+                                 applied_origins=list(applied.repos) if applied else returns_to(order),
                                  bases={v.path: v.state.base for v in order}, applied_before=applied,
                                  reapply=True)
     with scratch_clones("reapply") as scratch:

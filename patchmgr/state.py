@@ -75,6 +75,9 @@ class ApplyJournal(Journal):
     enzyme_module_created: bool = False  # ... and its git dir under .git/modules
     applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
     reapply: bool = False  # changed patch files applied in place (reapply.py): --continue refused, --abort
+    # repository path -> where its patch branch starts when that is not HEAD: below the newest commits of the
+    # user's branch, which already are the set's patches (adopt.py)
+    adopted: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

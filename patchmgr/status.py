@@ -19,6 +19,7 @@ def command(ws: Workspace, args) -> None:
         show(json.dumps({"rebase": shown}, indent=2) if args.json else describe_rebase(op))
         return
     data = to_dict(ws.inspect(args.set_name or (op.set if op else None)), f"{op.kind} of {op.set}" if op else None)
+    data["patches"] = {"dir": str(ws.manifest.path.parent), "from": getattr(args, "patches_from", "--patches")}
     show(json.dumps(data, indent=2) if args.json else render(data))
 
 
@@ -104,6 +105,8 @@ def render(data: dict) -> str:
     lines = [f"set {data['set']}: rustc {data['rustc']} ({data['upstream_commit'][:12]}), LLVM {data['llvm']}; "
              f"base found by: {data['detected_by']}",
              f"state: {data['state']}"]
+    if "patches" in data:
+        lines.append(f"patches: {data['patches']['dir']} (from {data['patches']['from']})")
     enzyme_patches = (data["enzyme"] or {}).get("patches") or {}
     if any(r["drifted"] for r in data["repos"]) or enzyme_patches.get("drifted"):
         lines.append("drifted: the patch file changed since apply; edited: the commit changed after apply "

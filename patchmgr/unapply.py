@@ -62,17 +62,18 @@ def _steps(ws: Workspace, journal: state.UnapplyJournal, patch_set: PatchSet,
     patch branches deleted, Enzyme removed; idempotent, so --continue runs it again."""
     for origin in journal.repos:
         repo = ws.repo(origin.path)
-        base = journal.bases[origin.path]
         applied_origin = record.origin(origin.path) if record else None
+        # where apply found the repository: its base, or above it a branch whose newest commits were the patches
+        start = applied_origin.head if applied_origin else journal.bases[origin.path]
         target = applied_origin.branch if applied_origin else None
         if target == "refs/heads/" + journal.patch_branch:
             target = None
-        if target and repo.rev(target) != base:
-            target = None  # the branch moved since apply; do not rewind it, stop detached at the base
+        if target and repo.rev(target) != start:
+            target = None  # the branch moved since apply; do not rewind it, stop detached where apply started
         if target:
             repo.run("-c", "submodule.recurse=false", "checkout", "-q", target.removeprefix("refs/heads/"), "--")
-        elif repo.head() != base or repo.branch() is not None:
-            repo.run("-c", "submodule.recurse=false", "checkout", "-q", "--detach", base, "--")
+        elif repo.head() != start or repo.branch() is not None:
+            repo.run("-c", "submodule.recurse=false", "checkout", "-q", "--detach", start, "--")
         fault(f"unapply:checkout:{origin.path}")
         if repo.ref_exists("refs/heads/" + journal.patch_branch):
             repo.run("branch", "-q", "-D", journal.patch_branch)

@@ -308,6 +308,13 @@ class Workspace:
         return view
 
 
+def returns_to(views: list[RepoView]) -> list[state.RepoOrigin]:
+    """Where unapply takes each repository back (applied.json's origins): where apply found it, that
+    is its base or a branch whose newest commits are the patches (adopt.py); or, when the series was
+    already on it with no record of where it began, its base."""
+    return [state.RepoOrigin(v.path, v.branch, v.state.base if v.state.series else v.state.head) for v in views]
+
+
 def _tagged_by_us(repo: Repo) -> bool:
     """Whether the mail git am stopped on carries patchmgr's trailer (a run of ours, not the user's)."""
     return f"\n{TRAILER_PATCH}: " in (repo.stopped_mail() or "")

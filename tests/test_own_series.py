@@ -1,0 +1,123 @@
+"""A developer's own series: the branch it was made on, the patches directory a checkout uses."""
+
+from __future__ import annotations
+
+import json
+
+from fixture import snapshot, write
+
+SET = "autodiff-1.63.0"
+BRANCH = "patchmgr/" + SET
+
+
+def ok(res):
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def _dev_branch_with_the_series(world, extra: str | None = None) -> str:
+    """Branch `dev` at the base with the set's superproject patches committed by plain git am (no
+    trailers), as a developer has them before importing; returns its tip."""
+    world.git("checkout", "-q", "-b", "dev")
+    rust = sorted((world.patches / SET / "rust").iterdir())
+    world.git("am", "-q", *map(str, rust))
+    if extra:
+        write(world.checkout / "NOTES.md", extra)
+        world.git("add", "NOTES.md")
+        world.git("commit", "-q", "-m", "my notes")
+    return world.git("rev-parse", "HEAD").strip()
+
+
+def test_apply_on_the_branch_that_holds_the_series_adopts_it(world):
+    tip = _dev_branch_with_the_series(world)
+    tree = world.git("rev-parse", "HEAD^{tree}").strip()
+    before = snapshot(world)
+    res = ok(world.run("apply", "--no-config"))
+    assert "the newest 2 commits of branch dev are the set's patches" in res.stderr
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["state"] == "applied"
+    sup = next(r for r in data["repos"] if r["path"] == ".")
+    assert len(sup["applied"]) == 2 and not sup["pending"] and not sup["foreign_commits"]
+    # the patch branch starts below dev's commits and ends with dev's content; dev is untouched
+    assert world.git("rev-parse", "dev").strip() == tip
+    assert world.git("rev-parse", f"{BRANCH}~3").strip() == world.base  # 2 patches + the gitlink commit
+    assert world.git("diff", "--stat", tree, "HEAD", "--", ".", ":(exclude)src/llvm-project", ":(exclude).gitmodules") == ""
+    ok(world.run("unapply"))
+    assert world.git("symbolic-ref", "HEAD").strip() == "refs/heads/dev"
+    assert snapshot(world) == before
+
+
+def test_a_patch_whose_change_the_tree_has_is_never_called_applied(world):
+    # the change of the second patch is already in the tree, in a commit that is not the patch
+    world.git("checkout", "-q", "-b", "dev")
+    second = sorted((world.patches / SET / "rust").iterdir())[1]
+    world.git("am", "-q", str(second))
+    write(world.checkout / "NOTES.md", "and more\n")
+    world.git("add", "NOTES.md")
+    world.git("commit", "-q", "-m", "my notes")
+    res = world.run("apply", "--no-config")
+    assert res.returncode == 7, res.stderr
+    assert "0002-" in res.stderr and "changed nothing in ." in res.stderr and "--abort" in res.stderr
+    assert "applied set" not in res.stderr
+    assert json.loads(ok(world.run("status", "--json")).stdout)["state"] != "applied"
+    ok(world.run("apply", "--abort"))
+    assert world.git("symbolic-ref", "HEAD").strip() == "refs/heads/dev"
+
+
+def test_held_prefix_takes_the_newest_commits_in_series_order():
+    from patchmgr.adopt import held_prefix
+
+    assert held_prefix(["x", "a", "b"], ["a", "b", "c"]) == 2
+    assert held_prefix(["a", "b", "x"], ["a", "b"]) == 0  # the user's own commit is newest: not adopted
+    assert held_prefix(["b", "a"], ["a", "b"]) == 1  # only the newest commits count: "a" is, "b" below it is not
+    assert held_prefix([None], [None]) == 0  # a diff git gives no patch-id matches nothing
+    assert held_prefix([], ["a"]) == 0
+
+
+def _installed_env(world) -> dict:
+    """The world's environment with no --patches and no $PATCHMGR_PATCHES: the installed default applies."""
+    return {k: v for k, v in world.env.items() if k != "PATCHMGR_PATCHES"}
+
+
+def run_bare(world, *args: str, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "patchmgr", *args], cwd=cwd or world.checkout, env=_installed_env(world),
+                          capture_output=True, text=True)
+
+
+def test_init_remembers_the_patches_directory_for_the_checkout(world):
+    res = ok(run_bare(world, "init", str(world.patches)))
+    assert str(world.patches) in res.stderr
+    assert world.git("config", "--local", "patchmgr.patches").strip() == str(world.patches)
+    # every command finds it, also from inside src/llvm-project; status says where it came from
+    data = json.loads(ok(run_bare(world, "status", "--json", cwd=world.llvm)).stdout)
+    assert data["patches"] == {"dir": str(world.patches), "from": data["patches"]["from"]}
+    assert "patchmgr init" in data["patches"]["from"]
+    ok(run_bare(world, "apply", "--no-config"))
+    assert "patches: " + str(world.patches) in ok(run_bare(world, "status")).stdout
+
+
+def test_commands_that_write_patches_refuse_the_installed_series(world):
+    import patchmgr_series
+    from pathlib import Path
+
+    installed = Path(patchmgr_series.__file__).parent
+    before = sorted((p.relative_to(installed), p.stat().st_mtime_ns) for p in installed.rglob("*"))
+    for args in (["import", "HEAD~1..HEAD", "--set", "mine"], ["export"], ["rebase", "--onto", "HEAD"]):
+        res = run_bare(world, *args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "patchmgr init DIR" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert sorted((p.relative_to(installed), p.stat().st_mtime_ns) for p in installed.rglob("*")) == before
+
+
+def test_init_refuses_a_directory_that_is_not_a_patches_directory(world, tmp_path):
+    busy = tmp_path / "busy"
+    write(busy / "notes.txt", "mine\n")
+    res = run_bare(world, "init", str(busy))
+    assert res.returncode == 3 and "no series.toml" in res.stderr
+    assert world.git("config", "--local", "patchmgr.patches", check=False) == ""
+    fresh = tmp_path / "new-series"
+    ok(run_bare(world, "init", str(fresh)))
+    assert fresh.is_dir() and "no manifest yet" in run_bare(world, "init", str(fresh)).stderr
