@@ -15,7 +15,7 @@ from pathlib import Path
 from patchmgr.errors import BadInput, UnknownBase, WrongState
 from patchmgr.gitio import Repo
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_trailers
-from patchmgr.series import Manifest, PatchSet, nearest_sets
+from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, nearest_sets
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,44 @@ def detect(repo: Repo, base: str, manifest: Manifest, set_name: str | None, appl
     return Detected(matches[0], how, None)
 
 
+def tree_is_for(repo: Repo, base: str, patch_set: PatchSet) -> bool:
+    """Whether `patch_set` goes on the tree's base `base` by the rules detect applies: its upstream
+    commit, a descendant of it (your branch on top of upstream), or a release tree of it."""
+    if base == patch_set.commit:
+        return True
+    if repo.rev(patch_set.commit):
+        return repo.try_run("merge-base", "--is-ancestor", patch_set.commit, base, readonly=True).status == 0
+    return read_tarball_ids(repo, base)[1] == patch_set.commit
+
+
 def series_limit(manifest: Manifest) -> int:
     """How far back to look for the base: the longest series, with room for the tool's own commits."""
     return max((sum(len(r.patches) for r in s.repos) for s in manifest.sets.values()), default=0) + 8
 
 
+def find_base(repo: Repo, ws_base: str, patch_set: PatchSet) -> str:
+    """The commit of this repository that is the set's upstream base: its upstream commit, else the
+    import of its release tree: on the tree's base or a branch whose `git-commit-hash` names it, the
+    commit that last wrote that file (a branch's own commits on top are not the base)."""
+    if repo.rev(patch_set.commit):
+        return patch_set.commit
+    tips = [ws_base] + [line.split()[0] for line in
+                        repo.run("for-each-ref", "--format=%(objectname)", "refs/heads/", readonly=True).splitlines()]
+    for tip in tips:
+        if read_tarball_ids(repo, tip)[1] == patch_set.commit:
+            return repo.run("log", "-1", "--format=%H", tip, "--", "git-commit-hash", readonly=True).strip() or tip
+    raise UnknownBase(f"no commit of this checkout is the base of {patch_set.name} (rustc {patch_set.rustc}, "
+                      f"{patch_set.commit[:12]}); check out or import that tree first")
+
+
+def repo_base(superproject: Repo, super_base: str, path: str, patch_set: PatchSet) -> str:
+    """The base of repository `path` for a set on superproject commit `super_base`: the commit it records there.
+
+    A base that has no such submodule (a set written for another tree) is refused by name, not left to git.
+    """
+    if path == SUPERPROJECT:
+        return super_base
+    link = superproject.gitlink(super_base, path)
+    if link is None:
+        raise BadInput(f"the base of set {patch_set.name} ({super_base[:12]}) has no submodule {path}")
+    return link

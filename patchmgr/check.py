@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from patchmgr.base import repo_base
 from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import CheckFailed, GitFailed
 from patchmgr.gitio import Repo, Scratch, scratch_clones
-from patchmgr.lint import check_against_base
+from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import show
 from patchmgr.patchfile import Patch
 from patchmgr.series import PatchSet
@@ -28,16 +29,21 @@ class PatchResult:
 
 
 def check(ws: Workspace, set_name: str | None, keep: bool = False) -> list[PatchResult]:
-    view = ws.inspect(set_name)
+    """Each patch of the set (the one for this tree's base, or `set_name`, whatever is applied)
+    applied on the set's base in scratch clones."""
+    patch_set = ws.manifest.get(set_name) if set_name else ws.inspect(None).patch_set
+    super_base = ws.set_base(patch_set)
+    by_repo = load_patches(patch_set)
     results: list[PatchResult] = []
     with scratch_clones("check", keep) as scratch:
-        for v in view.repos:
-            patches = view.patches[v.path]
-            check_against_base(v.repo, v.state.base, patches)
-            results += _am_each(scratch.clone(v.repo, at=v.state.base), patches)
-        pin = view.patch_set.enzyme
-        if pin and view.patch_set.enzyme_series:
-            results += _am_each(_enzyme_at_pin(ws, view.patch_set, scratch), view.patches[pin.path])
+        for series in patch_set.repos:
+            repo, patches = ws.repo(series.path), by_repo[series.path]
+            base = repo_base(ws.superproject, super_base, series.path, patch_set)
+            check_against_base(repo, base, patches)
+            results += _am_each(scratch.clone(repo, at=base), patches)
+        pin = patch_set.enzyme
+        if pin and patch_set.enzyme_series:
+            results += _am_each(_enzyme_at_pin(ws, patch_set, scratch), by_repo[pin.path])
     return results
 
 

@@ -7,39 +7,13 @@ the two series, repository by repository.
 
 from __future__ import annotations
 
-from patchmgr.base import read_tarball_ids
-from patchmgr.errors import BadInput, CheckFailed, UnknownBase
+from patchmgr.base import repo_base
+from patchmgr.errors import CheckFailed
 from patchmgr.gitio import Repo, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
 from patchmgr.output import show
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace
-
-
-def find_base(repo: Repo, ws_base: str, patch_set: PatchSet) -> str:
-    """The commit of this repository that is the set's upstream base."""
-    if repo.rev(patch_set.commit):
-        return patch_set.commit
-    tips = [ws_base] + [line.split()[0] for line in
-                        repo.run("for-each-ref", "--format=%(objectname)", "refs/heads/", readonly=True).splitlines()]
-    for tip in tips:
-        if read_tarball_ids(repo, tip)[1] == patch_set.commit:
-            return tip
-    raise UnknownBase(f"no commit of this checkout is the base of {patch_set.name} (rustc {patch_set.rustc}, "
-                      f"{patch_set.commit[:12]}); check out or import that tree first")
-
-
-def repo_base(ws: Workspace, super_base: str, path: str, patch_set: PatchSet) -> str:
-    """The base of repository `path` for a set on superproject commit `super_base`: the commit it records there.
-
-    A base that has no such submodule (a set written for another tree) is refused by name, not left to git.
-    """
-    if path == SUPERPROJECT:
-        return super_base
-    link = ws.superproject.gitlink(super_base, path)
-    if link is None:
-        raise BadInput(f"the base of set {patch_set.name} ({super_base[:12]}) has no submodule {path}")
-    return link
 
 
 def _series_on(clone: Repo, base: str, patches, name: str) -> str:
@@ -59,25 +33,19 @@ def diff_sets(ws: Workspace, first: str, second: str) -> str:
     return f"# {first} -> {second}\n" + "\n".join(f"## {path}\n{out}" for path, out in sections) + "\n"
 
 
-def current_base(ws: Workspace) -> str:
-    """The superproject commit below any applied series."""
-    return ws.superproject_state(ws.applied_record()).base
-
-
 def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[str, str]]:
     """(repository path, git range-diff output) for each repository either set patches."""
     sets = [first, second]
     paths = sorted({r.path for s in sets for r in s.repos}, key=lambda p: (p != SUPERPROJECT, p))
     sections = []
-    tree_base = current_base(ws)
-    super_bases = [find_base(ws.superproject, tree_base, s) for s in sets]
+    super_bases = [ws.set_base(s) for s in sets]
     loaded = [load_patches(s) for s in sets]
     with scratch_clones("diffsets") as scratch:
         for path in paths:
             clone = scratch.clone(ws.repo(path))
             ranges = []
             for patch_set, super_base, by_repo in zip(sets, super_bases, loaded):
-                base = repo_base(ws, super_base, path, patch_set)
+                base = repo_base(ws.superproject, super_base, path, patch_set)
                 patches = by_repo.get(path, [])
                 ranges.append(f"{base}..{_series_on(clone, base, patches, patch_set.name)}")
             if all(r.split("..")[0] == r.split("..")[1] for r in ranges):

@@ -425,6 +425,7 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
                                   config=keep.config if keep else None,
                                   config_inputs=keep.config_inputs if keep else None)
     state.save_applied(ws.git_dir, applied)
+    state.record_base(ws.git_dir, journal.set, journal.bases[SUPERPROJECT])
     fault("apply:recorded")
     state.remove(ws.git_dir, state.OP_FILE)
     say(f"applied set {journal.set} on branch {journal.patch_branch} in {', '.join(o.path for o in journal.repos)}; "

@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchmgr.diffsets import current_base, find_base, range_diff, repo_base
+from patchmgr.base import repo_base
+from patchmgr.diffsets import range_diff
 from patchmgr.errors import BadInput, CheckFailed, WrongState
 from patchmgr.gitio import Repo, Scratch, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
@@ -128,11 +129,11 @@ def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[
     cloned), and the superproject records the patched submodules, as the
     pull request would.
     """
-    sup_base = find_base(ws.superproject, current_base(ws), patch_set)
+    sup_base = ws.set_base(patch_set)
     built: dict[str, Built] = {}
     for series in patch_set.apply_order():
         repo = ws.repo(series.path)
-        base = repo_base(ws, sup_base, series.path, patch_set)
+        base = repo_base(ws.superproject, sup_base, series.path, patch_set)
         clone = scratch.clone(repo, at=base)
         for patch in patches[series.path]:
             if clone.am(patch.text, "--quiet").status:

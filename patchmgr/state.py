@@ -14,6 +14,10 @@ an older file and an older one refuses a newer file instead of misreading it.
   verified (drift detection without recomputing them) and the bootstrap config
   it wrote (unapply puts it back).
 
+- `bases.json` (`KnownBases`) remembers, for every set applied here, the superproject commit it
+  was last applied on; it outlives unapply and rebase, so check, diff-sets and mcp put a set
+  that is not applied on the base it had, not on whatever branch tip carries the same release.
+
 Format history: version 1 kept everything but the first few fields in an
 untyped `extra` dict; it is read by lifting those keys to the top level.
 """
@@ -33,6 +37,7 @@ from patchmgr.errors import WrongState
 VERSION = 2
 OP_FILE = "op.json"
 APPLIED_FILE = "applied.json"
+BASES_FILE = "bases.json"
 DIR_NAME = "patchmgr"
 KIND_APPLY = "apply"
 KIND_REBASE = "rebase"
@@ -163,6 +168,11 @@ class AppliedRecord:
         return next((r for r in self.repos if r.path == path), None)
 
 
+@dataclass
+class KnownBases:
+    sets: dict[str, str] = field(default_factory=dict)  # set name -> superproject commit it was last applied on
+
+
 JOURNALS: dict[str, type[Journal]] = {j.kind: j for j in (ApplyJournal, RebaseJournal, UnapplyJournal)}
 T = TypeVar("T")
 
@@ -291,6 +301,18 @@ def save_applied(git_dir: Path, record: AppliedRecord) -> None:
 def load_applied(git_dir: Path) -> AppliedRecord | None:
     data = _read(git_dir, APPLIED_FILE)
     return None if data is None else _load(git_dir, APPLIED_FILE, AppliedRecord, data)
+
+
+def load_bases(git_dir: Path) -> KnownBases:
+    data = _read(git_dir, BASES_FILE)
+    return KnownBases() if data is None else _load(git_dir, BASES_FILE, KnownBases, data)
+
+
+def record_base(git_dir: Path, set_name: str, commit: str) -> None:
+    known = load_bases(git_dir)
+    if known.sets.get(set_name) != commit:
+        known.sets[set_name] = commit
+        _write(git_dir, BASES_FILE, _encode(known))
 
 
 def remove(git_dir: Path, name: str) -> None:

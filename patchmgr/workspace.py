@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from patchmgr import state
-from patchmgr.base import Detected, RepoState, detect, find_root, repo_state, series_limit
+from patchmgr.base import Detected, RepoState, detect, find_base, find_root, repo_state, series_limit, tree_is_for
 from patchmgr.errors import Busy, DirtyTree, WrongState
 from patchmgr.gitio import Repo, hold_in_children
 from patchmgr.lint import check_manifest_paths, load_patches
@@ -256,6 +256,21 @@ class Workspace:
         origin = record.origin(SUPERPROJECT) if record else None
         known = origin.head if origin else None
         return repo_state(self.superproject, known, series_limit(self.manifest))
+
+    def set_base(self, patch_set: PatchSet) -> str:
+        """The superproject commit `patch_set` goes on, whatever is applied: the base below it when
+        it is the applied set; the tree's base when nothing is applied and the set is for it (what
+        apply would use); else the one it was last applied on here, else its upstream commit, else
+        a release tree's import (base.find_base), never a branch that merely descends from it. For
+        the commands that only read (check, diff-sets, mcp)."""
+        sup_state = self.superproject_state(self.applied_record())
+        if any(c.set == patch_set.name for c in sup_state.series) or \
+                (not sup_state.series and tree_is_for(self.superproject, sup_state.base, patch_set)):
+            return sup_state.base
+        recorded = state.load_bases(self.git_dir).sets.get(patch_set.name)
+        if recorded and self.superproject.rev(recorded) == recorded:
+            return recorded
+        return find_base(self.superproject, sup_state.base, patch_set)
 
     def inspect(self, set_name: str | None) -> View:
         """Read every repository of the set and compare it with the manifest."""

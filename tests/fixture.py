@@ -242,6 +242,8 @@ def _git_dir_state(git_dir: Path) -> dict:
     """The stopped operation (its files' bytes), every lock file, and patchmgr's own state files in a git dir."""
     state = {}
     for p in sorted((git_dir / "patchmgr").glob("*")):
+        if p.name == "bases.json":
+            continue  # patchmgr's memory of where each set was applied, meant to outlive unapply and abort
         state[f"patchmgr/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
     for name in OPERATION_FILES:
         p = git_dir / name

@@ -121,3 +121,42 @@ def test_init_refuses_a_directory_that_is_not_a_patches_directory(world, tmp_pat
     fresh = tmp_path / "new-series"
     ok(run_bare(world, "init", str(fresh)))
     assert fresh.is_dir() and "no manifest yet" in run_bare(world, "init", str(fresh)).stderr
+
+
+def _second_set(world, name: str = "v2") -> None:
+    """Set `name`: the same patches as the shipped set, under another name."""
+    import shutil
+
+    shutil.copytree(world.patches / SET, world.patches / name)
+    text = (world.patches / "series.toml").read_text()
+    block = text[text.index(f'[sets."{SET}"]'):]
+    (world.patches / "series.toml").write_text(text + "\n" + block.replace(f'"{SET}"', f'"{name}"').replace(f"{SET}/", f"{name}/"))
+
+
+def test_check_of_another_set_works_while_one_is_applied(world):
+    _second_set(world)
+    ok(world.run("apply", "--no-config", "--set", SET))
+    before = snapshot(world)
+    res = ok(world.run("check", "--set", "v2"))
+    assert res.stdout.count("ok   ") == 3
+    assert snapshot(world) == before
+
+
+def test_a_set_that_is_not_applied_goes_on_the_base_it_was_applied_on(tarball_world):
+    world = tarball_world
+    _second_set(world)
+    ok(world.run("apply", "--no-config", "--set", SET))
+    ok(world.run("unapply"))
+    base = world.git("rev-parse", "HEAD").strip()
+    # a branch of the user's on that release, with a change the first patch conflicts with
+    world.git("checkout", "-q", "-b", "dev")
+    lib = world.checkout / "compiler/rustc_codegen_llvm/src/lib.rs"
+    lib.write_text(lib.read_text().replace("x * 3.0", "x * 3.5"))
+    world.git("commit", "-q", "-am", "my experiment")
+    # the checkout moves on to another release (as after a rebase)
+    world.git("checkout", "-q", "-b", "zz-next", base)
+    write(world.checkout / "git-commit-hash", "0" * 40 + "\n")
+    world.git("commit", "-q", "-am", "Import the next release")
+    res = world.run("diff-sets", SET, "v2")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count(" = ") >= 3  # the same patches on the same base: every commit equal
