@@ -100,8 +100,9 @@ def test_init_remembers_the_patches_directory_for_the_checkout(world):
 
 
 def test_commands_that_write_patches_refuse_the_installed_series(world):
-    import patchmgr_series
     from pathlib import Path
+
+    import patchmgr_series
 
     installed = Path(patchmgr_series.__file__).parent
     before = sorted((p.relative_to(installed), p.stat().st_mtime_ns) for p in installed.rglob("*"))
