@@ -30,6 +30,7 @@ TRAILER_PATCH = "Patchmgr-Patch"
 
 _MBOX_FROM = re.compile(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$")
 _HEADER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]?(.*)$")
+SIGNATURE_SEPARATOR = "-- "  # format-patch's line before the git version, after the last hunk
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _TRAILER_LINE = re.compile(r"^[A-Za-z0-9-]+: ")
 
@@ -107,7 +108,7 @@ def parse_patch(raw: bytes, label: str) -> Patch:
 
     diff_end = len(raw_lines)
     for j in range(len(raw_lines) - 1, diff_start, -1):
-        if raw_lines[j] == "-- ":  # format-patch's signature separator
+        if raw_lines[j] == SIGNATURE_SEPARATOR:
             diff_end = j
             break
     diff = "\n".join(raw_lines[diff_start:diff_end]) + "\n"
@@ -288,6 +289,12 @@ def _git_file(lines: list[str], i: int, label: str) -> tuple[FileChange, int]:
     while j < len(lines) and lines[j].startswith("@@ -"):
         hunk, j = _hunk(lines, j, label)
         hunks.append(hunk)
+    if hunks and j < len(lines) and lines[j][:1] in ("+", "-", " ") and lines[j] != SIGNATURE_SEPARATOR \
+            and not lines[j].startswith(("--- ", "+++ ")):  # a file header: scan_diff judges what follows
+        # git apply skips it as text between files: a line added by hand without fixing the
+        # counts would be dropped without a word, and the next export would make that final
+        raise _fail(label, f"has a hunk line its @@ header does not count (line {j + 1}: {lines[j][:60]!r}); "
+                           "fix the line counts of the hunk above it, or regenerate the patch with git format-patch")
     old, new = head.old, head.new
     if old is None and new is None:
         if def_name is None:

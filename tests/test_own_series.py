@@ -161,3 +161,17 @@ def test_a_set_that_is_not_applied_goes_on_the_base_it_was_applied_on(tarball_wo
     res = world.run("diff-sets", SET, "v2")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count(" = ") >= 3  # the same patches on the same base: every commit equal
+
+
+def test_a_line_added_by_hand_without_fixing_the_hunk_count_is_refused(world):
+    patch = sorted((world.patches / SET / "rust").iterdir())[1]
+    text = patch.read_text()
+    at = text.index("\n-- \n")
+    patch.write_text(text[:at] + "\n+// a line the @@ header does not count" + text[at:])
+    before = snapshot(world)
+    for args in (["lint"], ["apply", "--no-config"]):
+        res = world.run(*args)
+        assert res.returncode == 3, (args, res.stderr)
+        assert "a hunk line its @@ header does not count" in res.stderr and "a line the @@ header" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert snapshot(world) == before
