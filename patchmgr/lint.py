@@ -229,7 +229,7 @@ def _foreign_submodule_problem(superproject: Repo, base: str, patch_set: PatchSe
 
 
 def command(manifest: Manifest, args) -> None:
-    """`patchmgr lint`: every set of the manifest, no tree needed."""
-    for patch_set in manifest.sets.values():
+    """`patchmgr lint [--set NAME]`: every set of the manifest (or the one named), no tree needed."""
+    for patch_set in [manifest.get(args.set_name)] if args.set_name else manifest.sets.values():
         count = sum(len(p) for p in load_patches(patch_set).values())
         show(f"ok {patch_set.name}: {count} patches")

@@ -7,6 +7,7 @@ half-applied series.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -107,8 +108,15 @@ class Manifest:
 
     def get(self, name: str) -> PatchSet:
         if name not in self.sets:
-            raise UnknownBase(f"no patch set named {name!r} in {self.path}; known sets: {', '.join(sorted(self.sets)) or 'none'}")
+            raise UnknownBase(f"no patch set named {_clip(name, 100)!r} in {self.path}; {self.suggest(name)}")
         return self.sets[name]
+
+    def suggest(self, name: str) -> str:
+        """'did you mean ...' with the names close to a mistyped one (difflib), else every set."""
+        close = difflib.get_close_matches(name, list(self.sets), n=3, cutoff=0.6)
+        if close:
+            return f"did you mean {' or '.join(close)}?"
+        return f"known sets: {', '.join(sorted(self.sets)) or 'none'}"
 
 
 
