@@ -21,6 +21,7 @@ from patchmgr.output import show
 from patchmgr.patchfile import Patch, parse_patch
 from patchmgr.safety import ConfigParseError, git_config_entries, inside
 from patchmgr.series import (
+    DEFAULT_ENZYME_PATH,
     MANIFEST_NAME,
     SUPERPROJECT,
     Manifest,
@@ -225,7 +226,7 @@ def _foreign_submodule_problem(superproject: Repo, base: str, patch_set: PatchSe
     also = (f", and the set's repos.\"{pin.path}\" list is read as Enzyme's own patches"
             if patch_set.enzyme_series else "")
     return (f"is {which} in the base tree, not Enzyme ({pin.url}){also}; give Enzyme a path of its own "
-            "(the default is src/llvm-project/enzyme)")
+            f"(the default is {DEFAULT_ENZYME_PATH})")
 
 
 def command(manifest: Manifest, args) -> None:

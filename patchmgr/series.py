@@ -246,7 +246,9 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
                            llvm=_llvm_majors(et.get("llvm", []), ew / "llvm"))
         for repo in repos:
             if repo.path != SUPERPROJECT and repo.path.startswith(enzyme.path + "/"):
-                raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}")
+                raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}, which Enzyme's "
+                                         "checkout would hold; give Enzyme a path of its own (the default is "
+                                         f"{DEFAULT_ENZYME_PATH})")
     # a repository at the Enzyme path is Enzyme's own patches, on the pinned commit
     enzyme_series = next((r for r in repos if enzyme and r.path == enzyme.path), None)
     repos = tuple(r for r in repos if r is not enzyme_series)

@@ -116,8 +116,8 @@ def render(data: dict) -> str:
         lines.append("drifted: the patch file changed since apply; edited: the commit changed after apply "
                      "(unapply keeps it only with --force, under refs/patchmgr/backup/)")
     if any(r["dropped"] for r in data["repos"]) or enzyme_patches.get("dropped"):
-        lines.append("dropped: applied, but no longer in the set's list (list it again, or patchmgr unapply, "
-                     "then apply to leave it out)")
+        lines.append("dropped: applied, but no longer in the set's list (list it again, or patchmgr export to list "
+                     "what the branch holds; patchmgr unapply, then apply leaves it out)")
     if data["operation_in_progress"]:
         kind = data["operation_in_progress"].split()[0]
         lines.append(f"in progress: {data['operation_in_progress']} (patchmgr {kind} {MODES[kind]})")
