@@ -377,14 +377,16 @@ def _trace_command(repo: Repo, args: tuple[str, ...], pinned: bool) -> None:
     """-v's line for one git command: as a user would type it (`git -C <repo> ...`, shell-quoted);
     the first patch command is preceded, once, by a line saying which configuration those run in."""
     global _pinned_said
+    if not verbose():
+        return
     if pinned and not _pinned_said:
         _pinned_said = True
         trace(f"git {', '.join(sorted(PATCH_COMMANDS))} run with {len(PATCH_CONFIG)} settings pinned to git's "
               "defaults (-c diff.noprefix=false, -c format.signOff=false, ...: PATCH_CONFIG in patchmgr/gitio.py) "
-              "and without your system or global git config (user.*, url.*.insteadOf kept)")
-    if verbose():
-        where = _typed_dir(repo.path)
-        trace(shlex.join(["git", *(["-C", where] if where else []), *args]))
+              "and, of your system and global git config, only user.*, safe.directory, url.*.insteadOf, gc.auto* "
+              "and maintenance.auto")
+    where = _typed_dir(repo.path)
+    trace(shlex.join(["git", *(["-C", where] if where else []), *args]))
 
 
 def _typed_dir(path: Path) -> str | None:
