@@ -160,6 +160,11 @@ def test_a_path_git_accepts_is_applied_and_one_it_refuses_is_not(fast_world):
     assert world.run("lint").returncode == 0
     res = world.run("apply", "--no-config")
     assert res.returncode == 0, res.stderr
-    listed = subprocess.run(["git", "ls-files", "-z", "--", accepted], cwd=world.checkout, env=world.env,
-                            capture_output=True, text=True, check=True).stdout
-    assert listed == accepted + "\0"
+    def tracked() -> str:
+        return subprocess.run(["git", "ls-files", "-z", "--", accepted], cwd=world.checkout, env=world.env,
+                              capture_output=True, text=True, check=True).stdout
+    assert tracked() == accepted + "\0"
+    assert world.run("status").stdout.splitlines()[1] == "state: applied"
+    res = world.run("unapply")
+    assert res.returncode == 0, res.stderr
+    assert tracked() == ""
