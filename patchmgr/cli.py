@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "patchmgr.check:command")
     p.add_argument("--keep", action="store_true", help="keep the scratch clones for inspection")
 
-    command("lint", "validate the manifest and every patch of every set, without a tree", "patchmgr.lint:command",
-            needs="manifest")
+    command("lint", "validate the manifest and every patch of every set (or of --set NAME), without a tree",
+            "patchmgr.lint:command", needs="manifest")
 
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically",
                 "patchmgr.export:command", changes_tree=True)
