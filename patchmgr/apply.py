@@ -44,9 +44,14 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
         if view.fully_applied:
             return patch_set
     for v in view.patched_repos:
+        if v.dropped:
+            raise WrongState(f"{v.path} has patch {v.dropped[0]} applied, which is no longer in the set's list in "
+                             f"{ws.manifest.path}; list it again (patchmgr export lists what the branch holds), or run "
+                             "patchmgr unapply, then apply to leave it out")
         if v.state.foreign or v.edited or v.out_of_order:
             what = ("commits that are not from the series" if v.state.foreign
-                    else f"patch {(v.edited or v.applied)[0]} applied in a form that differs from its file")
+                    else f"patch {v.edited[0]} applied in a form that differs from its file" if v.edited
+                    else "its patches applied in another order than the set's list")
             raise WrongState(f"{v.path} has {what}; run patchmgr status, then patchmgr unapply "
                              "(--force keeps a backup) and apply again")
     skipped = [label for v in view.patched_repos for label in v.skipped]

@@ -10,20 +10,57 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 from patchmgr import __version__, output
-from patchmgr.errors import EXIT_CODES, Conflict, PatchmgrError
+from patchmgr.errors import EXIT_CODES, Conflict, PatchmgrError, UsageError
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {name}: {meaning}" for code, (name, meaning) in EXIT_CODES.items())
+#: the end of every command's --help: the exit codes are the same for all, so they are listed once
+SEE_MAIN_HELP = "exit codes: patchmgr --help lists them (the same for every command)"
+#: commands for which --set means nothing (diff-sets names its two sets as arguments)
+NO_SET = frozenset({"diff-sets"})
+
+#: one or two typical command lines per command, shown by its --help
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "apply": ("patchmgr apply", "patchmgr -C ~/src/rust --patches ~/my-series apply --no-config"),
+    "unapply": ("patchmgr unapply", "patchmgr unapply --force   # keep edited commits under refs/patchmgr/backup/"),
+    "status": ("patchmgr status", "patchmgr status --json | jq .state"),
+    "check": ("patchmgr check", "patchmgr check --set autodiff-1.63.0 --keep"),
+    "lint": ("patchmgr --patches ~/my-series lint", "patchmgr lint --set autodiff-1.63.0"),
+    "export": ("patchmgr export --patches ~/src/patchmgr/patches",),
+    "rebase": ("patchmgr rebase --onto 1.64.0", "patchmgr rebase --dry-run --onto upstream/master --new-set ad-next"),
+    "diff-sets": ("patchmgr diff-sets autodiff-1.63.0 autodiff-1.64.0",),
+    "init": ("patchmgr init ~/my-series",),
+    "import": ("patchmgr --patches ~/my-series import upstream/master..my-branch --set mine-1.63.0",
+               "patchmgr import debian/patches/series --set deb-1.63.0 --rustc 1.63.0 --commit HASH --llvm 14"),
+    "mcp": ("patchmgr mcp --out mcp-autodiff", "patchmgr mcp --branch autodiff-draft --format-patch mails/"),
+    "config": ("patchmgr config --show", "patchmgr config --llvm-config none"),
+    "build": ("patchmgr build --dry-run", "patchmgr build --stage 1 -j 8 library/std"),
+}
 
 
-def verbosity(parser: argparse.ArgumentParser, default) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="print only results and errors, no progress")
-    group.add_argument("-v", "--verbose", action="store_true", default=default,
-                       help="also print each git command patchmgr runs")
+def global_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """-C, --patches, --set, -q, -v: on the main parser and again on every command's, so they work
+    before or after the command name. After it their default is SUPPRESS: argparse copies a
+    command's defaults over the main parser's values, which would undo one given before."""
+    def default(value):
+        return argparse.SUPPRESS if after_command else value
+    g = parser.add_argument_group("global options (before or after the command name)")
+    g.add_argument("-C", dest="root", type=Path, default=default(Path.cwd()), metavar="DIR",
+                   help="the rustc checkout (default: the one containing the current directory)")
+    g.add_argument("--patches", type=Path, metavar="DIR", default=default(None),
+                   help="patches directory with series.toml (default: $PATCHMGR_PATCHES, else the one "
+                        "patchmgr init recorded for the checkout, else the series installed with patchmgr)")
+    g.add_argument("--set", dest="set_name", metavar="NAME", default=default(None),
+                   help="the patch set to use instead of the one detected from the tree's base "
+                        "(import: the set to create or update)")
+    verbosity = g.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                           help="print only results and errors, no progress")
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                           help="also print each git command patchmgr runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,25 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="patchmgr", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Carry a versioned patch series on a rustc checkout and its src/llvm-project submodule.")
     parser.add_argument("--version", action="version", version=f"patchmgr {__version__}")
-    verbosity(parser, default=False)
-    parser.add_argument("-C", dest="root", type=Path, default=Path.cwd(), metavar="DIR",
-                        help="the rustc checkout (default: the one containing the current directory)")
-    parser.add_argument("--patches", type=Path, metavar="DIR",
-                        help="patches directory with series.toml (default: $PATCHMGR_PATCHES, else the one "
-                             "patchmgr init recorded for the checkout, else the series installed with patchmgr)")
+    global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, handler: str, needs: str = "tree", changes_tree: bool = False,
                 writes_patches: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog=EPILOG,
+        p = sub.add_parser(name, help=help, description=help, epilog=command_epilog(name),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(handler=handler, needs=needs, changes_tree=changes_tree, writes_patches=writes_patches)
-        verbosity(p, default=argparse.SUPPRESS)  # after the command too, without resetting one given before
+        global_options(p, after_command=True)
         return p
-
-    def with_set(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", dest="set_name", metavar="NAME",
-                       help="use this patch set instead of the one detected from the tree's base")
 
     def config_options(p: argparse.ArgumentParser) -> None:
         g = p.add_argument_group("bootstrap config (the set's template, rendered and merged into config.toml)")
@@ -69,7 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("apply", "apply the patch set for this tree's base onto patch branches (patchmgr/<set>)",
                 "patchmgr.apply:command", changes_tree=True)
-    with_set(p)
     p.add_argument("--no-config", action="store_true", help="do not write the bootstrap config")
     config_options(p)
     mode = p.add_mutually_exclusive_group()
@@ -81,7 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("unapply", "remove the patch set: every repository back at its base, Enzyme submodule included",
                 "patchmgr.unapply:command", changes_tree=True)
-    with_set(p)
     p.add_argument("--force", action="store_true",
                    help="also when the patch branches hold other commits; they are saved under refs/patchmgr/backup/ first")
     mode = p.add_mutually_exclusive_group()
@@ -92,24 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("status", "show the base, the set, and per repository the applied, pending and drifted patches",
                 "patchmgr.status:command")
-    with_set(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command("check", "apply the set in scratch clones (never in your tree) and report each patch",
                 "patchmgr.check:command")
-    with_set(p)
     p.add_argument("--keep", action="store_true", help="keep the scratch clones for inspection")
 
-    command("lint", "validate the manifest and every patch of every set, without a tree", "patchmgr.lint:command",
-            needs="manifest")
+    command("lint", "validate the manifest and every patch of every set (or of --set NAME), without a tree",
+            "patchmgr.lint:command", needs="manifest")
 
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically",
                 "patchmgr.export:command", changes_tree=True, writes_patches=True)
-    with_set(p)
 
     p = command("rebase", "carry the set onto a newer upstream, patch by patch; writes a new set and a report, "
                 "then applies it", "patchmgr.rebase:command", changes_tree=True, writes_patches=True)
-    with_set(p)
     p.add_argument("--onto", metavar="REV|VERSION",
                    help="the new base: a revision of the checkout, or a rustc version (tag VERSION, else its "
                         "Debian source package is committed on top of the old base and tagged)")
@@ -149,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("import", "make a set's patch list from a revision range, a directory of .patch files, or a quilt series",
                 "patchmgr.importer:command", needs="patches", writes_patches=True)
     p.add_argument("source", help="BASE..BRANCH (in the checkout), a directory of format-patch files, or a quilt series file")
-    p.add_argument("--set", dest="set_name", required=True, metavar="NAME", help="the set to create or update")
     p.add_argument("--repo", default=".", metavar="PATH", help="the repository the patches are for (default '.')")
     p.add_argument("--rustc", help="upstream version, for a new set")
     p.add_argument("--commit", help="full upstream commit hash, for a new set")
@@ -157,7 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("mcp", "write a Major Change Proposal draft from the set's cover letter and the series itself; "
                 "optionally a prototype branch and a numbered mail series", "patchmgr.mcp:command", changes_tree=True)
-    with_set(p)
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="where the draft (mcp.md) and its revisions live (default ./mcp-<set>)")
     p.add_argument("--template", type=Path, metavar="FILE",
@@ -171,13 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("config", "write (or --show) the bootstrap config for this tree, from the set's template",
                 "xpy_ext.commands:config_command", changes_tree=True)
-    with_set(p)
     p.add_argument("--show", action="store_true", help="print the merged result and change nothing")
     config_options(p)
 
     p = command("build", "build the patched compiler with x.py: progress line, full log, first error, smoke test",
                 "xpy_ext.commands:build_command", changes_tree=True)
-    with_set(p)
     p.add_argument("--stage", type=int, default=1, help="stage to build (default 1)")
     p.add_argument("-j", "--jobs", type=int, help="parallel jobs for x.py")
     p.add_argument("--dry-run", action="store_true", help="print the config and the x.py command, run nothing")
@@ -190,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_epilog(name: str) -> str:
+    """A command's --help ends with its examples and where the exit codes are."""
+    examples = "\n".join(f"  {line}" for line in EXAMPLES.get(name, ()))
+    return (f"examples:\n{examples}\n\n" if examples else "") + SEE_MAIN_HELP
+
+
+def check_set_option(args: argparse.Namespace) -> None:
+    """Refuse --set where it means nothing, and require it where the command needs it; a
+    usage error, like argparse's own, before anything is read."""
+    if args.set_name is not None and args.command in NO_SET:
+        raise UsageError(f"{args.command} takes its sets as arguments, not --set; "
+                         f"see patchmgr {args.command} --help")
+    if args.set_name is None and args.command == "import":
+        raise UsageError("import needs --set NAME, the set to create or update")
+
+
 def run(args: argparse.Namespace) -> int:
     """Load what the command needs (the manifest; the checkout, locked for commands that
     change it) and call its handler, named in the parser as 'module:function'."""
@@ -199,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     from patchmgr.patchesdir import locate, refuse_installed
     from patchmgr.series import load_manifest
 
+    check_set_option(args)
     module, _, name = args.handler.partition(":")
     handler = getattr(importlib.import_module(module), name)
     env = os.environ.get("PATCHMGR_PATCHES")
@@ -220,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
     if args.needs == "patches":
         return handler(patches, args) or 0
     manifest = load_manifest(patches)
+    if args.set_name is not None:
+        manifest.get(args.set_name)  # a typo is answered here, with the close names, whatever is applied
     if args.needs == "manifest":
         return handler(manifest, args) or 0
     from patchmgr.workspace import Workspace
@@ -245,3 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.error("interrupted; run patchmgr status, then the --continue or --abort of the command that was running")
         return 130
+    except BrokenPipeError:
+        # a write that does not go through output (x.py's progress line) to a reader that is gone:
+        # quiet, with the status a shell shows for git ended by SIGPIPE
+        output.silence_all()
+        return 128 + signal.SIGPIPE

@@ -11,6 +11,7 @@ cost every command a tenth of a second, and an argument list is all it gave.)
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchmgr.errors import GitFailed, WrongState
-from patchmgr.output import trace
+from patchmgr.output import trace, verbose
 
 #: commits patchmgr makes itself (the Enzyme submodule, gitlinks) carry this
 #: identity and the base commit's date, so re-applying gives the same hashes.
@@ -127,8 +128,12 @@ class Repo:
             self._identity = {line.split(" ", 1)[0] for line in res.out.splitlines()} if res.status == 0 else set()
         return self._identity
 
-    def _spawn(self, args: tuple, **kw) -> subprocess.CompletedProcess:
-        trace(f"git {' '.join(args)}  (in {self.label})")
+    def _spawn(self, args: tuple, pinned: bool = False, **kw) -> subprocess.CompletedProcess:
+        """Run git with `args`; `pinned`: PATCH_CONFIG's -c settings go first (left out of -v's
+        trace, which shows the command as a user would type it)."""
+        _trace_command(self, args, pinned)
+        if pinned:
+            args = tuple(a for setting in PATCH_CONFIG for a in ("-c", setting)) + args
         try:
             return subprocess.run(["git", *args], cwd=self.path, pass_fds=_held_fds, **kw)
         except FileNotFoundError as e:
@@ -141,10 +146,10 @@ class Repo:
         # surrogateescape both ways: output that is not UTF-8 goes back to git as the same bytes
         data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input
         full_env = self._env(env, readonly)
-        if _subcommand(args) in PATCH_COMMANDS:
-            args = tuple(a for setting in PATCH_CONFIG for a in ("-c", setting)) + args
+        pinned = _subcommand(args) in PATCH_COMMANDS
+        if pinned:
             full_env = self._known_config(full_env, identity=not readonly)
-        proc = self._spawn(args, env=full_env, capture_output=True,
+        proc = self._spawn(args, pinned, env=full_env, capture_output=True,
                            **({"input": data} if data is not None else {"stdin": subprocess.DEVNULL}))
         out = proc.stdout.decode("utf-8", "surrogateescape")
         if strip and out.endswith("\n"):
@@ -363,6 +368,36 @@ def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:
 def _parse_patch_ids(out: str) -> list[tuple[str, str]]:
     """(patch-id, commit) per line of `git patch-id` output, which always prints both."""
     return [(fields[0], fields[1]) for fields in (line.split() for line in out.splitlines() if line.strip())]
+
+
+_pinned_said = False
+
+
+def _trace_command(repo: Repo, args: tuple[str, ...], pinned: bool) -> None:
+    """-v's line for one git command: as a user would type it (`git -C <repo> ...`, shell-quoted);
+    the first patch command is preceded, once, by a line saying which configuration those run in."""
+    global _pinned_said
+    if not verbose():
+        return
+    if pinned and not _pinned_said:
+        _pinned_said = True
+        trace(f"git {', '.join(sorted(PATCH_COMMANDS))} run with {len(PATCH_CONFIG)} settings pinned to git's "
+              "defaults (-c diff.noprefix=false, -c format.signOff=false, ...: PATCH_CONFIG in patchmgr/gitio.py) "
+              "and, of your system and global git config, only user.*, safe.directory, url.*.insteadOf, gc.auto* "
+              "and maintenance.auto")
+    where = _typed_dir(repo.path)
+    trace(shlex.join(["git", *(["-C", where] if where else []), *args]))
+
+
+def _typed_dir(path: Path) -> str | None:
+    """How `git -C` would name `path` from the current directory: relative inside it, absolute
+    elsewhere (a scratch clone), None for the current directory itself."""
+    try:
+        here = Path.cwd().resolve()
+        rel = path.resolve().relative_to(here)
+    except (OSError, ValueError):
+        return str(path)
+    return None if rel == Path(".") else str(rel)
 
 
 def _subcommand(args: tuple[str, ...]) -> str:

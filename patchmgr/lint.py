@@ -19,8 +19,9 @@ from patchmgr.errors import BadInput
 from patchmgr.gitio import Repo
 from patchmgr.output import show
 from patchmgr.patchfile import Patch, parse_patch
-from patchmgr.safety import MAX_PATH_BYTES, inside
+from patchmgr.safety import ConfigParseError, git_config_entries, inside
 from patchmgr.series import (
+    DEFAULT_ENZYME_PATH,
     MANIFEST_NAME,
     SUPERPROJECT,
     Manifest,
@@ -110,15 +111,10 @@ def base_path_problem(path: str, modes: dict[str, str], repo_label: str) -> str 
 
     Through a symlink git would write outside the checkout (or wherever the
     link points); into a gitlink it would write files the submodule's own
-    repository does not know, which the set does not patch. The length is
-    the path's as the checkout holds it (a submodule's paths are longer by
-    its own path).
+    repository does not know, which the set does not patch. (A path's length
+    is checked where the patch is read: git measures it from the top of the
+    repository it works in, whatever the submodule's own path.)
     """
-    full = path if repo_label == SUPERPROJECT else f"{repo_label}/{path}"
-    size = len(full.encode("utf-8", "surrogatepass"))
-    if size > MAX_PATH_BYTES:
-        return (f"touches {path[:100]!r}..., a path of {size} bytes in the checkout, more than file systems allow "
-                f"({MAX_PATH_BYTES}); refusing the patch")
     for prefix in leading_paths(path):
         mode = modes.get(prefix)
         if mode == MODE_SYMLINK:
@@ -131,8 +127,8 @@ def base_path_problem(path: str, modes: dict[str, str], repo_label: str) -> str 
 
 
 def check_against_base(repo: Repo, base: str, patches: list[Patch]) -> None:
-    """Refuse patches that go through (or are) a symlink or a submodule of the base tree, or
-    whose paths are too long in the checkout; before anything is written."""
+    """Refuse patches that go through (or are) a symlink or a submodule of the base tree,
+    before anything is written."""
     modes = tree_modes(repo, base, [path for patch in patches for path in patch.paths])
     for patch in patches:
         for path in patch.paths:
@@ -184,14 +180,57 @@ def check_manifest_paths(superproject: Repo, base: str, patch_set: PatchSet, roo
     listed = {r.path for r in patch_set.repos if r.path != SUPERPROJECT}
     for entry in entries:
         problem = manifest_path_problem(entry, modes, listed)
+        if problem is None and entry.kind == "enzyme" and modes.get(entry.path) == MODE_GITLINK:
+            problem = _foreign_submodule_problem(superproject, base, patch_set)
         if problem is None and not inside(root, Path(root) / entry.path):
             problem = f"leads outside the checkout through a symlink (to {os.path.realpath(Path(root) / entry.path)})"
         if problem:
             raise BadInput(f"{patch_set.root / MANIFEST_NAME}: key '{entry.key}' path {entry.path!r} {problem}")
 
 
+def submodule_url(superproject: Repo, base: str, path: str) -> str | None:
+    """The URL `base`'s .gitmodules gives the submodule at `path`, as git submodule reads it; None
+    where .gitmodules does not name that path or git cannot parse it."""
+    text = superproject.read(base, ".gitmodules")
+    try:
+        entries = dict(git_config_entries(text)) if text else {}
+    except ConfigParseError:
+        return None
+    name = next((key[len("submodule."):-len(".path")] for key, value in entries.items()
+                 if key.startswith("submodule.") and key.endswith(".path") and value == path), None)
+    return entries.get(f"submodule.{name}.url") if name is not None else None
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Whether two clone URLs name one repository, spelled with or without '.git' or a final '/'
+    (hosts such as GitHub ignore the case of the owner and name)."""
+    def norm(url: str) -> str:
+        return url.strip().rstrip("/").removesuffix(".git").lower()
+    return norm(a) == norm(b)
+
+
+def _foreign_submodule_problem(superproject: Repo, base: str, patch_set: PatchSet) -> str | None:
+    """Why the submodule the base tree already has at the Enzyme path cannot be Enzyme, or None.
+
+    apply takes such a submodule for Enzyme and fetches the pin from its own
+    URL; when .gitmodules names another repository there (the Enzyme path set
+    to src/llvm-project, whose patch list then reads as Enzyme's), apply would
+    patch the superproject first and fail inside the other repository.
+    """
+    pin = patch_set.enzyme
+    assert pin is not None
+    url = submodule_url(superproject, base, pin.path)
+    if url is not None and same_repository(url, pin.url):
+        return None
+    which = f"the submodule {url}" if url else "a submodule .gitmodules does not name"
+    also = (f", and the set's repos.\"{pin.path}\" list is read as Enzyme's own patches"
+            if patch_set.enzyme_series else "")
+    return (f"is {which} in the base tree, not Enzyme ({pin.url}){also}; give Enzyme a path of its own "
+            f"(the default is {DEFAULT_ENZYME_PATH})")
+
+
 def command(manifest: Manifest, args) -> None:
-    """`patchmgr lint`: every set of the manifest, no tree needed."""
-    for patch_set in manifest.sets.values():
+    """`patchmgr lint [--set NAME]`: every set of the manifest (or the one named), no tree needed."""
+    for patch_set in [manifest.get(args.set_name)] if args.set_name else manifest.sets.values():
         count = sum(len(p) for p in load_patches(patch_set).values())
         show(f"ok {patch_set.name}: {count} patches")

@@ -28,8 +28,10 @@ _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 #: NAME_MAX of every file system a rustc checkout lives on (ext4, xfs, btrfs, APFS, NTFS)
 MAX_COMPONENT_BYTES = 255
-#: below Linux's PATH_MAX (4096), leaving room for the checkout's own location
-MAX_PATH_BYTES = 4000
+#: Linux's PATH_MAX (4096) less the terminating NUL: git works from the top of the repository,
+#: so this is the longest path, relative to it, that git writes; the checkout's own location
+#: does not count
+MAX_PATH_BYTES = 4095
 
 
 def _nbytes(text: str) -> int:
@@ -39,11 +41,13 @@ def _nbytes(text: str) -> int:
 def length_problem(path: str) -> str | None:
     """Why `path` is too long for a file system, or None.
 
-    git would write such a path and fail halfway through an apply, leaving a
-    half-patched tree; refusing up front keeps the tree untouched.
+    git would fail on such a path halfway through an apply, leaving a
+    half-patched tree; refusing up front keeps the tree untouched. The limits
+    are the ones git meets: bytes of the path relative to its repository, and
+    of each component; anything git writes passes.
     """
     if _nbytes(path) > MAX_PATH_BYTES:
-        return f"is {_nbytes(path)} bytes long (file systems allow {MAX_PATH_BYTES})"
+        return f"is {_nbytes(path)} bytes long (git and file systems allow {MAX_PATH_BYTES})"
     for part in path.split("/"):
         if _nbytes(part) > MAX_COMPONENT_BYTES:
             return f"has a component of {_nbytes(part)} bytes (file systems allow {MAX_COMPONENT_BYTES})"

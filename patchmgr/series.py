@@ -7,6 +7,7 @@ half-applied series.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -107,8 +108,15 @@ class Manifest:
 
     def get(self, name: str) -> PatchSet:
         if name not in self.sets:
-            raise UnknownBase(f"no patch set named {name!r} in {self.path}; known sets: {', '.join(sorted(self.sets)) or 'none'}")
+            raise UnknownBase(f"no patch set named {_clip(name, 100)!r} in {self.path}; {self.suggest(name)}")
         return self.sets[name]
+
+    def suggest(self, name: str) -> str:
+        """'did you mean ...' with the names close to a mistyped one (difflib), else every set."""
+        close = difflib.get_close_matches(name, list(self.sets), n=3, cutoff=0.6)
+        if close:
+            return f"did you mean {' or '.join(close)}?"
+        return f"known sets: {', '.join(sorted(self.sets)) or 'none'}"
 
 
 
@@ -238,7 +246,9 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
                            llvm=_llvm_majors(et.get("llvm", []), ew / "llvm"))
         for repo in repos:
             if repo.path != SUPERPROJECT and repo.path.startswith(enzyme.path + "/"):
-                raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}")
+                raise (ew / "path").fail(f"{enzyme.path!r} collides with repository {repo.path!r}, which Enzyme's "
+                                         "checkout would hold; give Enzyme a path of its own (the default is "
+                                         f"{DEFAULT_ENZYME_PATH})")
     # a repository at the Enzyme path is Enzyme's own patches, on the pinned commit
     enzyme_series = next((r for r in repos if enzyme and r.path == enzyme.path), None)
     repos = tuple(r for r in repos if r is not enzyme_series)

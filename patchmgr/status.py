@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from patchmgr import state
@@ -18,7 +19,11 @@ def command(ws: Workspace, args) -> None:
                  "outcomes": op.outcomes, "stopped": op.stopped}
         show(json.dumps({"rebase": shown}, indent=2) if args.json else describe_rebase(op))
         return
-    data = to_dict(ws.inspect(args.set_name or (op.set if op else None)), f"{op.kind} of {op.set}" if op else None)
+    view = ws.inspect(args.set_name or (op.set if op else None))
+    if op and not args.set_name and view.detected.how == "--set":
+        # the set came from the stopped operation's journal, not from the command line
+        view.detected = dataclasses.replace(view.detected, how=f"the {op.kind} in progress")
+    data = to_dict(view, f"{op.kind} of {op.set}" if op else None)
     data["patches"] = {"dir": str(ws.manifest.path.parent), "from": getattr(args, "patches_from", "--patches")}
     show(json.dumps(data, indent=2) if args.json else render(data))
 
@@ -84,6 +89,7 @@ def _repo_dict(v: RepoView, dirty: bool = True) -> dict[str, object]:
         "pending": v.pending,
         "drifted": v.drifted,
         "edited": v.edited,
+        "dropped": v.dropped,
         "foreign_commits": list(v.state.foreign),
         "dirty": v.repo.dirty_files() if dirty else [],
     }
@@ -93,7 +99,8 @@ def _patch_lines(r: dict) -> list[str]:
     """One line per patch, foreign commit and dirty file of a repository (as to_dict gives it)."""
     lines = []
     for label in r.get("applied", []):
-        kind = "edited " if label in r["edited"] else "drifted" if label in r["drifted"] else "applied"
+        kind = "edited " if label in r["edited"] else "dropped" if label in r.get("dropped", []) \
+            else "drifted" if label in r["drifted"] else "applied"
         lines.append(f"  {kind}  {label}")
     lines += [f"  pending  {label}" for label in r.get("pending", [])]
     lines += [f"  foreign  {sha[:12]} (not from the series)" for sha in r.get("foreign_commits", [])]
@@ -111,6 +118,9 @@ def render(data: dict) -> str:
     if any(r["drifted"] for r in data["repos"]) or enzyme_patches.get("drifted"):
         lines.append("drifted: the patch file changed since apply; edited: the commit changed after apply "
                      "(unapply keeps it only with --force, under refs/patchmgr/backup/)")
+    if any(r["dropped"] for r in data["repos"]) or enzyme_patches.get("dropped"):
+        lines.append("dropped: applied, but no longer in the set's list (list it again, or patchmgr export to list "
+                     "what the branch holds; patchmgr unapply, then apply leaves it out)")
     if data["operation_in_progress"]:
         kind = data["operation_in_progress"].split()[0]
         lines.append(f"in progress: {data['operation_in_progress']} (patchmgr {kind} {MODES[kind]})")

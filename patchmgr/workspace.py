@@ -50,6 +50,7 @@ class RepoView:
     pending: list[str] = field(default_factory=list)
     drifted: list[str] = field(default_factory=list)  # applied commit differs from its patch file
     edited: list[str] = field(default_factory=list)  # ... because the commit changed after apply
+    dropped: list[str] = field(default_factory=list)  # applied, but no longer in the set's list
     out_of_order: bool = False  # applied patches are not in series order
     skipped: list[str] = field(default_factory=list)  # pending patches that come before applied ones
     tool_commits: int = 0  # Enzyme and gitlink commits
@@ -377,4 +378,7 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
                          if label not in by_label or commit_ids.get(sha) != fid]
         view.edited = [label for sha, label in unverified if label in view.drifted
                        and recorded.get(label) != commit_ids.get(sha)]
+    # a patch taken out of the list has no file to drift from: its own word, not "drifted"
+    view.dropped = [label for label in applied if label not in labels]
+    view.drifted = [label for label in view.drifted if label not in view.dropped]
     return view

@@ -101,6 +101,15 @@ def config_command(ws: Workspace, args) -> None:
         _write(ws, args, patch_set, remember=False)
 
 
+def _no_template_warning(ws: Workspace, patch_set: PatchSet, config_file: str) -> str:
+    """What x.py will read when the set has no bootstrap template: build writes no config, so
+    the tree's own file as it is, or, where there is none, x.py's defaults (no Enzyme)."""
+    what = (f"x.py reads the tree's own {config_file} as it is" if (ws.root / config_file).exists()
+            else f"no {config_file} will exist and x.py builds with its defaults")
+    return (f"warning: set {patch_set.name} names no bootstrap template (key 'bootstrap' in the manifest), "
+            f"so patchmgr writes no config: {what}")
+
+
 def build_command(ws: Workspace, args) -> None:
     """`patchmgr build`: config, preflight, x.py with progress, the smoke test, the toolchain link."""
     view = ws.inspect(args.set_name)
@@ -111,6 +120,8 @@ def build_command(ws: Workspace, args) -> None:
     row = bootstrap_for(ps.rustc)
     xpy_args = build.xpy_arguments(args.stage, args.jobs, args.paths)
     log = args.log or ws.root / "build" / "patchmgr-build.log"
+    if ps.bootstrap is None:
+        say(_no_template_warning(ws, ps, row.config_file))
     if args.dry_run:
         if ps.bootstrap is not None:
             _show(ws, args, ps)
