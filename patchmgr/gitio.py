@@ -282,6 +282,47 @@ class Repo:
             files.append(path + (" (checked out at another commit than recorded)" if sub.startswith("S") else ""))
         return files
 
+    def hidden_changes(self) -> list[tuple[str, str]]:
+        """(path, flag) of each tracked file marked `--assume-unchanged` or `--skip-worktree` whose
+        work-tree content differs from the index.
+
+        git status and git diff never look at such files, so dirty_files misses
+        them, while a checkout, read-tree or reset still writes them: the user's
+        edit would be overwritten without a word. The flags are git's own
+        (`ls-files -v`: a lower-case tag is assume-unchanged, S skip-worktree),
+        and the content is compared as git would store it (its filters, by
+        path). A skip-worktree file missing from the work tree is a sparse
+        checkout's, not a change.
+        """
+        out = self.run("ls-files", "-v", "-s", "-z", readonly=True, strip=False)
+        flagged: dict[str, tuple[str, str, str]] = {}  # path -> (flag, mode, blob)
+        for entry in filter(None, out.split("\0")):
+            meta, _, path = entry.partition("\t")
+            tag, mode, blob = meta.split(" ")[:3]
+            if mode != "160000" and (tag.islower() or tag == "S"):
+                flag = "--skip-worktree" if tag in "Ss" else "--assume-unchanged"
+                flagged[path] = (flag, mode, blob)
+        changed, regular = [], []
+        for path, (flag, mode, blob) in flagged.items():
+            full = self.path / path
+            if not os.path.lexists(full):
+                if flag == "--assume-unchanged":
+                    changed.append((path, flag))
+            elif mode == "120000" or full.is_symlink():
+                target = os.readlink(full) if full.is_symlink() else None
+                if mode != "120000" or target is None or self.run(
+                        "hash-object", "--stdin", "--no-filters", input=target, readonly=True).strip() != blob:
+                    changed.append((path, flag))
+            elif not full.is_file():
+                changed.append((path, flag))
+            else:
+                regular.append(path)
+        for start in range(0, len(regular), 500):  # a bounded command line
+            chunk = regular[start:start + 500]
+            ids = self.run("hash-object", "--", *chunk, readonly=True).split("\n")
+            changed += [(path, flagged[path][0]) for path, sha in zip(chunk, ids) if sha.strip() != flagged[path][2]]
+        return sorted(changed)
+
     def commits(self, range_: str, newest: int | None = None) -> list[tuple[str, str]]:
         """(sha, full message) for each commit in range, first parent only: all of them oldest
         first, or with `newest` only that many, newest first."""

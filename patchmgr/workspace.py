@@ -203,7 +203,15 @@ class Workspace:
         if not isinstance(journal, kind):
             raise WrongState(f"{_an(journal.kind)} of set {journal.set} is in progress, not {_an(kind.kind)}; "
                              f"run patchmgr {journal.kind} {MODES[journal.kind]}")
+        self.require_no_hidden_changes(self._journal_repos(journal))
         return journal
+
+    def _journal_repos(self, journal: state.Journal) -> list[Repo]:
+        """The repositories a --continue, --skip or --abort of `journal` may write: its own, and the
+        set's Enzyme while it is checked out."""
+        patch_set = self.manifest.sets.get(journal.set)
+        enzyme = self.enzyme_repo(patch_set) if patch_set else None
+        return [self.repo(o.path) for o in journal.repos] + ([enzyme] if enzyme else [])
 
     def applied_record(self) -> state.AppliedRecord | None:
         return state.load_applied(self.git_dir)
@@ -238,8 +246,25 @@ class Workspace:
             if locks:
                 raise WrongState(f"{locks[0]} exists: a git command is running in {repo.label}, or one was killed; "
                                  "if none is running, remove that file (nothing was changed)")
+        self.require_no_hidden_changes(repos)
         if not ours:
             self.require_clean(repos)
+
+    def require_no_hidden_changes(self, repos: list[Repo]) -> None:
+        """Refuse before any change when a file marked --assume-unchanged or --skip-worktree holds
+        changes: git would overwrite them as if there were none (Repo.hidden_changes), and the
+        user's stash or commit would not take them either, so the flag is named with its way out.
+        Checked also while continuing or aborting, where ordinary changes are the run's own."""
+        hidden = [(repo, path, flag) for repo in repos for path, flag in repo.hidden_changes()]
+        if not hidden:
+            return
+        repo, path, flag = hidden[0]
+        where = "" if repo.label == SUPERPROJECT else repo.label + "/"
+        git = "git" if repo.label == SUPERPROJECT else f"git -C {repo.label}"
+        more = f" (and {len(hidden) - 1} more such files)" if len(hidden) > 1 else ""
+        raise DirtyTree(f"{where}{path} has changes git does not show: it is marked {flag}{more}; run "
+                        f"{git} update-index --no-{flag[2:]} -- {path}, then commit or stash the change "
+                        "(nothing was changed)")
 
     def require_clean(self, repos: list[Repo]) -> None:
         """Refuse before any change when a tracked file anywhere has uncommitted changes."""
