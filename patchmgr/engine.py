@@ -89,18 +89,27 @@ def current_label(repo: Repo) -> str:
                  if line.startswith(prefix)), "?")
 
 
-def series_labels(commits: list[tuple[str, str]], set_name: str) -> list[str]:
-    """The patch labels of the set's commits among (sha, message) pairs, in order."""
+def series_labels(commits: list[tuple[str, str]], set_name: str, adopted: dict[str, str] | None = None) -> list[str]:
+    """The patch labels of the set's commits among (sha, message) pairs, in order; a commit of
+    `adopted` (commit -> label, AppliedRecord.adopted) is the patch export wrote it as."""
     labels = []
-    for _, message in commits:
+    for sha, message in commits:
         trailers = parse_trailers(message)
-        if trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH in trailers:
+        if adopted and sha in adopted:
+            labels.append(adopted[sha])
+        elif trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH in trailers:
             labels.append(trailers[TRAILER_PATCH])
     return labels
 
 
-def applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
-    return series_labels(repo.commits(f"{base}..HEAD"), set_name)
+def applied_labels(repo: Repo, base: str, set_name: str, adopted: dict[str, str] | None = None) -> list[str]:
+    return series_labels(repo.commits(f"{base}..HEAD"), set_name, adopted)
+
+
+def adopted_before(journal: state.ApplyJournal, path: str) -> dict[str, str]:
+    """The commits of `path` export adopted as patches of the set applied before this run."""
+    record = journal.applied_before
+    return record.adopted.get(path, {}) if record and record.set == journal.set else {}
 
 
 def require_no_untracked(repo: Repo, patches: list[Patch]) -> None:
@@ -251,7 +260,8 @@ def _patch_enzyme(sub: Repo, journal: state.ApplyJournal, patch_set: PatchSet, p
     pin = patch_set.enzyme
     assert pin is not None
     ref = "refs/heads/" + journal.patch_branch
-    done = applied_labels(sub, pin.commit, patch_set.name) if sub.branch() == ref else None
+    done = applied_labels(sub, pin.commit, patch_set.name, adopted_before(journal, pin.path)) \
+        if sub.branch() == ref else None
     labels = [p.label for p in patches if p.label not in journal.skipped]
     if done is None or done != labels[:len(done)]:
         sub.run("checkout", "-q", "-B", journal.patch_branch, pin.commit, "--")
@@ -385,7 +395,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
         labels = [patch_set.patch_label(series, n) for n in series.patches]
         labels = [label for label in labels if label not in journal.skipped]
         done = known[series.path] if known and series.path in known and not moved else \
-            applied_labels(repo, bases[series.path], patch_set.name)
+            applied_labels(repo, bases[series.path], patch_set.name, adopted_before(journal, series.path))
         pending = [p for p in patches[series.path] if p.label not in done and p.label not in journal.skipped]
         if done != labels[:len(done)]:
             raise WrongState(f"{series.path}: the patch branch no longer matches the series; run patchmgr apply --abort")
@@ -404,11 +414,12 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
     """Record the applied set (applied.json) and end the operation (op.json goes)."""
     previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
     keep = previous if previous and previous.set == journal.set else None
-    ids, verified = _patch_ids(ws, journal, patches)
+    adopted = keep.adopted if keep else {}  # commits export adopted that this run did not remake
+    ids, verified = _patch_ids(ws, journal, patches, adopted)
     applied = state.AppliedRecord(set=journal.set, patch_branch=journal.patch_branch,
                                   repos=[state.RepoOrigin(o.path, o.branch, o.head, branch_created=True)
                                          for o in journal.applied_origins],
-                                  patch_ids=ids, verified=verified,
+                                  patch_ids=ids, verified=verified, adopted=adopted,
                                   config=keep.config if keep else None,
                                   config_inputs=keep.config_inputs if keep else None)
     state.save_applied(ws.git_dir, applied)
@@ -418,8 +429,8 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
         "patchmgr status shows each patch")
 
 
-def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]]
-               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]],
+               adopted: dict[str, dict[str, str]]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
     and repo path -> label -> [commit, digest of the file's diff, digest of the whole file] for
     those same commits (the last tells an edit of only the message or author).
@@ -430,8 +441,7 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
     entry, so it counts as edited. While commit and file are the ones recorded,
     no patch-id needs computing at all (the slow part of status).
     """
-    files = {p.label: p.diff for series in patches.values() for p in series}
-    texts = {p.label: p.text for series in patches.values() for p in series}
+    by_label = {p.label: p for series in patches.values() for p in series}
     ids, verified = {}, {}
     bases = {o.path: journal.bases[o.path] for o in journal.repos}
     patch_set = ws.manifest.sets.get(journal.set)
@@ -439,13 +449,20 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
         bases.setdefault(patch_set.enzyme.path, patch_set.enzyme.commit)  # Enzyme's patches, when cloned by this run
     for path, base in bases.items():
         repo = ws.repo(path)
-        commits = [(sha, parse_trailers(message).get(TRAILER_PATCH)) for sha, message in repo.commits(f"{base}..HEAD")]
-        labelled = [(sha, label) for sha, label in commits if label in files]
-        by_sha = repo.patch_ids([sha for sha, _ in labelled])
-        by_file = dict(zip([label for _, label in labelled],
-                           repo.patch_ids_of_diffs([files[label] for _, label in labelled])))
-        matching = [(sha, label) for sha, label in labelled if by_sha.get(sha) == by_file[label]]
-        ids[path] = {label: by_sha[sha] for sha, label in matching}
-        verified[path] = {label: [sha, diff_digest(files[label]), diff_digest(texts[label])]
-                                 for sha, label in matching}
+        mine = adopted.get(path, {})
+        commits = [(sha, mine.get(sha) or parse_trailers(message).get(TRAILER_PATCH))
+                   for sha, message in repo.commits(f"{base}..HEAD")]
+        ids[path], verified[path] = matching_ids(repo, [(sha, by_label[label]) for sha, label in commits
+                                                        if label in by_label])
     return ids, verified
+
+
+def matching_ids(repo: Repo, pairs: list[tuple[str, Patch]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """For each (commit, patch) whose commit has its patch file's patch-id: label -> that id, and
+    label -> [commit, digest of the file's diff, digest of the whole file] (AppliedRecord's
+    patch_ids and verified); pairs that differ get no entry."""
+    by_sha = repo.patch_ids([sha for sha, _ in pairs])
+    by_file = repo.patch_ids_of_diffs([patch.diff for _, patch in pairs])
+    matching = [(sha, patch) for (sha, patch), file_id in zip(pairs, by_file) if by_sha.get(sha) == file_id]
+    return ({patch.label: by_sha[sha] for sha, patch in matching},
+            {patch.label: [sha, diff_digest(patch.diff), diff_digest(patch.text)] for sha, patch in matching})

@@ -5,24 +5,28 @@ Exporting an unchanged series gives byte-identical files: no commit hashes
 no tool version (`--no-signature`), no patchmgr trailers, and the dates are
 the commits' author dates, which an unchanged commit keeps.
 File names come from the subjects (git's own naming), the order from the
-branch. Files whose content did not change are not rewritten.
+branch. Files whose content did not change are not rewritten. Each commit
+written is recorded as the applied form of its file (`adopt`), so a commit the
+user made on the branch is a patch of the set from then on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from patchmgr.errors import WrongState
+from patchmgr import state
+from patchmgr.errors import BadInput, WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
-from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
+from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_patch, parse_trailers
 from patchmgr.series import PatchSet, read_exactly, write_atomic, write_manifest
-from patchmgr.workspace import Workspace
+from patchmgr.workspace import View, Workspace
 
 _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
 
@@ -63,10 +67,11 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
                          "run patchmgr apply first")
     patch_set = view.patch_set
     rendered: dict[str, Rendered] = {}
+    commits: dict[str, list[str]] = {}
     for v in view.patched_repos:
         tool = v.state.tool_commits()
-        commits = [sha for sha in v.state.commits if sha not in tool]
-        rendered[v.path] = render_patches(v.repo, commits, patch_set.root / v.series.dir, v.series.patches)
+        commits[v.path] = [sha for sha in v.state.commits if sha not in tool]
+        rendered[v.path] = render_patches(v.repo, commits[v.path], patch_set.root / v.series.dir, v.series.patches)
     for r in rendered.values():
         refuse_unwritable(r)
     changes: list[str] = []
@@ -79,7 +84,46 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
     if any(lists.get(r.path, list(r.patches)) != list(r.patches) for r in patch_set.all_series()):
         _write_lists(ws.manifest.path, patch_set, lists)
         changes.append(f"updated the patch lists of {patch_set.name} in {ws.manifest.path.name}")
+    adopt(ws, view, {path: list(zip(commits[path], r.names)) for path, r in rendered.items()})
     return changes
+
+
+def adopt(ws: Workspace, view: View, exported: dict[str, list[tuple[str, str]]]) -> None:
+    """Record in applied.json that each commit export wrote (repository path -> (commit, file
+    name)) is the applied form of its file, as apply records the commits it makes.
+
+    A commit whose trailers name no patch (one the user made on the branch) or
+    another one (a file export renamed) becomes that patch for status, apply
+    and unapply (AppliedRecord.adopted), instead of a foreign commit that
+    unapply would tell the user to export; and the patch-ids are the ones
+    verified, so a later edit of the file is drift, not an edited commit, as
+    after an amend. Run on every export, so one killed before it is completed
+    by the next.
+    """
+    from patchmgr.engine import matching_ids
+
+    record = view.applied_record
+    if record is None:
+        return
+    patch_set = view.patch_set
+    new = dataclasses.replace(record, patch_ids=dict(record.patch_ids), verified=dict(record.verified),
+                              adopted=dict(record.adopted))
+    for v in view.patched_repos:
+        labels = [(sha, patch_set.patch_label(v.series, name)) for sha, name in exported.get(v.path, [])]
+        trailers = {sha: parse_trailers(message).get(TRAILER_PATCH)
+                    for sha, message in v.repo.commits(f"{v.state.base}..{v.state.head}")}
+        pairs = []
+        for sha, label in labels:
+            try:
+                pairs.append((sha, parse_patch((patch_set.root / label).read_bytes(), label)))
+            except BadInput:
+                continue  # a file apply would refuse: lint and apply name it
+        new.patch_ids[v.path], new.verified[v.path] = matching_ids(v.repo, pairs)
+        new.adopted[v.path] = {sha: patch.label for sha, patch in pairs if trailers.get(sha) != patch.label}
+        if not new.adopted[v.path]:
+            del new.adopted[v.path]
+    if new != record:
+        state.save_applied(ws.git_dir, new)
 
 
 def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple[str, ...] | list[str]

@@ -254,11 +254,13 @@ class Repo:
         refs = git_dir / "refs"
         return found + (sorted(refs.rglob("*.lock")) if refs.is_dir() else [])
 
-    def dirty_files(self) -> list[str]:
+    def dirty_files(self, own_gitlinks: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """Tracked files with uncommitted changes (index or work tree).
 
         A submodule counts when it is checked out at another commit than the
-        one recorded; changes inside it are its own repository's to report.
+        one recorded (unless it is one of `own_gitlinks`, whose new commit is
+        patchmgr's to record); changes inside it are its own repository's to
+        report.
         """
         out = self.run("status", "--porcelain=v2", "-z", "--untracked-files=no", "--ignore-submodules=dirty",
                        readonly=True, strip=False)
@@ -277,7 +279,7 @@ class Repo:
                 sub, path = fields[2], entry.split(" ", 10)[10]
             else:
                 continue
-            if sub.startswith("S") and sub[1] != "C":
+            if sub.startswith("S") and (sub[1] != "C" or path in own_gitlinks):
                 continue
             files.append(path + (" (checked out at another commit than recorded)" if sub.startswith("S") else ""))
         return files

@@ -11,8 +11,8 @@ an older file and an older one refuses a newer file instead of misreading it.
   always put every repository back, whenever the run was interrupted.
 - `applied.json` (`AppliedRecord`) describes an applied set: where each
   repository was before it (unapply returns there), the patch-ids apply
-  verified (drift detection without recomputing them) and the bootstrap config
-  it wrote (unapply puts it back).
+  verified (drift detection without recomputing them), the commits export
+  adopted as patches and the bootstrap config it wrote (unapply puts it back).
 
 Format history: version 1 kept everything but the first few fields in an
 untyped `extra` dict; it is read by lifting those keys to the top level.
@@ -153,6 +153,10 @@ class AppliedRecord:
     patch_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     # repository path -> patch label -> [commit, digest of the file's diff, digest of the whole file] verified equal
     verified: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # repository path -> commit -> patch label: commits export wrote as that patch file although their
+    # trailers do not name it (a commit the user made on the branch, a patch export renamed); they are
+    # the applied patch, as the commits apply made are
+    adopted: dict[str, dict[str, str]] = field(default_factory=dict)
     config: ConfigWritten | None = None
     config_inputs: ConfigInputs | None = None
 

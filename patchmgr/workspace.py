@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from patchmgr import state
-from patchmgr.base import Detected, RepoState, detect, find_root, repo_state, series_limit
+from patchmgr.base import Detected, RepoState, SeriesCommit, detect, find_root, repo_state, series_limit
 from patchmgr.errors import Busy, DirtyTree, WrongState
 from patchmgr.gitio import Repo, hold_in_children
 from patchmgr.lint import check_manifest_paths, load_patches
@@ -111,6 +111,16 @@ class View:
         return (all(not v.pending and not v.out_of_order and not v.state.foreign for v in self.repos)
                 and (self.enzyme is None or self.enzyme.in_place) and not self.stale_gitlinks
                 and all(v.state.series for v in self.repos))
+
+    @property
+    def own_gitlinks(self) -> list[str]:
+        """Submodules of the set (src/llvm-project, a patched Enzyme) whose HEAD may differ from the
+        commit their owner records without any work of the user's at stake: on the patch branch,
+        every commit above the base the series' (those export adopted included). apply records
+        such a HEAD, unapply returns the submodule to its base."""
+        branch = "refs/heads/" + patch_branch(self.patch_set.name)
+        candidates = [v for v in self.patched_repos if v.path != SUPERPROJECT]
+        return [v.path for v in candidates if v.branch == branch and v.state.series and not v.state.foreign]
 
     @property
     def untouched(self) -> bool:
@@ -229,12 +239,13 @@ class Workspace:
         target = self.root / patch_set.enzyme.path
         return Repo(target, patch_set.enzyme.path) if (target / ".git").exists() else None
 
-    def require_ready(self, repos: list[Repo], ours: bool = False) -> None:
+    def require_ready(self, repos: list[Repo], ours: bool = False, gitlinks: list[str] | None = None) -> None:
         """Refuse before any change when a git operation is stopped, or a git lock file
         exists, in any of `repos`, or a tracked file has uncommitted changes.
 
         With `ours`, a stopped git am whose mail patchmgr tagged is the run being
-        continued, not the user's.
+        continued, not the user's. `gitlinks` (View.own_gitlinks) are submodules
+        whose new HEAD is the set's to record, not an uncommitted change.
         """
         for repo in repos:
             what = repo.operation_in_progress()
@@ -248,7 +259,7 @@ class Workspace:
                                  "if none is running, remove that file (nothing was changed)")
         self.require_no_hidden_changes(repos)
         if not ours:
-            self.require_clean(repos)
+            self.require_clean(repos, gitlinks or [])
 
     def require_no_hidden_changes(self, repos: list[Repo]) -> None:
         """Refuse before any change when a file marked --assume-unchanged or --skip-worktree holds
@@ -266,12 +277,14 @@ class Workspace:
                         f"{git} update-index --no-{flag[2:]} -- {path}, then commit or stash the change "
                         "(nothing was changed)")
 
-    def require_clean(self, repos: list[Repo]) -> None:
-        """Refuse before any change when a tracked file anywhere has uncommitted changes."""
+    def require_clean(self, repos: list[Repo], gitlinks: list[str] | None = None) -> None:
+        """Refuse before any change when a tracked file anywhere has uncommitted changes (a
+        submodule of `gitlinks` at another commit than recorded is not one)."""
         dirty = []
         for repo in repos:
             prefix = "" if repo.label == SUPERPROJECT else repo.label + "/"
-            dirty += [prefix + f for f in repo.dirty_files()]
+            own = {g[len(prefix):] for g in gitlinks or [] if g.startswith(prefix)}
+            dirty += [prefix + f for f in repo.dirty_files(own)]
         if dirty:
             shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
             raise DirtyTree(f"uncommitted changes to tracked files: {shown}; commit or stash them first (nothing was changed)")
@@ -280,7 +293,7 @@ class Workspace:
         """The superproject's base and series, from the base the applied record knows if there is one."""
         origin = record.origin(SUPERPROJECT) if record else None
         known = origin.head if origin else None
-        return repo_state(self.superproject, known, series_limit(self.manifest))
+        return repo_state(self.superproject, known, series_limit(self.manifest), adopted_commits(record, SUPERPROJECT))
 
     def inspect(self, set_name: str | None) -> View:
         """Read every repository of the set and compare it with the manifest."""
@@ -302,7 +315,7 @@ class Workspace:
             else:
                 origin = record.origin(series.path) if record else None
                 known = origin.head if origin else self.recorded_gitlink(sup_state.base, series.path)
-                rstate = repo_state(repo, known, limit)
+                rstate = repo_state(repo, known, limit, adopted_commits(record, series.path))
             recorded = record.patch_ids.get(series.path, {}) if record else {}
             verified = record.verified.get(series.path, {}) if record else {}
             views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
@@ -325,12 +338,20 @@ class Workspace:
             if patch_set.enzyme_series is None:
                 view.checked_out = sub.rev("HEAD")
             else:
-                rstate = repo_state(sub, pin.commit, limit)
+                rstate = repo_state(sub, pin.commit, limit, adopted_commits(record, pin.path))
                 view.checked_out = rstate.head
                 view.series = _compare(patch_set, patch_set.enzyme_series, sub, rstate, patches[pin.path],
                                        record.patch_ids.get(pin.path, {}) if record else {},
                                        record.verified.get(pin.path, {}) if record else {})
         return view
+
+
+def adopted_commits(record: state.AppliedRecord | None, path: str) -> dict[str, SeriesCommit]:
+    """The commits of the repository at `path` that export wrote as patches of the applied set
+    (AppliedRecord.adopted), as the series commits they are."""
+    if record is None:
+        return {}
+    return {sha: SeriesCommit(sha, record.set, label) for sha, label in record.adopted.get(path, {}).items()}
 
 
 def _tagged_by_us(repo: Repo) -> bool:
