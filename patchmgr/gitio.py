@@ -11,6 +11,7 @@ cost every command a tenth of a second, and an argument list is all it gave.)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +39,9 @@ GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG
              "AUTO_MERGE.lock", "MERGE_HEAD.lock", "CHERRY_PICK_HEAD.lock", "FETCH_HEAD.lock", "shallow.lock")
 
 
+#: the entries of `git ls-files -v -z` whose tag says a flag hides the file from git status: lower
+#: case is --assume-unchanged, S (or s, with both) --skip-worktree
+_FLAGGED = re.compile(r"(?:^|\0)([a-zS]) ([^\0]+)")
 #: git commands that make, read or compare the series' patches and commits: they run in a
 #: known configuration, so a user's diff.noprefix, format.signOff, rerere.enabled or
 #: commit.gpgSign cannot change what patchmgr writes or reads
@@ -296,14 +300,17 @@ class Repo:
         path). A skip-worktree file missing from the work tree is a sparse
         checkout's, not a change.
         """
-        out = self.run("ls-files", "-v", "-s", "-z", readonly=True, strip=False)
+        tags = dict((path, tag) for tag, path in _FLAGGED.findall(self.run("ls-files", "-v", "-z", readonly=True,
+                                                                             strip=False)))
         flagged: dict[str, tuple[str, str, str]] = {}  # path -> (flag, mode, blob)
-        for entry in filter(None, out.split("\0")):
-            meta, _, path = entry.partition("\t")
-            tag, mode, blob = meta.split(" ")[:3]
-            if mode != "160000" and (tag.islower() or tag == "S"):
-                flag = "--skip-worktree" if tag in "Ss" else "--assume-unchanged"
-                flagged[path] = (flag, mode, blob)
+        for start in range(0, len(tags), 500):  # their index entries, a bounded command line at a time
+            out = self.run("--literal-pathspecs", "ls-files", "-s", "-z", "--", *list(tags)[start:start + 500],
+                           readonly=True, strip=False)
+            for entry in filter(None, out.split("\0")):
+                meta, _, path = entry.partition("\t")
+                mode, blob = meta.split(" ")[:2]
+                if mode != "160000" and path in tags:
+                    flagged[path] = ("--skip-worktree" if tags[path] in "Ss" else "--assume-unchanged", mode, blob)
         changed, regular = [], []
         for path, (flag, mode, blob) in flagged.items():
             full = self.path / path

@@ -100,3 +100,37 @@ def test_continue_refuses_a_hidden_edit_a_later_patch_would_overwrite(fast_world
     before = snapshot(world)
     refused(world, world.run("apply", "--continue", "--no-config"), OPTIONS, flag)
     assert snapshot(world) == before and (world.checkout / OPTIONS).read_text() == mine
+
+
+def test_which_flagged_files_count_as_changed(tmp_path, monkeypatch):
+    """Content compared with the index as git stores it; a skip-worktree file missing from the
+    work tree is a sparse checkout's, an assume-unchanged one missing is a deletion."""
+    import os
+
+    from fixture import hermetic_env, write
+
+    from patchmgr.gitio import Repo
+
+    env = hermetic_env(tmp_path)
+    repo = tmp_path / "r"
+    files = ["same.txt", "edited file.txt", "sparse.txt", "deleted.txt", "edited-skip.txt"]
+    for name in files:
+        write(repo / name, f"{name}\n")
+    os.symlink("same.txt", repo / "link")
+    git(tmp_path, "init", "-q", str(repo), env=env)
+    git(repo, "add", "-A", env=env)
+    git(repo, "commit", "-qm", "files", env=env)
+    git(repo, "update-index", "--assume-unchanged", "same.txt", "edited file.txt", "deleted.txt", "link", env=env)
+    git(repo, "update-index", "--skip-worktree", "sparse.txt", "edited-skip.txt", env=env)
+    (repo / "edited file.txt").write_text("mine\n")
+    (repo / "edited-skip.txt").write_text("mine\n")
+    (repo / "sparse.txt").unlink()
+    (repo / "deleted.txt").unlink()
+    (repo / "link").unlink()
+    os.symlink("edited file.txt", repo / "link")
+    for key in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "HOME"):
+        monkeypatch.setenv(key, env[key])
+    assert Repo(repo).hidden_changes() == [("deleted.txt", "--assume-unchanged"),
+                                           ("edited file.txt", "--assume-unchanged"),
+                                           ("edited-skip.txt", "--skip-worktree"), ("link", "--assume-unchanged")]
+    assert git(repo, "status", "--porcelain", env=env) == ""  # what git itself shows of them
