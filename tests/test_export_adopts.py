@@ -78,3 +78,24 @@ def test_a_commit_in_enzyme_exported_is_the_applied_patch(world):
     label = f"{SET}/enzyme/0002-enzyme-an-errors-file.patch"
     assert f"wrote {label}" in ok(world.run("export")).stderr
     adopted_then_unapplied(world, lambda d: d["enzyme"]["patches"], label)
+
+
+def test_a_commit_inserted_between_patches_renames_the_later_files_and_all_stay_applied(applied_world):
+    """export numbers the files in branch order: a commit put under the last patch renames that
+    patch's file, and the commit apply made for it is adopted under the new name."""
+    world = applied_world
+    tip = world.git("rev-parse", "HEAD").strip()  # the gitlink commit, above the two patches
+    second = world.git("rev-parse", "HEAD~1").strip()
+    world.git("checkout", "-q", "--detach", "HEAD~2")
+    commit_on_branch(world, ".", "docs/autodiff.md", "# autodiff\n", "docs: autodiff")
+    for sha in (second, tip):
+        world.git("cherry-pick", "--allow-empty", sha)
+    world.git("checkout", "-q", "-B", f"patchmgr/{SET}")
+    out = ok(world.run("export")).stderr
+    assert f"wrote {SET}/rust/0003-Add-the-autodiff-trait-and-Z-autodiff.patch" in out
+    assert f"removed {SET}/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch" in out
+    labels = [f"{SET}/rust/0001-codegen_llvm-mark-f3-differentiable.patch", f"{SET}/rust/0002-docs-autodiff.patch",
+              f"{SET}/rust/0003-Add-the-autodiff-trait-and-Z-autodiff.patch"]
+    data = status(world)
+    assert data["repos"][0]["applied"] == labels and data["state"] == "applied"
+    adopted_then_unapplied(world, lambda d: d["repos"][0], labels[1])
