@@ -283,8 +283,7 @@ class Workspace:
         dirty = []
         for repo in repos:
             prefix = "" if repo.label == SUPERPROJECT else repo.label + "/"
-            own = {g[len(prefix):] for g in gitlinks or [] if g.startswith(prefix)}
-            dirty += [prefix + f for f in repo.dirty_files(own)]
+            dirty += [prefix + f for f in repo.dirty_files(gitlinks_in(repo.label, gitlinks or []))]
         if dirty:
             shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
             raise DirtyTree(f"uncommitted changes to tracked files: {shown}; commit or stash them first (nothing was changed)")
@@ -344,6 +343,13 @@ class Workspace:
                                        record.patch_ids.get(pin.path, {}) if record else {},
                                        record.verified.get(pin.path, {}) if record else {})
         return view
+
+
+def gitlinks_in(label: str, gitlinks: list[str]) -> set[str]:
+    """Those of `gitlinks` (paths from the checkout's top) inside the repository at `label`, as
+    paths relative to it (how its own git status names them)."""
+    prefix = "" if label == SUPERPROJECT else label + "/"
+    return {g[len(prefix):] for g in gitlinks if g.startswith(prefix)}
 
 
 def adopted_commits(record: state.AppliedRecord | None, path: str) -> dict[str, SeriesCommit]:

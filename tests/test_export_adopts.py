@@ -68,6 +68,10 @@ def test_a_commit_in_llvm_project_exported_is_the_applied_patch(applied_world):
     commit_on_branch(world, LLVM, "llvm/lib/Passes/Enzyme.cpp", "// enzyme pass\n", "Register the Enzyme pass")
     label = f"{SET}/llvm-project/0002-Register-the-Enzyme-pass.patch"
     assert f"wrote {label}" in ok(world.run("export")).stderr
+    # the superproject's record of src/llvm-project lags: the set's to record, not the user's change
+    assert status(world)["repos"][0]["dirty"] == []
+    assert f"gitlink {LLVM}: the superproject records another commit than the submodule's HEAD; its commits " \
+        "are the set's: patchmgr apply records it" in ok(world.run("status")).stdout.splitlines()
     adopted_then_unapplied(world, lambda d: next(r for r in d["repos"] if r["path"] == LLVM), label)
 
 
