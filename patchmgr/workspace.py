@@ -265,17 +265,22 @@ class Workspace:
         """Refuse before any change when a file marked --assume-unchanged or --skip-worktree holds
         changes: git would overwrite them as if there were none (Repo.hidden_changes), and the
         user's stash or commit would not take them either, so the flag is named with its way out.
+        A flagged file only touched (same content) is refused too: git would stop half way on it.
         Checked also while continuing or aborting, where ordinary changes are the run's own."""
-        hidden = [(repo, path, flag) for repo in repos for path, flag in repo.hidden_changes()]
+        hidden = [(repo, *found) for repo in repos for found in repo.hidden_changes()]
         if not hidden:
             return
-        repo, path, flag = hidden[0]
+        hidden.sort(key=lambda h: h[3] != "changed")  # an edit of the user's before a touched file
+        repo, path, flag, what = hidden[0]
         where = "" if repo.label == SUPERPROJECT else repo.label + "/"
         git = "git" if repo.label == SUPERPROJECT else f"git -C {repo.label}"
         more = f" (and {len(hidden) - 1} more such files)" if len(hidden) > 1 else ""
-        raise DirtyTree(f"{where}{path} has changes git does not show: it is marked {flag}{more}; run "
-                        f"{git} update-index --no-{flag[2:]} -- {path}, then commit or stash the change "
-                        "(nothing was changed)")
+        clear = f"{git} update-index --no-{flag[2:]} -- {path}"
+        if what == "changed":
+            raise DirtyTree(f"{where}{path} has changes git does not show: it is marked {flag}{more}; run {clear}, "
+                            "then commit or stash the change (nothing was changed)")
+        raise DirtyTree(f"{where}{path} is marked {flag} and was touched since git last read it (its content is "
+                        f"unchanged), so git would refuse to write it{more}; run {clear} (nothing was changed)")
 
     def require_clean(self, repos: list[Repo], gitlinks: list[str] | None = None) -> None:
         """Refuse before any change when a tracked file anywhere has uncommitted changes (a

@@ -113,7 +113,7 @@ def test_which_flagged_files_count_as_changed(tmp_path, monkeypatch):
 
     env = hermetic_env(tmp_path)
     repo = tmp_path / "r"
-    files = ["same.txt", "edited file.txt", "sparse.txt", "deleted.txt", "edited-skip.txt"]
+    files = ["same.txt", "edited file.txt", "sparse.txt", "deleted.txt", "edited-skip.txt", "touched.txt"]
     for name in files:
         write(repo / name, f"{name}\n")
     os.symlink("same.txt", repo / "link")
@@ -121,7 +121,9 @@ def test_which_flagged_files_count_as_changed(tmp_path, monkeypatch):
     git(repo, "add", "-A", env=env)
     git(repo, "commit", "-qm", "files", env=env)
     git(repo, "update-index", "--assume-unchanged", "same.txt", "edited file.txt", "deleted.txt", "link", env=env)
-    git(repo, "update-index", "--skip-worktree", "sparse.txt", "edited-skip.txt", env=env)
+    git(repo, "update-index", "--skip-worktree", "sparse.txt", "edited-skip.txt", "touched.txt", env=env)
+    later = (repo / "touched.txt").stat().st_mtime + 5
+    os.utime(repo / "touched.txt", (later, later))
     (repo / "edited file.txt").write_text("mine\n")
     (repo / "edited-skip.txt").write_text("mine\n")
     (repo / "sparse.txt").unlink()
@@ -130,7 +132,31 @@ def test_which_flagged_files_count_as_changed(tmp_path, monkeypatch):
     os.symlink("edited file.txt", repo / "link")
     for key in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "HOME"):
         monkeypatch.setenv(key, env[key])
-    assert Repo(repo).hidden_changes() == [("deleted.txt", "--assume-unchanged"),
-                                           ("edited file.txt", "--assume-unchanged"),
-                                           ("edited-skip.txt", "--skip-worktree"), ("link", "--assume-unchanged")]
+    assert Repo(repo).hidden_changes() == [
+        ("deleted.txt", "--assume-unchanged", "changed"), ("edited file.txt", "--assume-unchanged", "changed"),
+        ("edited-skip.txt", "--skip-worktree", "changed"), ("link", "--assume-unchanged", "changed"),
+        ("touched.txt", "--skip-worktree", "touched")]
     assert git(repo, "status", "--porcelain", env=env) == ""  # what git itself shows of them
+
+
+@pytest.mark.parametrize("flag", FLAGS)
+def test_a_flagged_file_only_touched_is_refused_before_the_reapply_stops_on_it(applied_world, flag):
+    """Same content, a new mtime: git's read-tree would refuse the file ("not uptodate") after the
+    re-apply's journal; the refusal comes first, with the way out."""
+    import os
+
+    world = applied_world
+    patch = sorted((world.patches / SET / "rust").iterdir())[1]
+    patch.write_text(patch.read_text().replace("+// -Z autodiff", "+// -Z autodiff (changed)"))
+    world.git("update-index", flag, "--", OPTIONS)
+    later = (world.checkout / OPTIONS).stat().st_mtime + 5
+    os.utime(world.checkout / OPTIONS, (later, later))
+    before = snapshot(world)
+    res = world.run("apply", "--no-config")
+    assert res.returncode == 5, res.stderr
+    assert f"{OPTIONS} is marked {flag} and was touched since git last read it (its content is unchanged)" \
+        in res.stderr and f"run git update-index --no-{flag[2:]} -- {OPTIONS} (nothing was changed)" in res.stderr
+    assert snapshot(world) == before
+    world.git("update-index", f"--no-{flag[2:]}", "--", OPTIONS)
+    assert world.run("apply", "--no-config").returncode == 0
+    assert (world.checkout / OPTIONS).read_text().endswith("// -Z autodiff (changed)\n")
