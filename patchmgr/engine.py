@@ -89,27 +89,27 @@ def current_label(repo: Repo) -> str:
                  if line.startswith(prefix)), "?")
 
 
-def series_labels(commits: list[tuple[str, str]], set_name: str, adopted: dict[str, str] | None = None) -> list[str]:
+def series_labels(commits: list[tuple[str, str]], set_name: str, exported: dict[str, str] | None = None) -> list[str]:
     """The patch labels of the set's commits among (sha, message) pairs, in order; a commit of
-    `adopted` (commit -> label, AppliedRecord.adopted) is the patch export wrote it as."""
+    `exported` (commit -> label, AppliedRecord.exported) is the patch export wrote it as."""
     labels = []
     for sha, message in commits:
         trailers = parse_trailers(message)
-        if adopted and sha in adopted:
-            labels.append(adopted[sha])
+        if exported and sha in exported:
+            labels.append(exported[sha])
         elif trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH in trailers:
             labels.append(trailers[TRAILER_PATCH])
     return labels
 
 
-def applied_labels(repo: Repo, base: str, set_name: str, adopted: dict[str, str] | None = None) -> list[str]:
-    return series_labels(repo.commits(f"{base}..HEAD"), set_name, adopted)
+def applied_labels(repo: Repo, base: str, set_name: str, exported: dict[str, str] | None = None) -> list[str]:
+    return series_labels(repo.commits(f"{base}..HEAD"), set_name, exported)
 
 
-def adopted_before(journal: state.ApplyJournal, path: str) -> dict[str, str]:
-    """The commits of `path` export adopted as patches of the set applied before this run."""
+def exported_before(journal: state.ApplyJournal, path: str) -> dict[str, str]:
+    """The commits of `path` export wrote as patches of the set applied before this run."""
     record = journal.applied_before
-    return record.adopted.get(path, {}) if record and record.set == journal.set else {}
+    return record.exported.get(path, {}) if record and record.set == journal.set else {}
 
 
 def require_no_untracked(repo: Repo, patches: list[Patch]) -> None:
@@ -260,7 +260,7 @@ def _patch_enzyme(sub: Repo, journal: state.ApplyJournal, patch_set: PatchSet, p
     pin = patch_set.enzyme
     assert pin is not None
     ref = "refs/heads/" + journal.patch_branch
-    done = applied_labels(sub, pin.commit, patch_set.name, adopted_before(journal, pin.path)) \
+    done = applied_labels(sub, pin.commit, patch_set.name, exported_before(journal, pin.path)) \
         if sub.branch() == ref else None
     labels = [p.label for p in patches if p.label not in journal.skipped]
     if done is None or done != labels[:len(done)]:
@@ -395,7 +395,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
         labels = [patch_set.patch_label(series, n) for n in series.patches]
         labels = [label for label in labels if label not in journal.skipped]
         done = known[series.path] if known and series.path in known and not moved else \
-            applied_labels(repo, bases[series.path], patch_set.name, adopted_before(journal, series.path))
+            applied_labels(repo, bases[series.path], patch_set.name, exported_before(journal, series.path))
         pending = [p for p in patches[series.path] if p.label not in done and p.label not in journal.skipped]
         if done != labels[:len(done)]:
             raise WrongState(f"{series.path}: the patch branch no longer matches the series; run patchmgr apply --abort")
@@ -414,12 +414,12 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
     """Record the applied set (applied.json) and end the operation (op.json goes)."""
     previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
     keep = previous if previous and previous.set == journal.set else None
-    adopted = keep.adopted if keep else {}  # commits export adopted that this run did not remake
-    ids, verified = _patch_ids(ws, journal, patches, adopted)
+    exported = keep.exported if keep else {}  # commits export wrote as patches, which this run did not remake
+    ids, verified = _patch_ids(ws, journal, patches, exported)
     applied = state.AppliedRecord(set=journal.set, patch_branch=journal.patch_branch,
                                   repos=[state.RepoOrigin(o.path, o.branch, o.head, branch_created=True)
                                          for o in journal.applied_origins],
-                                  patch_ids=ids, verified=verified, adopted=adopted,
+                                  patch_ids=ids, verified=verified, exported=exported,
                                   config=keep.config if keep else None,
                                   config_inputs=keep.config_inputs if keep else None)
     state.save_applied(ws.git_dir, applied)
@@ -430,7 +430,7 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
 
 
 def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]],
-               adopted: dict[str, dict[str, str]]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+               exported: dict[str, dict[str, str]]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
     and repo path -> label -> [commit, digest of the file's diff, digest of the whole file] for
     those same commits (the last tells an edit of only the message or author).
@@ -449,7 +449,7 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
         bases.setdefault(patch_set.enzyme.path, patch_set.enzyme.commit)  # Enzyme's patches, when cloned by this run
     for path, base in bases.items():
         repo = ws.repo(path)
-        mine = adopted.get(path, {})
+        mine = exported.get(path, {})
         commits = [(sha, mine.get(sha) or parse_trailers(message).get(TRAILER_PATCH))
                    for sha, message in repo.commits(f"{base}..HEAD")]
         ids[path], verified[path] = matching_ids(repo, [(sha, by_label[label]) for sha, label in commits

@@ -6,7 +6,7 @@ no tool version (`--no-signature`), no patchmgr trailers, and the dates are
 the commits' author dates, which an unchanged commit keeps.
 File names come from the subjects (git's own naming), the order from the
 branch. Files whose content did not change are not rewritten. Each commit
-written is recorded as the applied form of its file (`adopt`), so a commit the
+written is recorded as the applied form of its file (`record_exported`), so a commit the
 user made on the branch is a patch of the set from then on.
 """
 
@@ -84,17 +84,17 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
     if any(lists.get(r.path, list(r.patches)) != list(r.patches) for r in patch_set.all_series()):
         _write_lists(ws.manifest.path, patch_set, lists)
         changes.append(f"updated the patch lists of {patch_set.name} in {ws.manifest.path.name}")
-    adopt(ws, view, {path: list(zip(commits[path], r.names)) for path, r in rendered.items()})
+    record_exported(ws, view, {path: list(zip(commits[path], r.names)) for path, r in rendered.items()})
     return changes
 
 
-def adopt(ws: Workspace, view: View, exported: dict[str, list[tuple[str, str]]]) -> None:
+def record_exported(ws: Workspace, view: View, written: dict[str, list[tuple[str, str]]]) -> None:
     """Record in applied.json that each commit export wrote (repository path -> (commit, file
     name)) is the applied form of its file, as apply records the commits it makes.
 
     A commit whose trailers name no patch (one the user made on the branch) or
     another one (a file export renamed) becomes that patch for status, apply
-    and unapply (AppliedRecord.adopted), instead of a foreign commit that
+    and unapply (AppliedRecord.exported), instead of a foreign commit that
     unapply would tell the user to export; and the patch-ids are the ones
     verified, so a later edit of the file is drift, not an edited commit, as
     after an amend. Run on every export, so one killed before it is completed
@@ -107,9 +107,9 @@ def adopt(ws: Workspace, view: View, exported: dict[str, list[tuple[str, str]]])
         return
     patch_set = view.patch_set
     new = dataclasses.replace(record, patch_ids=dict(record.patch_ids), verified=dict(record.verified),
-                              adopted=dict(record.adopted))
+                              exported=dict(record.exported))
     for v in view.patched_repos:
-        labels = [(sha, patch_set.patch_label(v.series, name)) for sha, name in exported.get(v.path, [])]
+        labels = [(sha, patch_set.patch_label(v.series, name)) for sha, name in written.get(v.path, [])]
         trailers = {sha: parse_trailers(message).get(TRAILER_PATCH)
                     for sha, message in v.repo.commits(f"{v.state.base}..{v.state.head}")}
         pairs = []
@@ -119,9 +119,9 @@ def adopt(ws: Workspace, view: View, exported: dict[str, list[tuple[str, str]]])
             except BadInput:
                 continue  # a file apply would refuse: lint and apply name it
         new.patch_ids[v.path], new.verified[v.path] = matching_ids(v.repo, pairs)
-        new.adopted[v.path] = {sha: patch.label for sha, patch in pairs if trailers.get(sha) != patch.label}
-        if not new.adopted[v.path]:
-            del new.adopted[v.path]
+        new.exported[v.path] = {sha: patch.label for sha, patch in pairs if trailers.get(sha) != patch.label}
+        if not new.exported[v.path]:
+            del new.exported[v.path]
     if new != record:
         state.save_applied(ws.git_dir, new)
 

@@ -12,7 +12,7 @@ an older file and an older one refuses a newer file instead of misreading it.
 - `applied.json` (`AppliedRecord`) describes an applied set: where each
   repository was before it (unapply returns there), the patch-ids apply
   verified (drift detection without recomputing them), the commits export
-  adopted as patches and the bootstrap config it wrote (unapply puts it back).
+  wrote as patches and the bootstrap config it wrote (unapply puts it back).
 
 Format history: version 1 kept everything but the first few fields in an
 untyped `extra` dict; it is read by lifting those keys to the top level.
@@ -156,7 +156,7 @@ class AppliedRecord:
     # repository path -> commit -> patch label: commits export wrote as that patch file although their
     # trailers do not name it (a commit the user made on the branch, a patch export renamed); they are
     # the applied patch, as the commits apply made are
-    adopted: dict[str, dict[str, str]] = field(default_factory=dict)
+    exported: dict[str, dict[str, str]] = field(default_factory=dict)
     config: ConfigWritten | None = None
     config_inputs: ConfigInputs | None = None
 

@@ -116,7 +116,7 @@ class View:
     def own_gitlinks(self) -> list[str]:
         """Submodules of the set (src/llvm-project, a patched Enzyme) whose HEAD may differ from the
         commit their owner records without any work of the user's at stake: on the patch branch,
-        every commit above the base the series' (those export adopted included). apply records
+        every commit above the base the series' (those export wrote as patches included). apply records
         such a HEAD, unapply returns the submodule to its base."""
         branch = "refs/heads/" + patch_branch(self.patch_set.name)
         candidates = [v for v in self.patched_repos if v.path != SUPERPROJECT]
@@ -297,7 +297,7 @@ class Workspace:
         """The superproject's base and series, from the base the applied record knows if there is one."""
         origin = record.origin(SUPERPROJECT) if record else None
         known = origin.head if origin else None
-        return repo_state(self.superproject, known, series_limit(self.manifest), adopted_commits(record, SUPERPROJECT))
+        return repo_state(self.superproject, known, series_limit(self.manifest), exported_commits(record, SUPERPROJECT))
 
     def inspect(self, set_name: str | None) -> View:
         """Read every repository of the set and compare it with the manifest."""
@@ -319,7 +319,7 @@ class Workspace:
             else:
                 origin = record.origin(series.path) if record else None
                 known = origin.head if origin else self.recorded_gitlink(sup_state.base, series.path)
-                rstate = repo_state(repo, known, limit, adopted_commits(record, series.path))
+                rstate = repo_state(repo, known, limit, exported_commits(record, series.path))
             recorded = record.patch_ids.get(series.path, {}) if record else {}
             verified = record.verified.get(series.path, {}) if record else {}
             views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
@@ -342,7 +342,7 @@ class Workspace:
             if patch_set.enzyme_series is None:
                 view.checked_out = sub.rev("HEAD")
             else:
-                rstate = repo_state(sub, pin.commit, limit, adopted_commits(record, pin.path))
+                rstate = repo_state(sub, pin.commit, limit, exported_commits(record, pin.path))
                 view.checked_out = rstate.head
                 view.series = _compare(patch_set, patch_set.enzyme_series, sub, rstate, patches[pin.path],
                                        record.patch_ids.get(pin.path, {}) if record else {},
@@ -357,12 +357,12 @@ def gitlinks_in(label: str, gitlinks: list[str]) -> set[str]:
     return {g[len(prefix):] for g in gitlinks if g.startswith(prefix)}
 
 
-def adopted_commits(record: state.AppliedRecord | None, path: str) -> dict[str, SeriesCommit]:
+def exported_commits(record: state.AppliedRecord | None, path: str) -> dict[str, SeriesCommit]:
     """The commits of the repository at `path` that export wrote as patches of the applied set
-    (AppliedRecord.adopted), as the series commits they are."""
+    (AppliedRecord.exported), as the series commits they are."""
     if record is None:
         return {}
-    return {sha: SeriesCommit(sha, record.set, label) for sha, label in record.adopted.get(path, {}).items()}
+    return {sha: SeriesCommit(sha, record.set, label) for sha, label in record.exported.get(path, {}).items()}
 
 
 def _tagged_by_us(repo: Repo) -> bool:
