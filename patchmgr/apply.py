@@ -30,7 +30,7 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     patch_set = view.patch_set
     repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
     if view.fully_applied and not any(v.drifted for v in view.patched_repos):
-        ws.require_ready(repos)
+        ws.require_ready(repos, gitlinks=view.own_gitlinks)
         say(f"set {patch_set.name} is already applied; nothing to do")
         return patch_set
     # imported only now: a no-op apply, the common case, never needs the engine (start-up stays small)
@@ -58,7 +58,7 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     if skipped:
         raise WrongState(f"patch {skipped[0]} was skipped and later patches are applied; "
                          "run patchmgr unapply, then apply again to include it")
-    ws.require_ready(repos)
+    ws.require_ready(repos, gitlinks=view.own_gitlinks)
     adopted: dict[str, str] = {}
     for v in view.patched_repos:
         pending = [p for p in view.patches[v.path] if p.label in v.pending]

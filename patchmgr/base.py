@@ -60,34 +60,42 @@ def find_root(start: Path) -> Path:
     return Path(lines[0])
 
 
-def _classify(items: list[tuple[str, str]]) -> tuple[list[SeriesCommit], list[str]]:
+def _classify(items: list[tuple[str, str]], exported: dict[str, SeriesCommit]) -> tuple[list[SeriesCommit], list[str]]:
+    """Series and foreign commits among (sha, message) pairs: a commit export wrote as a patch file is
+    that patch, whatever its trailers say; the others are the series' when they carry a set
+    trailer."""
     series, foreign = [], []
     for sha, message in items:
         trailers = parse_trailers(message)
-        if TRAILER_SET in trailers:
+        if sha in exported:
+            series.append(exported[sha])
+        elif TRAILER_SET in trailers:
             series.append(SeriesCommit(sha, trailers[TRAILER_SET], trailers.get(TRAILER_PATCH)))
         else:
             foreign.append(sha)
     return series, foreign
 
 
-def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
+def repo_state(repo: Repo, known_base: str | None, limit: int,
+               exported: dict[str, SeriesCommit] | None = None) -> RepoState:
     """Split HEAD's first-parent history into base, series commits and foreign commits.
 
     With the base recorded at apply time every commit above it is classified,
     so a commit of the user's between two series commits is still seen (and
     unapply will not drop it). Without one, the series is found by walking
-    back over trailer-carrying commits.
+    back over trailer-carrying commits. `exported` (commit -> what it is) are
+    the commits export wrote as patches (AppliedRecord.exported).
     """
+    exported = exported or {}
     head, branch = repo.head_and_branch()
     if known_base and repo.try_run("merge-base", "--is-ancestor", known_base, head, readonly=True).status == 0:
         items = repo.commits(f"{known_base}..{head}")
-        series, foreign = _classify(items)
+        series, foreign = _classify(items, exported)
         return RepoState(head=head, base=known_base, series=tuple(series), foreign=tuple(foreign),
                          commits=tuple(sha for sha, _ in items), branch=branch)
     above, below, seen_series = [], None, False
     for sha, message in repo.commits(head, newest=limit + 1):
-        if TRAILER_SET in parse_trailers(message):
+        if TRAILER_SET in parse_trailers(message) or sha in exported:
             seen_series = True
         elif seen_series:
             below = sha
@@ -99,7 +107,7 @@ def repo_state(repo: Repo, known_base: str | None, limit: int) -> RepoState:
                              "run patchmgr status to inspect")
         return RepoState(head=head, base=head, series=(), foreign=(), branch=branch)
     items = list(reversed(above))
-    series, foreign = _classify(items)
+    series, foreign = _classify(items, exported)
     return RepoState(head=head, base=below, series=tuple(series), foreign=tuple(foreign),
                      commits=tuple(sha for sha, _ in items), branch=branch)
 

@@ -101,18 +101,27 @@ def require_all_made(repo: Repo, base: str, set_name: str, pending: list[Patch])
                          "(or apply on a commit without that change)")
 
 
-def series_labels(commits: list[tuple[str, str]], set_name: str) -> list[str]:
-    """The patch labels of the set's commits among (sha, message) pairs, in order."""
+def series_labels(commits: list[tuple[str, str]], set_name: str, exported: dict[str, str] | None = None) -> list[str]:
+    """The patch labels of the set's commits among (sha, message) pairs, in order; a commit of
+    `exported` (commit -> label, AppliedRecord.exported) is the patch export wrote it as."""
     labels = []
-    for _, message in commits:
+    for sha, message in commits:
         trailers = parse_trailers(message)
-        if trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH in trailers:
+        if exported and sha in exported:
+            labels.append(exported[sha])
+        elif trailers.get(TRAILER_SET) == set_name and TRAILER_PATCH in trailers:
             labels.append(trailers[TRAILER_PATCH])
     return labels
 
 
-def applied_labels(repo: Repo, base: str, set_name: str) -> list[str]:
-    return series_labels(repo.commits(f"{base}..HEAD"), set_name)
+def applied_labels(repo: Repo, base: str, set_name: str, exported: dict[str, str] | None = None) -> list[str]:
+    return series_labels(repo.commits(f"{base}..HEAD"), set_name, exported)
+
+
+def exported_before(journal: state.ApplyJournal, path: str) -> dict[str, str]:
+    """The commits of `path` export wrote as patches of the set applied before this run."""
+    record = journal.applied_before
+    return record.exported.get(path, {}) if record and record.set == journal.set else {}
 
 
 def require_no_untracked(repo: Repo, patches: list[Patch]) -> None:
@@ -263,7 +272,8 @@ def _patch_enzyme(sub: Repo, journal: state.ApplyJournal, patch_set: PatchSet, p
     pin = patch_set.enzyme
     assert pin is not None
     ref = "refs/heads/" + journal.patch_branch
-    done = applied_labels(sub, pin.commit, patch_set.name) if sub.branch() == ref else None
+    done = applied_labels(sub, pin.commit, patch_set.name, exported_before(journal, pin.path)) \
+        if sub.branch() == ref else None
     labels = [p.label for p in patches if p.label not in journal.skipped]
     if done is None or done != labels[:len(done)]:
         sub.run("checkout", "-q", "-B", journal.patch_branch, pin.commit, "--")
@@ -397,7 +407,7 @@ def run_steps(ws: Workspace, journal: state.ApplyJournal, save: Save, patch_set:
         labels = [patch_set.patch_label(series, n) for n in series.patches]
         labels = [label for label in labels if label not in journal.skipped]
         done = known[series.path] if known and series.path in known and not moved else \
-            applied_labels(repo, bases[series.path], patch_set.name)
+            applied_labels(repo, bases[series.path], patch_set.name, exported_before(journal, series.path))
         pending = [p for p in patches[series.path] if p.label not in done and p.label not in journal.skipped]
         if done != labels[:len(done)]:
             raise WrongState(f"{series.path}: the patch branch no longer matches the series; run patchmgr apply --abort")
@@ -417,23 +427,24 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
     """Record the applied set (applied.json) and end the operation (op.json goes)."""
     previous = ws.applied_record()  # an incremental apply keeps what the first one recorded (the config)
     keep = previous if previous and previous.set == journal.set else None
-    ids, verified = _patch_ids(ws, journal, patches)
+    exported = keep.exported if keep else {}  # commits export wrote as patches, which this run did not remake
+    ids, verified = _patch_ids(ws, journal, patches, exported)
     applied = state.AppliedRecord(set=journal.set, patch_branch=journal.patch_branch,
                                   repos=[state.RepoOrigin(o.path, o.branch, o.head, branch_created=True)
                                          for o in journal.applied_origins],
-                                  patch_ids=ids, verified=verified,
+                                  patch_ids=ids, verified=verified, exported=exported,
                                   config=keep.config if keep else None,
                                   config_inputs=keep.config_inputs if keep else None)
     state.save_applied(ws.git_dir, applied)
-    state.record_base(ws.git_dir, journal.set, journal.bases[SUPERPROJECT])
     fault("apply:recorded")
     state.remove(ws.git_dir, state.OP_FILE)
+    state.record_base(ws.git_dir, journal.set, journal.bases[SUPERPROJECT])  # once done: an aborted apply leaves none
     say(f"applied set {journal.set} on branch {journal.patch_branch} in {', '.join(o.path for o in journal.repos)}; "
         "patchmgr status shows each patch")
 
 
-def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]]
-               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]],
+               exported: dict[str, dict[str, str]]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
     and repo path -> label -> [commit, digest of the file's diff, digest of the whole file] for
     those same commits (the last tells an edit of only the message or author).
@@ -444,8 +455,7 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
     entry, so it counts as edited. While commit and file are the ones recorded,
     no patch-id needs computing at all (the slow part of status).
     """
-    files = {p.label: p.diff for series in patches.values() for p in series}
-    texts = {p.label: p.text for series in patches.values() for p in series}
+    by_label = {p.label: p for series in patches.values() for p in series}
     ids, verified = {}, {}
     bases = {o.path: journal.bases[o.path] for o in journal.repos}
     patch_set = ws.manifest.sets.get(journal.set)
@@ -453,13 +463,20 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
         bases.setdefault(patch_set.enzyme.path, patch_set.enzyme.commit)  # Enzyme's patches, when cloned by this run
     for path, base in bases.items():
         repo = ws.repo(path)
-        commits = [(sha, parse_trailers(message).get(TRAILER_PATCH)) for sha, message in repo.commits(f"{base}..HEAD")]
-        labelled = [(sha, label) for sha, label in commits if label in files]
-        by_sha = repo.patch_ids([sha for sha, _ in labelled])
-        by_file = dict(zip([label for _, label in labelled],
-                           repo.patch_ids_of_diffs([files[label] for _, label in labelled])))
-        matching = [(sha, label) for sha, label in labelled if by_sha.get(sha) == by_file[label]]
-        ids[path] = {label: by_sha[sha] for sha, label in matching}
-        verified[path] = {label: [sha, diff_digest(files[label]), diff_digest(texts[label])]
-                                 for sha, label in matching}
+        mine = exported.get(path, {})
+        commits = [(sha, mine.get(sha) or parse_trailers(message).get(TRAILER_PATCH))
+                   for sha, message in repo.commits(f"{base}..HEAD")]
+        ids[path], verified[path] = matching_ids(repo, [(sha, by_label[label]) for sha, label in commits
+                                                        if label in by_label])
     return ids, verified
+
+
+def matching_ids(repo: Repo, pairs: list[tuple[str, Patch]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """For each (commit, patch) whose commit has its patch file's patch-id: label -> that id, and
+    label -> [commit, digest of the file's diff, digest of the whole file] (AppliedRecord's
+    patch_ids and verified); pairs that differ get no entry."""
+    by_sha = repo.patch_ids([sha for sha, _ in pairs])
+    by_file = repo.patch_ids_of_diffs([patch.diff for _, patch in pairs])
+    matching = [(sha, patch) for (sha, patch), file_id in zip(pairs, by_file) if by_sha.get(sha) == file_id]
+    return ({patch.label: by_sha[sha] for sha, patch in matching},
+            {patch.label: [sha, diff_digest(patch.diff), diff_digest(patch.text)] for sha, patch in matching})

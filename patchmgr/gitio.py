@@ -11,6 +11,7 @@ cost every command a tenth of a second, and an argument list is all it gave.)
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -39,6 +40,13 @@ GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", "ORIG
              "AUTO_MERGE.lock", "MERGE_HEAD.lock", "CHERRY_PICK_HEAD.lock", "FETCH_HEAD.lock", "shallow.lock")
 
 
+#: the entries of `git ls-files -v -z` whose tag says a flag hides the file from git status: lower
+#: case is --assume-unchanged, S (or s, with both) --skip-worktree
+_FLAGGED = re.compile(r"(?:^|\0)([a-zS]) ([^\0]+)")
+#: one entry of `git ls-files --debug -z`: the path, then the stat data the index keeps for it
+_DEBUG_ENTRY = re.compile(r"(?P<path>[^\0]+)\0  ctime: (?P<ctime>\d+):\d+\n  mtime: (?P<mtime>\d+):\d+\n"
+                          r"  dev: \d+\tino: (?P<ino>\d+)\n  uid: (?P<uid>\d+)\tgid: (?P<gid>\d+)\n"
+                          r"  size: (?P<size>\d+)\tflags: [0-9a-f]+\n")
 #: git commands that make, read or compare the series' patches and commits: they run in a
 #: known configuration, so a user's diff.noprefix, format.signOff, rerere.enabled or
 #: commit.gpgSign cannot change what patchmgr writes or reads
@@ -259,11 +267,13 @@ class Repo:
         refs = git_dir / "refs"
         return found + (sorted(refs.rglob("*.lock")) if refs.is_dir() else [])
 
-    def dirty_files(self) -> list[str]:
+    def dirty_files(self, own_gitlinks: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """Tracked files with uncommitted changes (index or work tree).
 
         A submodule counts when it is checked out at another commit than the
-        one recorded; changes inside it are its own repository's to report.
+        one recorded (unless it is one of `own_gitlinks`, whose new commit is
+        patchmgr's to record); changes inside it are its own repository's to
+        report.
         """
         out = self.run("status", "--porcelain=v2", "-z", "--untracked-files=no", "--ignore-submodules=dirty",
                        readonly=True, strip=False)
@@ -282,10 +292,82 @@ class Repo:
                 sub, path = fields[2], entry.split(" ", 10)[10]
             else:
                 continue
-            if sub.startswith("S") and sub[1] != "C":
+            if sub.startswith("S") and (sub[1] != "C" or path in own_gitlinks):
                 continue
             files.append(path + (" (checked out at another commit than recorded)" if sub.startswith("S") else ""))
         return files
+
+    def hidden_changes(self) -> list[tuple[str, str, str]]:
+        """(path, flag, what) of each tracked file marked `--assume-unchanged` or `--skip-worktree`
+        that git would not take as unchanged: `what` is "changed" when its work-tree content
+        differs from the index, "touched" when only its file's stat data does.
+
+        git status and git diff never look at such files, so dirty_files misses
+        them, while a checkout -f or reset still writes them: the user's edit
+        would be overwritten without a word. And read-tree, checkout and git am
+        refuse to write a flagged file whose stat data changed ("not uptodate"),
+        even with its content unchanged, which would stop a command half way.
+        The flags are git's own (`ls-files -v`: a lower-case tag is
+        assume-unchanged, S skip-worktree), and the content is compared as git
+        would store it (its filters, by path). A skip-worktree file missing from
+        the work tree is a sparse checkout's, not a change. Changed files come
+        first.
+        """
+        tags = dict((path, tag) for tag, path in _FLAGGED.findall(self.run("ls-files", "-v", "-z", readonly=True,
+                                                                             strip=False)))
+        flagged: dict[str, tuple[str, str, str]] = {}  # path -> (flag, mode, blob)
+        for chunk in _chunks(list(tags)):  # their index entries
+            out = self.run("--literal-pathspecs", "ls-files", "-s", "-z", "--", *chunk, readonly=True, strip=False)
+            for entry in filter(None, out.split("\0")):
+                meta, _, path = entry.partition("\t")
+                mode, blob = meta.split(" ")[:2]
+                if mode != "160000" and path in tags:
+                    flagged[path] = ("--skip-worktree" if tags[path] in "Ss" else "--assume-unchanged", mode, blob)
+        changed, regular = [], []
+        for path, (flag, mode, blob) in flagged.items():
+            full = self.path / path
+            if not os.path.lexists(full):
+                if flag == "--assume-unchanged":
+                    changed.append(path)
+            elif mode == "120000" or full.is_symlink():
+                target = os.readlink(full) if full.is_symlink() else None
+                if mode != "120000" or target is None or self.run(
+                        "hash-object", "--stdin", "--no-filters", input=target, readonly=True).strip() != blob:
+                    changed.append(path)
+            elif not full.is_file():
+                changed.append(path)
+            else:
+                regular.append(path)
+        for chunk in _chunks(regular):
+            ids = self.run("hash-object", "--", *chunk, readonly=True).split("\n")
+            changed += [path for path, sha in zip(chunk, ids) if sha.strip() != flagged[path][2]]
+        touched = self._stat_changed([path for path in regular if path not in changed])
+        return ([(path, flagged[path][0], "changed") for path in sorted(changed)]
+                + [(path, flagged[path][0], "touched") for path in sorted(touched)])
+
+    def _stat_changed(self, paths: list[str]) -> list[str]:
+        """Those of `paths` (regular files) whose stat data differs from what the index recorded, in
+        the fields git compares (read.c ce_match_stat_basic, with core.trustctime and
+        core.checkStat), each as 32 bits as the index keeps it."""
+        if not paths:
+            return []
+        config = self.try_run("config", "--get", "core.checkStat", readonly=True).out.strip().lower()
+        trust_ctime = self.try_run("config", "--type=bool", "--get", "core.trustctime", readonly=True).out.strip()
+        minimal = config == "minimal"
+        stale = []
+        for chunk in _chunks(paths):
+            out = self.run("--literal-pathspecs", "ls-files", "--debug", "-z", "--", *chunk, readonly=True,
+                           strip=False)
+            for m in _DEBUG_ENTRY.finditer(out):
+                path = m.group("path")
+                st = os.lstat(self.path / path)
+                now = {"mtime": int(st.st_mtime), "ctime": int(st.st_ctime), "ino": st.st_ino, "uid": st.st_uid,
+                       "gid": st.st_gid, "size": st.st_size}
+                fields = ("mtime", "size") if minimal else \
+                    ("mtime", "size", "ino", "uid", "gid") + (() if trust_ctime == "false" else ("ctime",))
+                if any(int(m.group(f)) != now[f] & 0xFFFFFFFF for f in fields):
+                    stale.append(path)
+        return stale
 
     def commits(self, range_: str, newest: int | None = None) -> list[tuple[str, str]]:
         """(sha, full message) for each commit in range, first parent only: all of them oldest
@@ -363,6 +445,11 @@ def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """`items` in runs of `size`: a bounded command line each."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _parse_patch_ids(out: str) -> list[tuple[str, str]]:

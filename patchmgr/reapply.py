@@ -41,7 +41,7 @@ def reapply(ws: Workspace, view: View) -> PatchSet:
     patch_set = view.patch_set
     branch = patch_branch(patch_set.name)
     repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
-    ws.require_ready(repos)
+    ws.require_ready(repos, gitlinks=view.own_gitlinks)
     # Enzyme's own patches first: its owner's tool commit then records its new head
     order = [v for v in view.patched_repos if v not in view.repos and v.drifted] + \
         [view.view(r.path) for r in patch_set.apply_order()]

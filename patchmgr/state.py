@@ -11,8 +11,8 @@ an older file and an older one refuses a newer file instead of misreading it.
   always put every repository back, whenever the run was interrupted.
 - `applied.json` (`AppliedRecord`) describes an applied set: where each
   repository was before it (unapply returns there), the patch-ids apply
-  verified (drift detection without recomputing them) and the bootstrap config
-  it wrote (unapply puts it back).
+  verified (drift detection without recomputing them), the commits export
+  wrote as patches and the bootstrap config it wrote (unapply puts it back).
 
 - `bases.json` (`KnownBases`) remembers, for every set applied here, the superproject commit it
   was last applied on; it outlives unapply and rebase, so check, diff-sets and mcp put a set
@@ -161,6 +161,10 @@ class AppliedRecord:
     patch_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     # repository path -> patch label -> [commit, digest of the file's diff, digest of the whole file] verified equal
     verified: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # repository path -> commit -> patch label: commits export wrote as that patch file although their
+    # trailers do not name it (a commit the user made on the branch, a patch export renamed); they are
+    # the applied patch, as the commits apply made are
+    exported: dict[str, dict[str, str]] = field(default_factory=dict)
     config: ConfigWritten | None = None
     config_inputs: ConfigInputs | None = None
 

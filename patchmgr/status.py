@@ -8,7 +8,7 @@ import json
 from patchmgr import state
 from patchmgr.output import show
 from patchmgr.series import SUPERPROJECT
-from patchmgr.workspace import MODES, RepoView, View, Workspace
+from patchmgr.workspace import MODES, RepoView, View, Workspace, gitlinks_in
 
 
 def command(ws: Workspace, args) -> None:
@@ -64,8 +64,9 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
         "repos": repos,
         "enzyme": None,
         "stale_gitlinks": view.stale_gitlinks,
+        "own_gitlinks": view.own_gitlinks,  # a new commit there is the set's: apply records it
     }
-    repos += [_repo_dict(v) for v in view.repos]
+    repos += [_repo_dict(v, own=view.own_gitlinks) for v in view.repos]
     if view.enzyme:
         e = view.enzyme
         enzyme: dict[str, object] = {"path": e.path, "url": e.url, "pinned": e.pinned, "recorded": e.recorded,
@@ -79,7 +80,9 @@ def to_dict(view: View, op_in_progress: str | None) -> dict:
     return out
 
 
-def _repo_dict(v: RepoView, dirty: bool = True) -> dict[str, object]:
+def _repo_dict(v: RepoView, dirty: bool = True, own: list[str] | None = None) -> dict[str, object]:
+    """One repository as status shows it; `own` (View.own_gitlinks) are submodules whose new commit
+    is not the user's uncommitted change but the set's, which apply records."""
     return {
         "path": v.path,
         "branch": v.branch.removeprefix("refs/heads/") if v.branch else None,
@@ -91,7 +94,7 @@ def _repo_dict(v: RepoView, dirty: bool = True) -> dict[str, object]:
         "edited": v.edited,
         "dropped": v.dropped,
         "foreign_commits": list(v.state.foreign),
-        "dirty": v.repo.dirty_files() if dirty else [],
+        "dirty": v.repo.dirty_files(gitlinks_in(v.path, own or [])) if dirty else [],
     }
 
 
@@ -135,5 +138,6 @@ def render(data: dict) -> str:
                      f"checked out {short(e['checked_out'])}" + ("" if e["in_place"] else "  (not in place)"))
         lines += _patch_lines(enzyme_patches)
     for path in data["stale_gitlinks"]:
-        lines.append(f"gitlink {path}: the superproject records another commit than the submodule's HEAD")
+        lines.append(f"gitlink {path}: the superproject records another commit than the submodule's HEAD"
+                     + ("; its commits are the set's: patchmgr apply records it" if path in data["own_gitlinks"] else ""))
     return "\n".join(lines)

@@ -28,7 +28,7 @@ def unapply(ws: Workspace, set_name: str | None, force: bool) -> list[str]:
     if view.untouched:
         raise WrongState(f"set {patch_set.name} is not applied here; nothing to unapply")
     enzyme = ws.enzyme_repo(patch_set)
-    ws.require_ready([v.repo for v in view.repos] + ([enzyme] if enzyme else []))
+    ws.require_ready([v.repo for v in view.repos] + ([enzyme] if enzyme else []), gitlinks=view.own_gitlinks)
     if enzyme:
         engine.require_nothing_untracked(enzyme)
     branch = patch_branch(patch_set.name)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from patchmgr import state
-from patchmgr.base import Detected, RepoState, detect, find_base, find_root, repo_state, series_limit, tree_is_for
+from patchmgr.base import Detected, RepoState, SeriesCommit, detect, find_base, find_root, repo_state, series_limit, tree_is_for
 from patchmgr.errors import Busy, DirtyTree, WrongState
 from patchmgr.gitio import Repo, hold_in_children
 from patchmgr.lint import check_manifest_paths, load_patches
@@ -114,6 +114,16 @@ class View:
                 and all(v.state.series for v in self.repos))
 
     @property
+    def own_gitlinks(self) -> list[str]:
+        """Submodules of the set (src/llvm-project, a patched Enzyme) whose HEAD may differ from the
+        commit their owner records without any work of the user's at stake: on the patch branch,
+        every commit above the base the series' (those export wrote as patches included). apply records
+        such a HEAD, unapply returns the submodule to its base."""
+        branch = "refs/heads/" + patch_branch(self.patch_set.name)
+        candidates = [v for v in self.patched_repos if v.path != SUPERPROJECT]
+        return [v.path for v in candidates if v.branch == branch and v.state.series and not v.state.foreign]
+
+    @property
     def untouched(self) -> bool:
         return all(not v.state.series for v in self.repos)
 
@@ -204,7 +214,15 @@ class Workspace:
         if not isinstance(journal, kind):
             raise WrongState(f"{_an(journal.kind)} of set {journal.set} is in progress, not {_an(kind.kind)}; "
                              f"run patchmgr {journal.kind} {MODES[journal.kind]}")
+        self.require_no_hidden_changes(self._journal_repos(journal))
         return journal
+
+    def _journal_repos(self, journal: state.Journal) -> list[Repo]:
+        """The repositories a --continue, --skip or --abort of `journal` may write: its own, and the
+        set's Enzyme while it is checked out."""
+        patch_set = self.manifest.sets.get(journal.set)
+        enzyme = self.enzyme_repo(patch_set) if patch_set else None
+        return [self.repo(o.path) for o in journal.repos] + ([enzyme] if enzyme else [])
 
     def applied_record(self) -> state.AppliedRecord | None:
         return state.load_applied(self.git_dir)
@@ -222,12 +240,13 @@ class Workspace:
         target = self.root / patch_set.enzyme.path
         return Repo(target, patch_set.enzyme.path) if (target / ".git").exists() else None
 
-    def require_ready(self, repos: list[Repo], ours: bool = False) -> None:
+    def require_ready(self, repos: list[Repo], ours: bool = False, gitlinks: list[str] | None = None) -> None:
         """Refuse before any change when a git operation is stopped, or a git lock file
         exists, in any of `repos`, or a tracked file has uncommitted changes.
 
         With `ours`, a stopped git am whose mail patchmgr tagged is the run being
-        continued, not the user's.
+        continued, not the user's. `gitlinks` (View.own_gitlinks) are submodules
+        whose new HEAD is the set's to record, not an uncommitted change.
         """
         for repo in repos:
             what = repo.operation_in_progress()
@@ -239,15 +258,38 @@ class Workspace:
             if locks:
                 raise WrongState(f"{locks[0]} exists: a git command is running in {repo.label}, or one was killed; "
                                  "if none is running, remove that file (nothing was changed)")
+        self.require_no_hidden_changes(repos)
         if not ours:
-            self.require_clean(repos)
+            self.require_clean(repos, gitlinks or [])
 
-    def require_clean(self, repos: list[Repo]) -> None:
-        """Refuse before any change when a tracked file anywhere has uncommitted changes."""
+    def require_no_hidden_changes(self, repos: list[Repo]) -> None:
+        """Refuse before any change when a file marked --assume-unchanged or --skip-worktree holds
+        changes: git would overwrite them as if there were none (Repo.hidden_changes), and the
+        user's stash or commit would not take them either, so the flag is named with its way out.
+        A flagged file only touched (same content) is refused too: git would stop half way on it.
+        Checked also while continuing or aborting, where ordinary changes are the run's own."""
+        hidden = [(repo, *found) for repo in repos for found in repo.hidden_changes()]
+        if not hidden:
+            return
+        hidden.sort(key=lambda h: h[3] != "changed")  # an edit of the user's before a touched file
+        repo, path, flag, what = hidden[0]
+        where = "" if repo.label == SUPERPROJECT else repo.label + "/"
+        git = "git" if repo.label == SUPERPROJECT else f"git -C {repo.label}"
+        more = f" (and {len(hidden) - 1} more such files)" if len(hidden) > 1 else ""
+        clear = f"{git} update-index --no-{flag[2:]} -- {path}"
+        if what == "changed":
+            raise DirtyTree(f"{where}{path} has changes git does not show: it is marked {flag}{more}; run {clear}, "
+                            "then commit or stash the change (nothing was changed)")
+        raise DirtyTree(f"{where}{path} is marked {flag} and was touched since git last read it (its content is "
+                        f"unchanged), so git would refuse to write it{more}; run {clear} (nothing was changed)")
+
+    def require_clean(self, repos: list[Repo], gitlinks: list[str] | None = None) -> None:
+        """Refuse before any change when a tracked file anywhere has uncommitted changes (a
+        submodule of `gitlinks` at another commit than recorded is not one)."""
         dirty = []
         for repo in repos:
             prefix = "" if repo.label == SUPERPROJECT else repo.label + "/"
-            dirty += [prefix + f for f in repo.dirty_files()]
+            dirty += [prefix + f for f in repo.dirty_files(gitlinks_in(repo.label, gitlinks or []))]
         if dirty:
             shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
             raise DirtyTree(f"uncommitted changes to tracked files: {shown}; commit or stash them first (nothing was changed)")
@@ -256,7 +298,7 @@ class Workspace:
         """The superproject's base and series, from the base the applied record knows if there is one."""
         origin = record.origin(SUPERPROJECT) if record else None
         known = origin.head if origin else None
-        return repo_state(self.superproject, known, series_limit(self.manifest))
+        return repo_state(self.superproject, known, series_limit(self.manifest), exported_commits(record, SUPERPROJECT))
 
     def set_base(self, patch_set: PatchSet) -> str:
         """The superproject commit `patch_set` goes on, whatever is applied: the base below it when
@@ -293,7 +335,7 @@ class Workspace:
             else:
                 origin = record.origin(series.path) if record else None
                 known = origin.head if origin else self.recorded_gitlink(sup_state.base, series.path)
-                rstate = repo_state(repo, known, limit)
+                rstate = repo_state(repo, known, limit, exported_commits(record, series.path))
             recorded = record.patch_ids.get(series.path, {}) if record else {}
             verified = record.verified.get(series.path, {}) if record else {}
             views.append(_compare(patch_set, series, repo, rstate, patches[series.path], recorded, verified))
@@ -316,7 +358,7 @@ class Workspace:
             if patch_set.enzyme_series is None:
                 view.checked_out = sub.rev("HEAD")
             else:
-                rstate = repo_state(sub, pin.commit, limit)
+                rstate = repo_state(sub, pin.commit, limit, exported_commits(record, pin.path))
                 view.checked_out = rstate.head
                 view.series = _compare(patch_set, patch_set.enzyme_series, sub, rstate, patches[pin.path],
                                        record.patch_ids.get(pin.path, {}) if record else {},
@@ -329,6 +371,21 @@ def returns_to(views: list[RepoView]) -> list[state.RepoOrigin]:
     is its base or a branch whose newest commits are the patches (adopt.py); or, when the series was
     already on it with no record of where it began, its base."""
     return [state.RepoOrigin(v.path, v.branch, v.state.base if v.state.series else v.state.head) for v in views]
+
+
+def gitlinks_in(label: str, gitlinks: list[str]) -> set[str]:
+    """Those of `gitlinks` (paths from the checkout's top) inside the repository at `label`, as
+    paths relative to it (how its own git status names them)."""
+    prefix = "" if label == SUPERPROJECT else label + "/"
+    return {g[len(prefix):] for g in gitlinks if g.startswith(prefix)}
+
+
+def exported_commits(record: state.AppliedRecord | None, path: str) -> dict[str, SeriesCommit]:
+    """The commits of the repository at `path` that export wrote as patches of the applied set
+    (AppliedRecord.exported), as the series commits they are."""
+    if record is None:
+        return {}
+    return {sha: SeriesCommit(sha, record.set, label) for sha, label in record.exported.get(path, {}).items()}
 
 
 def _tagged_by_us(repo: Repo) -> bool:

@@ -75,3 +75,33 @@ def test_export_takes_an_edited_commit_and_a_new_one(world):
 def test_export_refuses_an_unapplied_tree(world):
     res = world.run("export")
     assert res.returncode == 7 and "nothing to export" in res.stderr
+
+
+def patches_tree(world) -> dict[str, bytes | None]:
+    """Every path under the patches directory with its bytes (None for a directory)."""
+    return {str(p.relative_to(world.patches)): None if p.is_dir() else p.read_bytes()
+            for p in sorted(world.patches.rglob("*"))}
+
+
+def test_a_directory_where_export_writes_is_refused_before_any_file(world):
+    """Issue 25, class 7: export validates every target before it writes the first."""
+    assert world.run("apply", "--no-config").returncode == 0
+    amend_patch_commit(world, "// fixed\n")  # the second superproject patch changes ...
+    write(world.checkout / "compiler/rustc_codegen_ssa/src/back/autodiff.rs", "// glue\n")
+    world.git("add", "-A")
+    world.git("commit", "-qm", "Add the back-end glue")  # ... and a third one is new, where a directory stands
+    in_the_way = world.patches / SET / "rust" / "0003-Add-the-back-end-glue.patch"
+    write(in_the_way / "notes.txt", "mine\n")
+    before = patches_tree(world)
+    res = world.run("export")
+    assert res.returncode == 7, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert f"{in_the_way} is a directory" in line and "nothing was written" in line
+    assert patches_tree(world) == before
+    # moved away, the same export writes both files
+    (in_the_way / "notes.txt").unlink()
+    in_the_way.rmdir()
+    out = export(world)
+    assert "wrote autodiff-1.63.0/rust/0003-Add-the-back-end-glue.patch" in out
+    assert "wrote autodiff-1.63.0/rust/0002-Add-the-autodiff-trait-and-Z-autodiff.patch" in out
