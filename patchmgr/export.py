@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from patchmgr.errors import WrongState
@@ -19,7 +20,8 @@ from patchmgr.faults import fault
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
-from patchmgr.series import PatchSet, read_exactly, write_atomic, write_manifest
+from patchmgr.series import PatchSet, read_exactly, write_manifest
+from patchmgr.store import write_file
 from patchmgr.workspace import Workspace
 
 _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
@@ -57,16 +59,15 @@ def export_set(ws: Workspace, set_name: str | None) -> list[str]:
     return changes
 
 
-def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple[str, ...] | list[str]
-                  ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Format `commits` into `directory`; returns the file names in order and (verb, name) per change.
+def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple[str, ...] | list[str],
+                  write: Callable[[Path, str], None] = write_file) -> tuple[list[str], list[tuple[str, str]]]:
+    """Format `commits` into `directory` through `write` (a rebase's Store records each file);
+    returns the file names in order and (verb, name) per change.
 
     Files of `listed` that no commit produces any more are removed.
     """
     changes: list[tuple[str, str]] = []
     names: list[str] = []
-    if commits:
-        directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
         for number, sha in enumerate(commits, 1):
             out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
@@ -76,7 +77,7 @@ def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple
             target = directory / produced.name
             names.append(produced.name)
             if not target.exists() or read_exactly(target) != text:
-                write_atomic(target, text)
+                write(target, text)
                 changes.append(("wrote", produced.name))
                 fault("export:file-written")
     for old in sorted(set(listed) - set(names)):

@@ -134,6 +134,60 @@ def test_rebase_killed_then_abort_restores_tree_and_series(fast_world, phase):
     assert '"set": "autodiff-1.64.0"' in status and '"state": "applied"' in status
 
 
+NEW_SET = "autodiff-1.64.0"
+SET_WRITING = ["rebase:manifest-written", "rebase:set-written", "rebase:final"]
+
+
+@pytest.mark.parametrize("phase", SET_WRITING)
+def test_rebase_abort_after_a_kill_keeps_the_users_files_and_manifest_edits(fast_world, phase):
+    """Issue 25, class 1: what the user added under the new set's directory and to the manifest
+    after the kill stays; only what the rebase wrote is taken back."""
+    world = fast_world
+    _new_upstream(world)
+    manifest = world.patches / "series.toml"
+    before, series, text = snapshot(world), _patches_bytes(world), manifest.read_text()
+    killed_at(world, phase, "rebase", "--onto", "next", "--no-config")
+    new_dir = world.patches / NEW_SET / "rust"
+    assert list(new_dir.glob("*.patch"))  # the rebase wrote there
+    (new_dir / "notes.md").write_text("what I found while it was stopped\n")
+    manifest.write_text(manifest.read_text() + "# reviewed the new set\n")
+    ok(world.run("rebase", "--abort"))
+    assert snapshot(world) == before
+    assert manifest.read_text() == text + "# reviewed the new set\n"
+    assert (new_dir / "notes.md").read_text() == "what I found while it was stopped\n"
+    assert sorted(p.name for p in (world.patches / NEW_SET).rglob("*")) == ["notes.md", "rust"]
+    after = _patches_bytes(world)
+    assert {k: v for k, v in after.items() if k not in ("series.toml", f"{NEW_SET}/rust/notes.md")} == \
+        {k: v for k, v in series.items() if k != "series.toml"}
+
+
+def test_rebase_abort_refuses_while_a_file_the_rebase_wrote_was_changed(fast_world):
+    """A patch file of the new set or its manifest entry edited after the kill: --abort refuses
+    naming it, before any change; once it is moved away or put back, the abort is exact."""
+    world = fast_world
+    _new_upstream(world)
+    manifest = world.patches / "series.toml"
+    before, series = snapshot(world), _patches_bytes(world)
+    killed_at(world, "rebase:set-written", "rebase", "--onto", "next", "--no-config")
+    patch = sorted((world.patches / NEW_SET / "rust").glob("*.patch"))[0]
+    patch.write_text(patch.read_text() + "my edit of the new patch\n")
+    stopped, files = snapshot(world), _patches_bytes(world)
+    one_error_line(world.run("rebase", "--abort"), 5, f"{patch} was changed since the rebase to {NEW_SET} wrote it")
+    assert snapshot(world) == stopped and _patches_bytes(world) == files
+    patch.rename(world.tmp / patch.name)  # moved away: the abort goes on
+
+    written = manifest.read_text()
+    assert written.count('rustc = "1.64.0"') == 1
+    manifest.write_text(written.replace('rustc = "1.64.0"', 'rustc = "1.64.1"'))
+    stopped, files = snapshot(world), _patches_bytes(world)
+    one_error_line(world.run("rebase", "--abort"), 5, f"{manifest}: the entry of set {NEW_SET} was changed since "
+                                                      f"the rebase to {NEW_SET} wrote it")
+    assert snapshot(world) == stopped and _patches_bytes(world) == files
+    manifest.write_text(written)
+    ok(world.run("rebase", "--abort"))
+    assert snapshot(world) == before and _patches_bytes(world) == series
+
+
 @pytest.mark.parametrize("phase", ["export:file-written", "export:files-written"])
 def test_export_killed_then_again_gives_the_same_files(fast_world, phase):
     world = fast_world
