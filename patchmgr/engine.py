@@ -12,7 +12,6 @@ unapply) decide when to run what; this module only knows how.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from patchmgr.faults import fault
 from patchmgr.gitio import Repo, Result, tool_commit_env
 from patchmgr.output import progress_wanted, say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, diff_digest, parse_trailers, with_trailers
+from patchmgr.scratch import scratch_dir
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace, enzyme_rel_path
 
@@ -312,7 +312,7 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     assert pin is not None
     if kept_clone(ws, patch_set) is not None:
         return
-    with tempfile.TemporaryDirectory(prefix="patchmgr-enzyme-") as tmp:
+    with scratch_dir("enzyme") as tmp:
         scratch = Repo(tmp, pin.path)
         scratch.run("init", "-q", "--bare")
         say(f"checking that {pin.url} has Enzyme commit {pin.commit[:12]}")

@@ -11,7 +11,6 @@ branch. Files whose content did not change are not rewritten.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from patchmgr.faults import fault
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
+from patchmgr.scratch import scratch_dir
 from patchmgr.series import PatchSet, read_exactly, write_manifest
 from patchmgr.store import write_file
 from patchmgr.workspace import Workspace
@@ -68,10 +68,10 @@ def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple
     """
     changes: list[tuple[str, str]] = []
     names: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
+    with scratch_dir("export") as tmp:
         for number, sha in enumerate(commits, 1):
             out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
-                           f"--start-number={number}", "-o", tmp, "-1", sha).strip()
+                           f"--start-number={number}", "-o", str(tmp), "-1", sha).strip()
             produced = Path(out.splitlines()[-1])
             text = strip_trailers(read_exactly(produced))
             target = directory / produced.name

@@ -11,14 +11,13 @@ cost every command a tenth of a second, and an argument list is all it gave.)
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchmgr import scratch
 from patchmgr.errors import GitFailed, WrongState
 from patchmgr.output import trace
 
@@ -130,7 +129,7 @@ class Repo:
     def _spawn(self, args: tuple, **kw) -> subprocess.CompletedProcess:
         trace(f"git {' '.join(args)}  (in {self.label})")
         try:
-            return subprocess.run(["git", *args], cwd=self.path, pass_fds=_held_fds, **kw)
+            return subprocess.run(["git", *args], cwd=self.path, pass_fds=_held_fds + scratch.held_fds(), **kw)
         except FileNotFoundError as e:
             if e.filename == "git":
                 raise GitFailed("git is not installed or not on PATH; install git (apt-get install git)") from None
@@ -351,13 +350,10 @@ class Scratch:
 
 @contextmanager
 def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:
-    """Scratch clones for `purpose` (check, mcp, diff-sets), removed afterwards unless `keep`."""
-    root = Path(tempfile.mkdtemp(prefix=f"patchmgr-{purpose}-"))
-    try:
+    """Scratch clones for `purpose` (check, mcp, diff-sets), removed afterwards unless `keep`
+    (and after a kill by the next patchmgr that makes scratch directories: patchmgr/scratch.py)."""
+    with scratch.scratch_dir(purpose, keep) as root:
         yield Scratch(root)
-    finally:
-        if not keep:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def _parse_patch_ids(out: str) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ PATCHMGR_TEST_FAULT=<phase> makes patchmgr SIGKILL itself when it reaches the ph
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import stat
@@ -186,6 +187,44 @@ def test_rebase_abort_refuses_while_a_file_the_rebase_wrote_was_changed(fast_wor
     manifest.write_text(written)
     ok(world.run("rebase", "--abort"))
     assert snapshot(world) == before and _patches_bytes(world) == series
+
+
+@pytest.mark.parametrize("phase, made", [("rebase:carried:.", "patchmgr-carry-"),
+                                         ("export:file-written", "patchmgr-export-")])
+def test_scratch_directories_of_a_killed_run_are_removed_by_the_next_one(fast_world, phase, made):
+    """Issue 25, class 8: a kill leaves its scratch directory in TMPDIR; the next command that makes
+    one removes it, but never one a live process holds, nor one kept with check --keep."""
+    world = fast_world
+    tmp = world.tmp / "tmpdir"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    if phase.startswith("rebase"):
+        _new_upstream(world)
+        args, undo = ["rebase", "--onto", "next", "--no-config"], ["rebase", "--abort"]
+    else:
+        ok(world.run("apply", "--no-config"))
+        (world.checkout / "README.md").write_text("rust, with a new patch\n")
+        world.git("commit", "-qam", "docs: a new patch")
+        args, undo = ["export"], ["export"]
+    res = world.run(*args, env_extra={**env, "PATCHMGR_TEST_FAULT": phase})
+    assert res.returncode == -9, res.stderr
+    left = [p.name for p in tmp.iterdir()]
+    assert len(left) == 1 and left[0].startswith(made), left
+    ok(world.run(*undo, env_extra=env))
+
+    live = tmp / "patchmgr-check-live"  # another process's, running: this test holds its owner record
+    live.mkdir()
+    with open(live / ".patchmgr-owner", "w") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        owner.write(f"{os.getpid()} check\n")
+        owner.flush()
+        ok(world.run("check", "--keep", env_extra=env))
+        kept = [p for p in tmp.iterdir() if p != live]
+        assert len(kept) == 1 and kept[0].name.startswith("patchmgr-check-"), kept
+        ok(world.run("check", env_extra=env))
+        assert sorted(tmp.iterdir()) == sorted([live, kept[0]])
+    ok(world.run("check", env_extra=env))  # its lock released, as when its process ends: removed
+    assert list(tmp.iterdir()) == [kept[0]]
 
 
 @pytest.mark.parametrize("phase", ["export:file-written", "export:files-written"])
