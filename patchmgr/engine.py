@@ -152,6 +152,41 @@ def remove_stale_locks(repo: Repo) -> None:
         say(f"removed the stale {lock} left by the interrupted run")
 
 
+def require_no_later_edits(ws: Workspace, journal: state.Journal, what: str) -> None:
+    """Before an --abort changes anything: refuse while a tracked file holds a change the
+    interrupted run cannot have made, which the abort's hard reset would discard.
+
+    The run began on a clean tree (require_ready) and writes only where its
+    patches write (journal.paths), where its checkouts moved HEAD (the files
+    between the origin and HEAD) and .gitmodules (the Enzyme submodule);
+    gitlinks are its own too. A change anywhere else was made since, by the
+    user. A repository with a lock file a killed git left is not judged: that
+    git's writes can be anywhere it was going.
+    """
+    for origin in journal.repos:
+        repo = ws.repo(origin.path)
+        later = _edits_since(repo, origin, journal.paths.get(origin.path, []))
+        if later:
+            shown = later[0] if repo.label == SUPERPROJECT else f"{repo.label}/{later[0]}"
+            more = f" (and {len(later) - 1} more)" if len(later) > 1 else ""
+            raise DirtyTree(f"{shown}{more} was changed after the {what} began, where it writes nothing, and "
+                            "--abort would discard that; save the change elsewhere and undo it, then run "
+                            f"patchmgr {what} --abort again (nothing was changed)")
+
+
+def _edits_since(repo: Repo, origin: state.RepoOrigin, paths: list[str]) -> list[str]:
+    if repo.lock_files():
+        return []
+    out = repo.run("status", "--porcelain", "-z", "--no-renames", "--untracked-files=no", "--ignore-submodules=all",
+                   readonly=True, strip=False)
+    dirty = [entry[3:] for entry in out.split("\0") if entry]
+    if not dirty:
+        return []
+    moved = repo.run("diff", "--name-only", "-z", "--no-renames", origin.head, "HEAD", "--", readonly=True, strip=False)
+    ours = set(paths) | set(moved.split("\0")) | {".gitmodules"}
+    return [path for path in dirty if path not in ours]
+
+
 def restore(repo: Repo, origin: state.RepoOrigin, branch: str, paths: list[str]) -> None:
     """`repo` back on its original branch (or detached HEAD) and commit, index and work tree
     as they were (`paths`: where the run's patches write); the patch branch deleted when this

@@ -254,7 +254,9 @@ def abort(ws: Workspace) -> None:
     enzyme = ws.enzyme_repo(old) if old and final is not None and final.enzyme_created else None
     if enzyme is not None:
         engine.require_nothing_untracked(enzyme)  # before anything moves
-    undo = store.Undo(ws.manifest.path.parent, ws.manifest.path, journal.writes, f"the rebase to {journal.set}")
+    undo = store.Undo(ws.manifest.path.parent, ws.manifest.path, journal.writes, f"the rebase to {journal.set}",
+                       "patchmgr rebase --abort")
+    engine.require_no_later_edits(ws, journal, "rebase")
     for origin in journal.repos:
         repo = ws.repo(origin.path)
         engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))

@@ -109,17 +109,17 @@ class Store:
 class Undo:
     """Taking back what `record` says was written under `root`. Made before any change (it
     refuses when the user changed one of those files since), run after the repositories are
-    back; `what` names the operation in messages."""
+    back. `what` names the operation and `again` the command to run again, in messages."""
 
-    def __init__(self, root: Path, manifest: Path, record: state.StoreWrites, what: str):
+    def __init__(self, root: Path, manifest: Path, record: state.StoreWrites, what: str, again: str):
         self.root, self.manifest, self.record, self.what = root, manifest, record, what
         self.files = [root / rel for rel in record.files]
-        changed = [path for path in self.files
-                   if path.is_file() and digest(read_exactly_or_none(path) or "") != record.files[self._rel(path)]]
-        self.manifest_text = _manifest_undone(manifest, record.manifest, what)
+        changed = [root / rel for rel, sha in record.files.items()
+                   if (root / rel).is_file() and hashlib.sha256((root / rel).read_bytes()).hexdigest() != sha]
+        self.manifest_text = _manifest_undone(manifest, record.manifest, what, again)
         if changed:
             raise DirtyTree(f"{changed[0]} was changed since {what} wrote it; move it away (or delete it), then "
-                            "run the --abort again (nothing was changed)")
+                            f"run {again} again (nothing was changed)")
 
     def run(self) -> None:
         if self.manifest_text is not None:
@@ -135,19 +135,8 @@ class Undo:
                 else:
                     directory.rmdir()
 
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
 
-
-def read_exactly_or_none(path: Path) -> str | None:
-    """The file's text, or None when it is not UTF-8 (then it is not what patchmgr wrote)."""
-    try:
-        return read_exactly(path)
-    except UnicodeDecodeError:
-        return None
-
-
-def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str) -> str | None:
+def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str, again: str) -> str | None:
     """The manifest's current text with `edit` taken back, or None when there is nothing to take back;
     refuses when the set's entry was changed since it was written."""
     if edit is None or not manifest.is_file():
@@ -156,13 +145,13 @@ def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str)
     try:
         sets = _sets(current)
     except tomllib.TOMLDecodeError as e:
-        raise DirtyTree(f"{manifest} is not valid TOML ({e}); fix it, then run the --abort again "
+        raise DirtyTree(f"{manifest} is not valid TOML ({e}); fix it, then run {again} again "
                         "(nothing was changed)") from None
     if edit.set not in sets:
         return None  # not written yet (a kill before it), or the user removed it
     if current.count(edit.written) != 1:
         raise DirtyTree(f"{manifest}: the entry of set {edit.set} was changed since {what} wrote it; remove "
-                        f"[sets.\"{edit.set}\"] yourself, then run the --abort again (nothing was changed)")
+                        f"[sets.\"{edit.set}\"] yourself, then run {again} again (nothing was changed)")
     start = current.index(edit.written)
     undone = current[:start] + edit.before + current[start + len(edit.written):]
     try:
@@ -171,7 +160,7 @@ def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str)
     except tomllib.TOMLDecodeError:
         pass
     raise DirtyTree(f"{manifest}: the entry of set {edit.set} cannot be taken out of the manifest as it is now; "
-                    f"remove [sets.\"{edit.set}\"] yourself, then run the --abort again (nothing was changed)")
+                    f"remove [sets.\"{edit.set}\"] yourself, then run {again} again (nothing was changed)")
 
 
 def _sets(text: str) -> dict:

@@ -88,6 +88,25 @@ def test_conflict_reports_and_abort_restores(world):
     assert snapshot(world) == before
 
 
+def test_abort_refuses_to_discard_a_change_made_while_stopped(world):
+    """Issue 25, class 1: a tracked file the apply never writes, edited while it was stopped, is not
+    reset by --abort: it refuses naming the file, before any change."""
+    conflicting_world(world)
+    before = snapshot(world)
+    assert world.run("apply").returncode == 6
+    xpy = world.checkout / "x.py"
+    original = xpy.read_text()
+    xpy.write_text(original + "# my change while the apply was stopped\n")
+    stopped = snapshot(world)
+    res = world.run("apply", "--abort")
+    assert res.returncode == 5 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "x.py was changed after the apply began, where it writes nothing" in res.stderr
+    assert snapshot(world) == stopped
+    xpy.write_text(original)
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+
+
 def test_conflict_resolved_then_continue(world):
     conflicting_world(world)
     assert world.run("apply").returncode == 6

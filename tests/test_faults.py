@@ -95,6 +95,25 @@ def test_unapply_killed_then_abort_or_continue(fast_world, phase):
     assert snapshot(world) == before
 
 
+def test_unapply_abort_refuses_to_discard_a_change_made_after_the_kill(fast_world):
+    """Issue 25, class 1: a file the unapply never writes, edited after it was killed, is not reset
+    by --abort; put back, the abort is exact."""
+    world = fast_world
+    ok(world.run("apply", "--no-config"))
+    applied = snapshot(world)
+    killed_at(world, "unapply:checkout:.", "unapply")
+    passes = world.checkout / LLVM / "llvm/lib/Passes/PassBuilder.cpp"
+    original = passes.read_text()
+    passes.write_text(original + "// mine\n")
+    stopped = snapshot(world)
+    one_error_line(world.run("unapply", "--abort"), 5, f"{LLVM}/llvm/lib/Passes/PassBuilder.cpp was changed after "
+                                                       "the unapply began, where it writes nothing")
+    assert snapshot(world) == stopped
+    passes.write_text(original)
+    ok(world.run("unapply", "--abort"))
+    assert snapshot(world) == applied
+
+
 REBASE_PHASES = ["rebase:journal", f"rebase:carried:{LLVM}", "rebase:carried:.", "rebase:manifest-written",
                  "rebase:set-written", f"rebase:retagged:{LLVM}", "rebase:final", "apply:enzyme-cloned",
                  "apply:gitlink-staged", "apply:recorded"]
