@@ -45,9 +45,12 @@ class ScratchDir:
     def __init__(self, purpose: str):
         sweep()
         self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{purpose}-"))
-        fd = os.open(self.path / OWNER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        # made under another name and locked before it takes its name, so a sweep never sees it unlocked
+        made = self.path / (OWNER + ".new")
+        fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, f"{os.getpid()} {' '.join(sys.argv[1:])[:200]}\n".encode("utf-8", "replace"))
+        os.rename(made, self.path / OWNER)
         _fds[self.path] = fd
 
     def cleanup(self) -> None:
