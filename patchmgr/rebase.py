@@ -256,7 +256,7 @@ def abort(ws: Workspace) -> None:
         engine.require_nothing_untracked(enzyme)  # before anything moves
     undo = store.Undo(ws.manifest.path.parent, ws.manifest.path, journal.writes, f"the rebase to {journal.set}",
                        "patchmgr rebase --abort")
-    engine.require_no_later_edits(ws, journal, "rebase")
+    engine.require_no_later_edits(ws, journal, "rebase", engine.patches_of(old))
     for origin in journal.repos:
         repo = ws.repo(origin.path)
         engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))
