@@ -246,7 +246,7 @@ def _after(finding: str, word: str) -> str:
 
 def abort(ws: Workspace) -> None:
     """Every repository back where op.json says it was; what writing the new set wrote is taken back
-    too, and only that (store.undo): the user's edits since, to the manifest or next to the new
+    too, and only that (store.Undo): the user's edits since, to the manifest or next to the new
     files, stay."""
     journal = ws.op_journal(state.RebaseJournal, "--abort")
     old = ws.manifest.sets.get(journal.from_set)

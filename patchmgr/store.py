@@ -4,7 +4,7 @@ exactly what an operation wrote.
 An operation (the rebase writing its new set) writes through a `Store` that
 records each thing in the journal *before* writing it: the file's path with the
 digest of its bytes, each directory it creates, and the manifest edit as the
-span of text it replaced. `undo` then removes only what still is as written:
+span of text it replaced. `Undo` then removes only what still is as written:
 - a file whose bytes still have the recorded digest is deleted; a file the
   user changed since is a refusal naming it, checked before anything is
   removed (a file the user added next to them is never looked at);
@@ -65,7 +65,7 @@ def _tmp(path: Path) -> Path:
 
 class Store:
     """Writes into the patches directory `root`, each recorded in `record` (saved with `save`)
-    before it happens, so that a kill at any point leaves nothing `undo` does not know of."""
+    before it happens, so that a kill at any point leaves nothing `Undo` does not know of."""
 
     def __init__(self, root: Path, record: state.StoreWrites, save: Callable[[], None]):
         self.root, self.record, self.save = root, record, save
