@@ -246,6 +246,40 @@ def test_scratch_directories_of_a_killed_run_are_removed_by_the_next_one(fast_wo
     assert list(tmp.iterdir()) == [kept[0]]
 
 
+def test_a_git_that_outlives_its_killed_patchmgr_keeps_the_scratch_directory(fast_world):
+    """Issue 25, class 8: the git commands patchmgr runs inherit the owner record's lock, so a git am
+    still running in a scratch clone after its patchmgr was killed keeps the directory until it ends."""
+    world = fast_world
+    tmp, templates, release = world.tmp / "tmpdir", world.tmp / "templates", world.tmp / "release"
+    tmp.mkdir()
+    hook = templates / "hooks" / "pre-applypatch"  # copied into every clone: runs inside check's git am
+    hook.parent.mkdir(parents=True)
+    hook.write_text(f'#!/bin/sh\nif mkdir "{world.tmp}/killed" 2>/dev/null; then\n'
+                    "  kill -9 $(awk '{print $4}' /proc/$PPID/stat)\n"  # patchmgr, git am's parent
+                    f'  while [ ! -e "{release}" ]; do sleep 0.05; done\nfi\n')
+    hook.chmod(stat.S_IRWXU)
+    config = world.tmp / "gitconfig"
+    config.write_bytes(Path(world.env["GIT_CONFIG_GLOBAL"]).read_bytes())
+    git(world.tmp, "config", "--file", str(config), "init.templateDir", str(templates), env=world.env)
+    env = {"TMPDIR": str(tmp), "GIT_CONFIG_GLOBAL": str(config)}
+    res = world.run("check", env_extra=env)
+    assert res.returncode == -9, res.stderr
+    left = list(tmp.iterdir())
+    assert len(left) == 1 and left[0].name.startswith("patchmgr-check-"), left
+    try:
+        ok(world.run("check", env_extra={"TMPDIR": str(tmp)}))  # the orphaned git am still runs there
+        assert left[0] in list(tmp.iterdir())
+    finally:
+        release.touch()
+    deadline = time.time() + 30
+    while True:  # the git am finishes, and with it the last holder of the lock
+        ok(world.run("check", env_extra={"TMPDIR": str(tmp)}))
+        if not tmp.exists() or not list(tmp.iterdir()):
+            break
+        assert time.time() < deadline, list(tmp.iterdir())
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("phase", ["export:file-written", "export:files-written"])
 def test_export_killed_then_again_gives_the_same_files(fast_world, phase):
     world = fast_world
