@@ -156,6 +156,7 @@ def abort(ws: Workspace) -> None:
     enzyme = ws.enzyme_repo(patch_set) if patch_set and journal.enzyme_created else None
     if enzyme is not None:
         engine.require_nothing_untracked(enzyme)  # before anything moves
+    engine.require_no_later_edits(ws, journal, "apply", engine.patches_of(patch_set))
     for origin in journal.repos:
         repo = ws.repo(origin.path)
         engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))

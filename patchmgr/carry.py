@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -44,6 +43,7 @@ from patchmgr.hunks import (
     split_lines,
 )
 from patchmgr.patchfile import Patch
+from patchmgr.scratch import ScratchDir
 
 CLEAN, MERGED, RELOCATED, EMPTY, FAILED = "clean", "merged", "relocated", "empty", "failed"
 #: a vendored crate's directory: name-1.2.3 (or name-0.1.0+wasi..., name-1.0.0-beta)
@@ -183,8 +183,8 @@ class Replay:
 
     def __init__(self, repo: Repo, fuzz: int = 0):
         self.repo, self.fuzz = repo, fuzz
-        self._dir = tempfile.TemporaryDirectory(prefix="patchmgr-carry-")
-        self.env = {"GIT_INDEX_FILE": os.path.join(self._dir.name, "index")}
+        self._dir = ScratchDir("carry")
+        self.env = {"GIT_INDEX_FILE": str(self._dir.path / "index")}
         self._views: dict[str, TreeView] = {}
         self._candidates_of: dict[tuple[str, str], list[str]] = {}
 
@@ -215,7 +215,7 @@ class Replay:
 
     def _mailinfo(self, mail: str) -> tuple[dict[str, str], str]:
         """Author, date and message of a mail, read by git's own mailinfo (as git am reads it)."""
-        msg, patch = os.path.join(self._dir.name, "msg"), os.path.join(self._dir.name, "patch")
+        msg, patch = str(self._dir.path / "msg"), str(self._dir.path / "patch")
         info = self.repo.run("mailinfo", msg, patch, input=mail, readonly=True)
         fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
         with open(msg, encoding="utf-8", errors="surrogateescape") as f:
@@ -516,7 +516,7 @@ class Replay:
             return None
         names = []
         for name, text in (("ours", "".join(ours)), ("base", base), ("theirs", theirs)):
-            path = os.path.join(self._dir.name, name)
+            path = str(self._dir.path / name)
             with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(text)
             names.append(path)

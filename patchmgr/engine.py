@@ -11,18 +11,20 @@ unapply) decide when to run what; this module only knows how.
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from patchmgr import state
 from patchmgr.diagnose import failing_hunks, render
-from patchmgr.errors import BadInput, Conflict, DirtyTree, GitFailed, WrongState
+from patchmgr.errors import BadInput, Conflict, DirtyTree, GitFailed, PatchmgrError, WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo, Result, tool_commit_env
 from patchmgr.output import progress_wanted, say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, diff_digest, parse_trailers, with_trailers
+from patchmgr.scratch import scratch_dir
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace, enzyme_rel_path
 
@@ -127,11 +129,7 @@ def exported_before(journal: state.ApplyJournal, path: str) -> dict[str, str]:
 def require_no_untracked(repo: Repo, patches: list[Patch]) -> None:
     """Refuse before any change when an untracked (or ignored) file stands where a patch writes:
     git am would stop on it half way, and --abort could not tell it from the patch's."""
-    paths = sorted({p for patch in patches for p in patch.paths})
-    if not paths:
-        return
-    found = [f for f in repo.run("--literal-pathspecs", "ls-files", "-z", "--others", "--", *paths, readonly=True,
-                                 strip=False).split("\0") if f]
+    found = untracked_at(repo, sorted({p for patch in patches for p in patch.paths}))
     if found:
         where = "" if repo.label == SUPERPROJECT else repo.label + "/"
         owner = next(p.label for p in patches if any(found[0] == q or found[0].startswith(q + "/") for q in p.paths))
@@ -139,13 +137,19 @@ def require_no_untracked(repo: Repo, patches: list[Patch]) -> None:
                          "then run the command again (nothing was changed)")
 
 
+def untracked_at(repo: Repo, paths: list[str] | tuple[str, ...]) -> list[str]:
+    """The untracked (or ignored) files at `paths` (files, or directories they lie under)."""
+    if not paths:
+        return []
+    out = repo.run("--literal-pathspecs", "ls-files", "-z", "--others", "--", *paths, readonly=True, strip=False)
+    return [name for name in out.split("\0") if name]
+
+
 def remove_created(repo: Repo, paths: list[str]) -> None:
     """Delete the untracked files at `paths` that a killed git am left behind (the journal's
-    run refused to start while any was there, so each is the patch's, not the user's)."""
-    if not paths:
-        return
-    out = repo.run("--literal-pathspecs", "ls-files", "-z", "--others", "--", *paths, readonly=True, strip=False)
-    for name in filter(None, out.split("\0")):
+    run refused to start while any was there, and require_no_later_edits refused any other
+    content, so each is the patch's, not the user's)."""
+    for name in untracked_at(repo, paths):
         (repo.path / name).unlink(missing_ok=True)
         _remove_empty_parents(repo.path / name, repo.path)
         say(f"removed {name} in {repo.label}, left by the interrupted git am")
@@ -171,6 +175,83 @@ def remove_stale_locks(repo: Repo) -> None:
     for lock in repo.lock_files():
         lock.unlink(missing_ok=True)
         say(f"removed the stale {lock} left by the interrupted run")
+
+
+def require_no_later_edits(ws: Workspace, journal: state.Journal, what: str,
+                           patches: Callable[[], dict[str, list[Patch]]]) -> None:
+    """Before an --abort changes anything: refuse while a file holds a change the interrupted
+    run cannot have made, which the abort's reset would discard or its clean-up delete.
+
+    The run began on a clean tree (require_ready, require_no_untracked) and writes
+    only where its patches write (journal.paths), where its checkouts moved HEAD
+    (the files between the origin and HEAD) and .gitmodules (the Enzyme
+    submodule); gitlinks are its own too. A tracked file changed anywhere else
+    was changed by the user. An untracked file at a path of its patches is a
+    killed git am's only when it holds what one of the run's `patches` creates
+    there. A repository with a lock file a killed git left is not judged: that
+    git's writes can be anywhere it was going.
+    """
+    for origin in journal.repos:
+        repo = ws.repo(origin.path)
+        if repo.lock_files():
+            continue
+        paths = journal.paths.get(origin.path, [])
+        where = "" if repo.label == SUPERPROJECT else repo.label + "/"
+        later = _edits_since(repo, origin, paths)
+        if later:
+            more = f" (and {len(later) - 1} more)" if len(later) > 1 else ""
+            raise DirtyTree(f"{where}{later[0]}{more} was changed after the {what} began, where it writes nothing, "
+                            "and --abort would discard that; save the change elsewhere and undo it, then run "
+                            f"patchmgr {what} --abort again (nothing was changed)")
+        added = [name for name in untracked_at(repo, paths)
+                 if not _created_by(repo, name, patches().get(origin.path, []))]
+        if added:
+            raise DirtyTree(f"{where}{added[0]} was added after the {what} began, where its patches create a file, "
+                            f"and --abort would delete it; move it away, then run patchmgr {what} --abort again "
+                            "(nothing was changed)")
+
+
+def patches_of(patch_set: PatchSet | None) -> Callable[[], dict[str, list[Patch]]]:
+    """For require_no_later_edits: the set's patches, read when first asked (only an untracked
+    file at a patch path needs them); none when they cannot be read (then no file is the run's)."""
+    @functools.cache
+    def read() -> dict[str, list[Patch]]:
+        from patchmgr.lint import load_patches
+
+        try:
+            return load_patches(patch_set) if patch_set else {}
+        except PatchmgrError:
+            return {}
+    return read
+
+
+def _edits_since(repo: Repo, origin: state.RepoOrigin, paths: list[str]) -> list[str]:
+    out = repo.run("status", "--porcelain", "-z", "--no-renames", "--untracked-files=no", "--ignore-submodules=all",
+                   readonly=True, strip=False)
+    dirty = [entry[3:] for entry in out.split("\0") if entry]
+    if not dirty:
+        return []
+    moved = repo.run("diff", "--name-only", "-z", "--no-renames", origin.head, "HEAD", "--", readonly=True, strip=False)
+    ours = set(paths) | set(moved.split("\0")) | {".gitmodules"}
+    return [path for path in dirty if path not in ours]
+
+
+def _created_by(repo: Repo, name: str, patches: list[Patch]) -> bool:
+    """Whether the untracked file `name` holds exactly what one of `patches` creates there, as
+    git apply makes it (that patch's section alone, into an empty private index)."""
+    blob = repo.try_run("hash-object", "--", name, readonly=True)
+    if blob.status != 0:
+        return False
+    pattern = re.sub(r"([*?\[\\])", r"[\1]", name)  # --include takes a glob
+    with scratch_dir("created") as tmp:
+        for n, patch in enumerate(p for p in patches if name in p.paths):
+            env = {"GIT_INDEX_FILE": str(tmp / f"index{n}")}
+            if repo.try_run("apply", "--cached", f"--include={pattern}", input=patch.diff, env=env).status != 0:
+                continue
+            staged = repo.run("--literal-pathspecs", "ls-files", "-s", "--", name, env=env, readonly=True).split()
+            if staged[1:2] == [blob.out]:
+                return True
+    return False
 
 
 def restore(repo: Repo, origin: state.RepoOrigin, branch: str, paths: list[str]) -> None:
@@ -334,7 +415,7 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     assert pin is not None
     if kept_clone(ws, patch_set) is not None:
         return
-    with tempfile.TemporaryDirectory(prefix="patchmgr-enzyme-") as tmp:
+    with scratch_dir("enzyme") as tmp:
         scratch = Repo(tmp, pin.path)
         scratch.run("init", "-q", "--bare")
         say(f"checking that {pin.url} has Enzyme commit {pin.commit[:12]}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,9 @@ from patchmgr.faults import fault
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_patch, parse_trailers
-from patchmgr.series import PatchSet, read_exactly, write_atomic, write_manifest
+from patchmgr.scratch import scratch_dir
+from patchmgr.series import PatchSet, read_exactly, write_manifest
+from patchmgr.store import write_file
 from patchmgr.workspace import View, Workspace
 
 _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
@@ -126,15 +128,16 @@ def record_exported(ws: Workspace, view: View, written: dict[str, list[tuple[str
         state.save_applied(ws.git_dir, new)
 
 
-def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple[str, ...] | list[str]
-                  ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Format `commits` into `directory`; returns the file names in order and (verb, name) per change.
+def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple[str, ...] | list[str],
+                  write: Callable[[Path, str], None] = write_file) -> tuple[list[str], list[tuple[str, str]]]:
+    """Format `commits` into `directory` through `write` (a rebase's Store records each file);
+    returns the file names in order and (verb, name) per change.
 
     Files of `listed` that no commit produces any more are removed.
     """
     rendered = render_patches(repo, commits, directory, listed)
     refuse_unwritable(rendered)
-    write_rendered(rendered)
+    write_rendered(rendered, write)
     return rendered.names, rendered.changes()
 
 
@@ -142,16 +145,17 @@ def render_patches(repo: Repo, commits: list[str], directory: Path, listed: tupl
     """The patch file of each of `commits` (format-patch in a temporary directory), and which
     files of `directory` would change: nothing in `directory` is touched."""
     rendered = Rendered(directory)
-    with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
+    with scratch_dir("export") as tmp:
         for number, sha in enumerate(commits, 1):
             out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
-                           f"--start-number={number}", "-o", tmp, "-1", sha).strip()
+                           f"--start-number={number}", "-o", str(tmp), "-1", sha).strip()
             produced = Path(out.splitlines()[-1])
             text = strip_trailers(read_exactly(produced))
             target = directory / produced.name
             rendered.names.append(produced.name)
             if not target.is_file() or target.is_symlink() or read_exactly(target) != text:
                 rendered.texts[produced.name] = text
+            fault("export:rendered")
     rendered.stale = [old for old in sorted(set(listed) - set(rendered.names)) if os.path.lexists(directory / old)]
     return rendered
 
@@ -179,12 +183,10 @@ def refuse_unwritable(rendered: Rendered) -> None:
                              f"file {name}; move it away, then export again (nothing was written)")
 
 
-def write_rendered(rendered: Rendered) -> None:
-    """Write the changed files (each through a rename) and remove the stale ones."""
-    if rendered.texts:
-        rendered.directory.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.texts.items():
-        write_atomic(rendered.directory / name, text)
+def write_rendered(rendered: Rendered, write: Callable[[Path, str], None] = write_file) -> None:
+    """Write the changed files through `write` (each through a rename) and remove the stale ones."""
+    for name, text in rendered.texts.items():  # `write` makes the directories (a Store records them)
+        write(rendered.directory / name, text)
         fault("export:file-written")
     for name in rendered.stale:
         (rendered.directory / name).unlink()

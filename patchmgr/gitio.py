@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchmgr import scratch
 from patchmgr.errors import GitFailed, WrongState
 from patchmgr.output import trace, verbose
 
@@ -143,7 +142,7 @@ class Repo:
         if pinned:
             args = tuple(a for setting in PATCH_CONFIG for a in ("-c", setting)) + args
         try:
-            return subprocess.run(["git", *args], cwd=self.path, pass_fds=_held_fds, **kw)
+            return subprocess.run(["git", *args], cwd=self.path, pass_fds=_held_fds + scratch.held_fds(), **kw)
         except FileNotFoundError as e:
             if e.filename == "git":
                 raise GitFailed("git is not installed or not on PATH; install git (apt-get install git)") from None
@@ -438,13 +437,10 @@ class Scratch:
 
 @contextmanager
 def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:
-    """Scratch clones for `purpose` (check, mcp, diff-sets), removed afterwards unless `keep`."""
-    root = Path(tempfile.mkdtemp(prefix=f"patchmgr-{purpose}-"))
-    try:
+    """Scratch clones for `purpose` (check, mcp, diff-sets), removed afterwards unless `keep`
+    (and after a kill by the next patchmgr that makes scratch directories: patchmgr/scratch.py)."""
+    with scratch.scratch_dir(purpose, keep) as root:
         yield Scratch(root)
-    finally:
-        if not keep:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:

@@ -10,7 +10,6 @@ subject from its file name; traditional diffs get git headers.
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 
 from patchmgr.errors import BadInput
@@ -19,6 +18,7 @@ from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import parse_patch
 from patchmgr.safety import path_problem
+from patchmgr.scratch import scratch_dir
 from patchmgr.series import (
     MANIFEST_NAME,
     SCHEMA,
@@ -46,9 +46,9 @@ def mails_from_range(repo: Repo, rev_range: str) -> list[tuple[str, str]]:
     """(file name, mail) for each commit of `base..branch`, oldest first."""
     if rev_range.startswith("-") or ".." not in rev_range:
         raise BadInput(f"{rev_range!r} is not a revision range such as upstream..my-branch")
-    with tempfile.TemporaryDirectory(prefix="patchmgr-import-") as tmp:
+    with scratch_dir("import") as tmp:
         out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
-                       "-o", tmp, "--end-of-options", rev_range)
+                       "-o", str(tmp), "--end-of-options", rev_range)
         files = [Path(line) for line in out.splitlines() if line.strip()]
         if not files:
             raise BadInput(f"{rev_range} holds no commits to import")

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import unidiff
 
-from patchmgr import carry, engine, releases, state, upstreamed
+from patchmgr import carry, engine, releases, state, store, upstreamed
 from patchmgr.base import read_tarball_ids
 from patchmgr.errors import BadInput, BuildFailed, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
@@ -48,8 +47,6 @@ from patchmgr.series import (
     load_manifest,
     read_exactly,
     set_table,
-    write_atomic,
-    write_manifest,
 )
 from patchmgr.workspace import View, Workspace, patch_branch
 
@@ -138,7 +135,6 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
                 raise WrongState(f"branch {taken} already exists in {v.path}; delete it (git -C {v.path} branch -D {taken})")
     journal = state.RebaseJournal(set=name, patch_branch=branch, repos=origins, from_set=old.name, onto_arg=onto,
                                   old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs=dirs,
-                                  manifest=ws.manifest.path.read_text(encoding="utf-8"),
                                   applied_before=ws.applied_record(), fuzz=fuzz, drop_superseded=drop_superseded,
                                   verify=verify,
                                   paths={path: sorted({f for patch in patches[path] for f in patch.paths})
@@ -162,7 +158,7 @@ def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None
     """
     p = plan(ws, ws.inspect(set_name), onto, new_name, llvm)
     journal = state.RebaseJournal(set=p.name, patch_branch=rebase_branch(p.name), repos=[], from_set=p.old.name,
-                                  onto_arg=onto, old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="",
+                                  onto_arg=onto, old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={},
                                   fuzz=fuzz, drop_superseded=drop_superseded)
     _enzyme_unchanged(journal, p.old)
     say(f"dry run: {p.old.name} onto {onto} (rustc {p.new.rustc}), in scratch clones")
@@ -249,13 +245,18 @@ def _after(finding: str, word: str) -> str:
 
 
 def abort(ws: Workspace) -> None:
-    """Every repository back where op.json says it was; a new set already written is taken back too."""
+    """Every repository back where op.json says it was; what writing the new set wrote is taken back
+    too, and only that (store.Undo): the user's edits since, to the manifest or next to the new
+    files, stay."""
     journal = ws.op_journal(state.RebaseJournal, "--abort")
     old = ws.manifest.sets.get(journal.from_set)
     final = journal.final
     enzyme = ws.enzyme_repo(old) if old and final is not None and final.enzyme_created else None
     if enzyme is not None:
         engine.require_nothing_untracked(enzyme)  # before anything moves
+    undo = store.Undo(ws.manifest.path.parent, ws.manifest.path, journal.writes, f"the rebase to {journal.set}",
+                       "patchmgr rebase --abort")
+    engine.require_no_later_edits(ws, journal, "rebase", engine.patches_of(old))
     for origin in journal.repos:
         repo = ws.repo(origin.path)
         engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))
@@ -263,7 +264,7 @@ def abort(ws: Workspace) -> None:
             repo.run("branch", "-q", "-D", patch_branch(journal.set))
     if final is not None and final.enzyme_created and old is not None and old.enzyme:
         engine.remove_enzyme(ws, old, drop_module=final.enzyme_module_created)
-    _unwrite(ws, journal)
+    undo.run()
     if journal.applied_before is None:
         state.remove(ws.git_dir, state.APPLIED_FILE)
     else:
@@ -604,20 +605,19 @@ def _retag(repo: Repo, onto: str, set_name: str, names: dict[str, str]) -> str:
 
 
 def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -> None:
+    """The new set's patch files, its manifest entry and its report, each written through a
+    Store that records it in the journal first (so --abort takes back exactly these)."""
     import tomlkit
 
     new, dirs = journal.new, journal.dirs
-    candidates = {journal.set} | {Path(d).parts[0] for d in dirs.values()} | set(dirs.values())
-    created = [d for d in candidates if not (old.root / d).exists()]
-    journal.created = sorted(created)
-    state.save_op(ws.git_dir, journal)
+    out = store.Store(old.root, journal.writes, lambda: state.save_op(ws.git_dir, journal))
     lists: dict[str, list[str]] = {}
     names: dict[str, str] = {}  # old label -> new file; a commit without a patch trailer has no old label to map
     for series in old.repos:
         repo = ws.repo(series.path)
         onto = journal.ontos[series.path]
         commits = repo.commits(f"{onto}..HEAD")
-        written, _ = write_patches(repo, [sha for sha, _ in commits], old.root / dirs[series.path], [])
+        written, _ = write_patches(repo, [sha for sha, _ in commits], old.root / dirs[series.path], [], out.write)
         lists[series.path] = written
         for (_, message), name in zip(commits, written):
             label = parse_trailers(message).get(TRAILER_PATCH)
@@ -626,9 +626,8 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
 
     enzyme_series = old.enzyme_series
     if enzyme_series:  # see _enzyme_unchanged
-        (old.root / dirs[enzyme_series.path]).mkdir(parents=True, exist_ok=True)
         for name in enzyme_series.patches:
-            write_atomic(old.root / dirs[enzyme_series.path] / name, read_exactly(old.patch_file(enzyme_series, name)))
+            out.write(old.root / dirs[enzyme_series.path] / name, read_exactly(old.patch_file(enzyme_series, name)))
             names[old.patch_label(enzyme_series, name)] = f"{dirs[enzyme_series.path]}/{name}"
         enzyme_series = RepoSeries(enzyme_series.path, dirs[enzyme_series.path], enzyme_series.patches)
     new_set = dataclasses.replace(old, name=journal.set, rustc=new.rustc, commit=new.commit, llvm=new.llvm,
@@ -640,13 +639,12 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
     for key, value in set_table(new_set).items():
         table[key] = value
     doc["sets"][journal.set] = table
-    write_manifest(ws.manifest.path, tomlkit.dumps(doc))
+    out.add_set(ws.manifest.path, journal.set, tomlkit.dumps(doc))
     fault("rebase:manifest-written")
 
     journal.names = names
     report = render_report(journal, old, names)
-    (old.root / journal.set).mkdir(parents=True, exist_ok=True)
-    (old.root / journal.set / REPORT_NAME).write_text(report, encoding="utf-8")
+    out.write(old.root / journal.set / REPORT_NAME, report)
     show(report, end="")
 
 
@@ -679,22 +677,6 @@ def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, 
             lines += [f"  - {record}" for record in records]
         lines.append("")
     return "\n".join(lines)
-
-
-def _unwrite(ws: Workspace, journal: state.RebaseJournal) -> None:
-    """Take back what writing the new set did, also when a kill stopped it half way:
-    the manifest's old text, the files in the new set's directories (empty or absent
-    when the rebase began), the report, and the directories it created."""
-    if ws.manifest.path.read_text(encoding="utf-8") != journal.manifest:
-        write_manifest(ws.manifest.path, journal.manifest)
-    root = ws.manifest.path.parent
-    for directory in journal.dirs.values():
-        if (root / directory).is_dir():
-            for leftover in (root / directory).iterdir():
-                leftover.unlink()
-    (root / journal.set / REPORT_NAME).unlink(missing_ok=True)
-    for rel in sorted(journal.created, key=len, reverse=True):
-        shutil.rmtree(root / rel, ignore_errors=True)
 
 
 def command(ws: Workspace, args) -> None:

@@ -17,7 +17,6 @@ import fcntl
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 from patchmgr.errors import BadInput, GitFailed, ReleaseFailed
 from patchmgr.gitio import Repo
 from patchmgr.output import say
+from patchmgr.scratch import scratch_dir
 
 # version -> (source package, Debian version, upstream commit, release date)
 RELEASES = {
@@ -140,7 +140,7 @@ def commit_release(repo_path: Path, version: str, parent: str, gitlinks: dict[st
     package, debian_version, upstream, date = recipe(version)
     dl = download(package, debian_version)
     env = fixed_env(date)
-    with tempfile.TemporaryDirectory(prefix="patchmgr-release-") as tmp:
+    with scratch_dir("release") as tmp:
         tree = Path(tmp) / "tree"
         extract(dl, tree)
         found = (tree / "git-commit-hash").read_text().strip() if (tree / "git-commit-hash").exists() else None

@@ -20,6 +20,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from patchmgr.scratch import scratch_dir
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+:(?!//)[^\s]+$")
 _URL_SCHEMES = ("https://", "http://", "ssh://", "git://", "git+ssh://", "ssh+git://", "file://")
@@ -203,7 +205,7 @@ def git_config_entries(text: str) -> list[tuple[str, str | None]]:
     """
     from patchmgr.gitio import Repo
 
-    with tempfile.TemporaryDirectory(prefix="patchmgr-config-") as neutral:
+    with scratch_dir("config") as neutral:
         repo = Repo(neutral, "(.gitmodules check)")
         args = ["config", "--no-includes", "--null", "--list", "--file"]
         if _git_reads_config_from_stdin():

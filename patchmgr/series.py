@@ -8,7 +8,6 @@ half-applied series.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from patchmgr.errors import BadInput, UnknownBase
 from patchmgr.safety import path_problem, ref_name_problem, url_problem
+from patchmgr.store import read_exactly, write_atomic  # noqa: F401 (the series' readers and writers import them from here)
 
 MANIFEST_NAME = "series.toml"
 SCHEMA = 1
@@ -299,21 +299,6 @@ def load_manifest(patches_dir: Path, require_sets: bool = True) -> Manifest:
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not UTF-8 text") from None
     return parse_manifest(text, path, require_sets)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a file of the series (the manifest, a patch) through a rename, so a kill never
-    leaves half of it; line endings as they are (a patch of a CRLF file carries CRs)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def read_exactly(path: Path) -> str:
-    """A file of the series as its bytes say: no newline translation (CRs stay)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return f.read()
 
 
 write_manifest = write_atomic

@@ -86,6 +86,28 @@ class ApplyJournal(Journal):
 
 
 @dataclass
+class ManifestEdit:
+    """One edit of the manifest's text: `written` took the place of `before` (the smallest span
+    that differs), so an undo puts `before` back where `written` still stands, every other
+    byte (what the user wrote since) kept."""
+
+    set: str  # the set the edit added
+    before: str
+    written: str
+
+
+@dataclass
+class StoreWrites:
+    """What an operation wrote into the patches directory (patchmgr/store.py), each entry
+    recorded before the write, so its --abort takes back exactly that and nothing the user
+    wrote since."""
+
+    manifest: ManifestEdit | None = None
+    files: dict[str, str] = field(default_factory=dict)  # path under patches/ -> sha256 of the bytes written
+    dirs: list[str] = field(default_factory=list)  # directories it created, parents first
+
+
+@dataclass
 class NewBase:
     """The facts of a rebase's new base, read from its tree."""
 
@@ -109,7 +131,6 @@ class RebaseJournal(Journal):
     ontos: dict[str, str]
     new: NewBase
     dirs: dict[str, str]  # repository path -> the new set's patch directory
-    manifest: str  # the manifest's text before the rebase, for --abort
     outcomes: dict[str, list[str]] = field(default_factory=dict)  # label -> [outcome, detail]
     stopped: str | None = None  # label of the patch the replay stopped on (in git am, or on a finding)
     findings: dict[str, str] = field(default_factory=dict)  # label -> what it stopped with ("superseded by ...")
@@ -120,7 +141,7 @@ class RebaseJournal(Journal):
     drop_superseded: bool = False  # --drop-superseded
     verify: bool = False  # --verify: compile-check the new set once it is applied
     written: bool = False  # the new set's files and manifest entry are written
-    created: list[str] = field(default_factory=list)  # directories the new set's files created
+    writes: StoreWrites = field(default_factory=StoreWrites)  # what writing the new set wrote, for --abort
     names: dict[str, str] = field(default_factory=dict)  # old label -> new label
     final: ApplyJournal | None = None
     applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
@@ -295,6 +316,9 @@ def load_op(git_dir: Path) -> Journal | None:
     if kind not in JOURNALS:
         raise WrongState(f"{_dir(git_dir) / OP_FILE} records an unknown operation {kind!r}; "
                          "use the patchmgr that started it")
+    if kind == KIND_REBASE and "manifest" in data:  # the manifest's whole text: an abort would overwrite later edits
+        raise WrongState(f"{_dir(git_dir) / OP_FILE} records a rebase started by an older patchmgr; "
+                         "use that version to --continue or --abort it")
     return _load(git_dir, OP_FILE, JOURNALS[kind], data)
 
 

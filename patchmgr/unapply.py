@@ -94,6 +94,7 @@ def resume(ws: Workspace) -> None:
 def abort(ws: Workspace) -> None:
     """unapply --abort: every repository back on its patch branch, Enzyme checked out again."""
     journal = ws.op_journal(state.UnapplyJournal, "--abort")
+    engine.require_no_later_edits(ws, journal, "unapply", dict)  # it writes no patch
     for origin in journal.repos:
         engine.restore(ws.repo(origin.path), origin, journal.patch_branch, [])
     patch_set = ws.manifest.sets.get(journal.set)

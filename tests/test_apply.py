@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -84,6 +85,46 @@ def test_conflict_reports_and_abort_restores(world):
     # a second apply refuses while stopped
     again = world.run("apply")
     assert again.returncode == 7 and "in progress" in again.stderr
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+
+
+def test_abort_refuses_to_discard_a_change_made_while_stopped(world):
+    """Issue 25, class 1: a tracked file the apply never writes, edited while it was stopped, is not
+    reset by --abort: it refuses naming the file, before any change."""
+    conflicting_world(world)
+    before = snapshot(world)
+    assert world.run("apply").returncode == 6
+    xpy = world.checkout / "x.py"
+    original = xpy.read_text()
+    xpy.write_text(original + "# my change while the apply was stopped\n")
+    stopped = snapshot(world)
+    res = world.run("apply", "--abort")
+    assert res.returncode == 5 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "x.py was changed after the apply began, where it writes nothing" in res.stderr
+    assert snapshot(world) == stopped
+    xpy.write_text(original)
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+
+
+def test_abort_refuses_to_delete_a_file_added_while_stopped_where_a_patch_creates_one(world):
+    """Issue 25, class 1: --abort deletes an untracked file at a path of the run's patches only when
+    it is what a killed git am left (the patch's content); the user's own file there is a refusal."""
+    conflicting_world(world)
+    before = snapshot(world)
+    assert world.run("apply").returncode == 6
+    mine = world.checkout / "compiler/rustc_codegen_ssa/src/traits/autodiff.rs"  # the second patch creates it
+    assert not mine.exists()
+    write(mine, "// my notes on the trait, written while the apply was stopped\n")
+    stopped = snapshot(world)
+    res = world.run("apply", "--abort")
+    assert res.returncode == 5 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert ("compiler/rustc_codegen_ssa/src/traits/autodiff.rs was added after the apply began, where its patches "
+            "create a file") in res.stderr
+    assert snapshot(world) == stopped
+    mine.rename(world.tmp / "autodiff.rs")
+    shutil.rmtree(world.checkout / "compiler/rustc_codegen_ssa")
     ok(world.run("apply", "--abort"))
     assert snapshot(world) == before
 

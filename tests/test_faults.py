@@ -7,6 +7,7 @@ PATCHMGR_TEST_FAULT=<phase> makes patchmgr SIGKILL itself when it reaches the ph
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import stat
@@ -94,6 +95,25 @@ def test_unapply_killed_then_abort_or_continue(fast_world, phase):
     assert snapshot(world) == before
 
 
+def test_unapply_abort_refuses_to_discard_a_change_made_after_the_kill(fast_world):
+    """Issue 25, class 1: a file the unapply never writes, edited after it was killed, is not reset
+    by --abort; put back, the abort is exact."""
+    world = fast_world
+    ok(world.run("apply", "--no-config"))
+    applied = snapshot(world)
+    killed_at(world, "unapply:checkout:.", "unapply")
+    passes = world.checkout / LLVM / "llvm/lib/Passes/PassBuilder.cpp"
+    original = passes.read_text()
+    passes.write_text(original + "// mine\n")
+    stopped = snapshot(world)
+    one_error_line(world.run("unapply", "--abort"), 5, f"{LLVM}/llvm/lib/Passes/PassBuilder.cpp was changed after "
+                                                       "the unapply began, where it writes nothing")
+    assert snapshot(world) == stopped
+    passes.write_text(original)
+    ok(world.run("unapply", "--abort"))
+    assert snapshot(world) == applied
+
+
 REBASE_PHASES = ["rebase:journal", f"rebase:carried:{LLVM}", "rebase:carried:.", "rebase:manifest-written",
                  "rebase:set-written", f"rebase:retagged:{LLVM}", "rebase:final", "apply:enzyme-cloned",
                  "apply:gitlink-staged", "apply:recorded"]
@@ -132,6 +152,132 @@ def test_rebase_killed_then_abort_restores_tree_and_series(fast_world, phase):
     ok(world.run("rebase", "--continue", "--no-config"))
     status = ok(world.run("status", "--json")).stdout
     assert '"set": "autodiff-1.64.0"' in status and '"state": "applied"' in status
+
+
+NEW_SET = "autodiff-1.64.0"
+SET_WRITING = ["rebase:manifest-written", "rebase:set-written", "rebase:final"]
+
+
+@pytest.mark.parametrize("phase", SET_WRITING)
+def test_rebase_abort_after_a_kill_keeps_the_users_files_and_manifest_edits(fast_world, phase):
+    """Issue 25, class 1: what the user added under the new set's directory and to the manifest
+    after the kill stays; only what the rebase wrote is taken back."""
+    world = fast_world
+    _new_upstream(world)
+    manifest = world.patches / "series.toml"
+    before, series, text = snapshot(world), _patches_bytes(world), manifest.read_text()
+    killed_at(world, phase, "rebase", "--onto", "next", "--no-config")
+    new_dir = world.patches / NEW_SET / "rust"
+    assert list(new_dir.glob("*.patch"))  # the rebase wrote there
+    (new_dir / "notes.md").write_text("what I found while it was stopped\n")
+    manifest.write_text(manifest.read_text() + "# reviewed the new set\n")
+    ok(world.run("rebase", "--abort"))
+    assert snapshot(world) == before
+    assert manifest.read_text() == text + "# reviewed the new set\n"
+    assert (new_dir / "notes.md").read_text() == "what I found while it was stopped\n"
+    assert sorted(p.name for p in (world.patches / NEW_SET).rglob("*")) == ["notes.md", "rust"]
+    after = _patches_bytes(world)
+    assert {k: v for k, v in after.items() if k not in ("series.toml", f"{NEW_SET}/rust/notes.md")} == \
+        {k: v for k, v in series.items() if k != "series.toml"}
+
+
+def test_rebase_abort_refuses_while_a_file_the_rebase_wrote_was_changed(fast_world):
+    """A patch file of the new set or its manifest entry edited after the kill: --abort refuses
+    naming it, before any change; once it is moved away or put back, the abort is exact."""
+    world = fast_world
+    _new_upstream(world)
+    manifest = world.patches / "series.toml"
+    before, series = snapshot(world), _patches_bytes(world)
+    killed_at(world, "rebase:set-written", "rebase", "--onto", "next", "--no-config")
+    patch = sorted((world.patches / NEW_SET / "rust").glob("*.patch"))[0]
+    patch.write_text(patch.read_text() + "my edit of the new patch\n")
+    stopped, files = snapshot(world), _patches_bytes(world)
+    one_error_line(world.run("rebase", "--abort"), 5, f"{patch} was changed since the rebase to {NEW_SET} wrote it")
+    assert snapshot(world) == stopped and _patches_bytes(world) == files
+    patch.rename(world.tmp / patch.name)  # moved away: the abort goes on
+
+    written = manifest.read_text()
+    assert written.count('rustc = "1.64.0"') == 1
+    manifest.write_text(written.replace('rustc = "1.64.0"', 'rustc = "1.64.1"'))
+    stopped, files = snapshot(world), _patches_bytes(world)
+    one_error_line(world.run("rebase", "--abort"), 5, f"{manifest}: the entry of set {NEW_SET} was changed since "
+                                                      f"the rebase to {NEW_SET} wrote it")
+    assert snapshot(world) == stopped and _patches_bytes(world) == files
+    manifest.write_text(written)
+    ok(world.run("rebase", "--abort"))
+    assert snapshot(world) == before and _patches_bytes(world) == series
+
+
+@pytest.mark.parametrize("phase, made", [("rebase:carried:.", "patchmgr-carry-"),
+                                         ("export:rendered", "patchmgr-export-")])
+def test_scratch_directories_of_a_killed_run_are_removed_by_the_next_one(fast_world, phase, made):
+    """Issue 25, class 8: a kill leaves its scratch directory in TMPDIR; the next command that makes
+    one removes it, but never one a live process holds, nor one kept with check --keep."""
+    world = fast_world
+    tmp = world.tmp / "tmpdir"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    if phase.startswith("rebase"):
+        _new_upstream(world)
+        args, undo = ["rebase", "--onto", "next", "--no-config"], ["rebase", "--abort"]
+    else:
+        ok(world.run("apply", "--no-config"))
+        (world.checkout / "README.md").write_text("rust, with a new patch\n")
+        world.git("commit", "-qam", "docs: a new patch")
+        args, undo = ["export"], ["export"]
+    res = world.run(*args, env_extra={**env, "PATCHMGR_TEST_FAULT": phase})
+    assert res.returncode == -9, res.stderr
+    left = [p.name for p in tmp.iterdir()]
+    assert len(left) == 1 and left[0].startswith(made), left
+    ok(world.run(*undo, env_extra=env))
+
+    live = tmp / "patchmgr-check-live"  # another process's, running: this test holds its owner record
+    live.mkdir()
+    with open(live / ".patchmgr-owner", "w") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        owner.write(f"{os.getpid()} check\n")
+        owner.flush()
+        ok(world.run("check", "--keep", env_extra=env))
+        kept = [p for p in tmp.iterdir() if p != live]
+        assert len(kept) == 1 and kept[0].name.startswith("patchmgr-check-"), kept
+        ok(world.run("check", env_extra=env))
+        assert sorted(tmp.iterdir()) == sorted([live, kept[0]])
+    ok(world.run("check", env_extra=env))  # its lock released, as when its process ends: removed
+    assert list(tmp.iterdir()) == [kept[0]]
+
+
+def test_a_git_that_outlives_its_killed_patchmgr_keeps_the_scratch_directory(fast_world):
+    """Issue 25, class 8: the git commands patchmgr runs inherit the owner record's lock, so a git am
+    still running in a scratch clone after its patchmgr was killed keeps the directory until it ends."""
+    world = fast_world
+    tmp, templates, release = world.tmp / "tmpdir", world.tmp / "templates", world.tmp / "release"
+    tmp.mkdir()
+    hook = templates / "hooks" / "pre-applypatch"  # copied into every clone: runs inside check's git am
+    hook.parent.mkdir(parents=True)
+    hook.write_text(f'#!/bin/sh\nif mkdir "{world.tmp}/killed" 2>/dev/null; then\n'
+                    "  kill -9 $(awk '{print $4}' /proc/$PPID/stat)\n"  # patchmgr, git am's parent
+                    f'  while [ ! -e "{release}" ]; do sleep 0.05; done\nfi\n')
+    hook.chmod(stat.S_IRWXU)
+    config = world.tmp / "gitconfig"
+    config.write_bytes(Path(world.env["GIT_CONFIG_GLOBAL"]).read_bytes())
+    git(world.tmp, "config", "--file", str(config), "init.templateDir", str(templates), env=world.env)
+    env = {"TMPDIR": str(tmp), "GIT_CONFIG_GLOBAL": str(config)}
+    res = world.run("check", env_extra=env)
+    assert res.returncode == -9, res.stderr
+    left = list(tmp.iterdir())
+    assert len(left) == 1 and left[0].name.startswith("patchmgr-check-"), left
+    try:
+        ok(world.run("check", env_extra={"TMPDIR": str(tmp)}))  # the orphaned git am still runs there
+        assert left[0] in list(tmp.iterdir())
+    finally:
+        release.touch()
+    deadline = time.time() + 30
+    while True:  # the git am finishes, and with it the last holder of the lock
+        ok(world.run("check", env_extra={"TMPDIR": str(tmp)}))
+        if not tmp.exists() or not list(tmp.iterdir()):
+            break
+        assert time.time() < deadline, list(tmp.iterdir())
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("phase", ["export:file-written", "export:files-written"])

@@ -127,6 +127,38 @@ def test_rebase_abort_restores_everything_exactly(world):
     assert not (world.checkout / ".git/patchmgr").exists()
 
 
+def test_rebase_abort_keeps_what_the_user_wrote_in_the_manifest_during_the_stop(world):
+    """An abort takes back what the rebase wrote, never an edit made since (issue 25, class 1)."""
+    move_upstream(world, "exact")
+    before = snapshot(world)
+    assert world.run("rebase", "--onto", "1.64.0").returncode == 6
+    manifest = world.patches / "series.toml"
+    edited = "# carried since 1.63.0, see the tracking issue\n" + manifest.read_text() + "# a note at the end\n"
+    manifest.write_text(edited)
+    res = world.run("rebase", "--abort")
+    assert res.returncode == 0, res.stderr
+    assert manifest.read_text() == edited
+    assert snapshot(world) == before
+
+
+def test_rebase_abort_refuses_to_discard_a_change_made_during_the_stop(world):
+    """Issue 25, class 1: a tracked file the rebase never writes, edited while it was stopped."""
+    move_upstream(world, "exact")
+    before = snapshot(world)
+    assert world.run("rebase", "--onto", "1.64.0").returncode == 6
+    xpy = world.checkout / "x.py"
+    original = xpy.read_text()
+    xpy.write_text(original + "# mine\n")
+    stopped, files = snapshot(world), patch_bytes(world)
+    res = world.run("rebase", "--abort")
+    assert res.returncode == 5 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "x.py was changed after the rebase began, where it writes nothing" in res.stderr
+    assert snapshot(world) == stopped and patch_bytes(world) == files
+    xpy.write_text(original)
+    assert world.run("rebase", "--abort").returncode == 0
+    assert snapshot(world) == before
+
+
 def test_rebase_skip_leaves_the_patch_out(world):
     move_upstream(world, "exact")
     assert world.run("rebase", "--onto", "1.64.0", "--new-set", "ad-next").returncode == 6

@@ -22,7 +22,9 @@ JOURNALS = [
                        applied_before=state.AppliedRecord(set="s", patch_branch="patchmgr/s", repos=[origin()])),
     state.RebaseJournal(set="t", patch_branch="patchmgr/rebase/t", repos=[origin()], from_set="s", onto_arg="1.64.0",
                         old_bases={".": "b" * 40}, ontos={".": "c" * 40}, new=state.NewBase("1.64.0", "d" * 40, 15),
-                        dirs={".": "t/rust"}, manifest="schema = 1\n", outcomes={"s/rust/0001.patch": ["clean", ""]},
+                        dirs={".": "t/rust"}, outcomes={"s/rust/0001.patch": ["clean", ""]},
+                        writes=state.StoreWrites(manifest=state.ManifestEdit("t", "", '[sets."t"]\nllvm = 15\n'),
+                                                 files={"t/rust/0001.patch": "0" * 64}, dirs=["t", "t/rust"]),
                         final=state.ApplyJournal(set="t", patch_branch="patchmgr/t", repos=[origin()],
                                                  bases={".": "c" * 40}, applied_origins=[origin()])),
     state.UnapplyJournal(set="s", patch_branch="patchmgr/s", repos=[origin()], bases={".": "b" * 40}),
@@ -66,10 +68,22 @@ def test_version_1_files_are_read(tmp_path):
         "enzyme_module_created": False, "repos": [origin().__dict__],
         "extra": {"from": "s", "onto_arg": "1.64.0", "old_bases": {}, "ontos": {".": "c" * 40},
                   "new": {"rustc": "1.64.0", "commit": "d" * 40, "llvm": 15, "note": ""}, "dirs": {},
-                  "outcomes": {}, "manifest": "", "written": False, "stopped": "x"}}))
+                  "outcomes": {}, "written": False, "stopped": "x"}}))
     journal = state.load_op(tmp_path)
     assert isinstance(journal, state.RebaseJournal)
     assert journal.from_set == "s" and journal.stopped == "x" and journal.new.llvm == 15
+
+
+def test_a_rebase_journal_holding_the_whole_manifest_is_refused(tmp_path):
+    """An older patchmgr's rebase journal kept the manifest's whole text, which its --abort wrote
+    back over every edit made since; this one does not take such a journal over."""
+    (tmp_path / "patchmgr").mkdir()
+    (tmp_path / "patchmgr" / "op.json").write_text(json.dumps({
+        "version": 2, "kind": "rebase", "set": "t", "patch_branch": "patchmgr/rebase/t", "repos": [origin().__dict__],
+        "from_set": "s", "onto_arg": "1.64.0", "old_bases": {}, "ontos": {}, "dirs": {},
+        "new": {"rustc": "1.64.0", "commit": "d" * 40, "llvm": 15, "note": ""}, "manifest": "schema = 1\n"}))
+    with pytest.raises(WrongState, match="records a rebase started by an older patchmgr; use that version"):
+        state.load_op(tmp_path)
 
 
 @pytest.mark.parametrize("content,message", [

@@ -12,12 +12,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from patchmgr.output import progress_wanted
+from patchmgr.scratch import scratch_dir
 from xpy_ext.xpy import XpyResult, run_xpy
 
 # the steps bootstrap announces (copying and uplifting take no time and are not counted)
@@ -99,7 +99,7 @@ def smoke_test(sysroot: Path, enzyme: bool) -> list[str]:
     version = subprocess.run([str(rustc), "--version"], capture_output=True, text=True)
     if version.returncode != 0:
         return [f"{rustc} --version failed: {version.stderr.strip()[-200:]}"]
-    with tempfile.TemporaryDirectory(prefix="patchmgr-smoke-") as tmp:
+    with scratch_dir("smoke") as tmp:
         source = Path(tmp) / "hello.rs"
         source.write_text('fn main() { println!("hello from stage1"); }\n')
         built = subprocess.run([str(rustc), str(source), "-o", str(Path(tmp) / "hello")],
