@@ -141,7 +141,7 @@ def abort(ws: Workspace) -> None:
         if journal.reapply and repo.ref_exists(reapply.TEMP_REF):
             repo.run("update-ref", "-d", reapply.TEMP_REF)
     if journal.enzyme_created and patch_set and patch_set.enzyme:
-        engine.remove_enzyme(ws, patch_set, drop_module=journal.enzyme_module_created)
+        engine.remove_enzyme(ws, patch_set, journal)
     if journal.applied_before is None:
         state.remove(ws.git_dir, state.APPLIED_FILE)
     else:
