@@ -14,7 +14,7 @@ from patchmgr import state
 from patchmgr.errors import BadInput, WrongState
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say
-from patchmgr.series import PatchSet
+from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import View, Workspace, patch_branch
 
 if TYPE_CHECKING:
@@ -99,6 +99,12 @@ def _check_enzyme_path(ws: Workspace, view: View) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise WrongState(f"{pin.path} exists and is not the Enzyme submodule; move it away, then apply again "
                          "(nothing was changed)")
+    owner = ws.repo(view.patch_set.enzyme_owner() or SUPERPROJECT)
+    if owner.run("ls-files", "--others", "--", ".gitmodules", readonly=True):
+        # apply writes the Enzyme entry there and stages it; --abort could not tell the user's lines from it
+        where = "" if owner.label == SUPERPROJECT else owner.label + "/"
+        raise WrongState(f"untracked file {where}.gitmodules is in the way of the Enzyme submodule; move it away "
+                         "(or commit it), then apply again (nothing was changed)")
 
 
 def resume(ws: Workspace, how: str) -> PatchSet:
