@@ -255,8 +255,9 @@ def _make_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, pin: Enzy
         if problem:
             say(f"the Enzyme clone kept in {gitdir} is unusable ({problem}); moving it to "
                 f"{journal.enzyme_module_aside} and cloning Enzyme afresh")
+        fault("apply:enzyme:started")
     aside = journal.enzyme_module_aside
-    if aside and not Path(aside).exists():
+    if aside and not Path(aside).exists() and gitdir.exists():  # not moved yet: a kill came after the journal
         gitdir.rename(aside)
     if journal.enzyme_module_created and (gitdir.exists() or (target / ".git").exists()):
         problem = kept_clone_problem(gitdir, pin) if gitdir.exists() else "the git dir its .git file names is missing"
@@ -411,10 +412,11 @@ def _in_git_dir(gitdir: Path, *args: str) -> Result:
 def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     """Before any change: the pinned Enzyme commit can be had from its URL.
 
-    A clone a previous apply left under .git/modules that has the commit is
-    enough; otherwise the commit is fetched (depth 1) into a scratch
-    repository, so an unreachable URL or a commit the repository does not have
-    is refused while the tree is untouched.
+    A clone a previous apply left under .git/modules that passes
+    kept_clone_problem and has the commit is enough; otherwise (an unusable
+    one is moved aside when Enzyme is made) the commit is fetched (depth 1)
+    into a scratch repository, so an unreachable URL or a commit the
+    repository does not have is refused while the tree is untouched.
     """
     pin = patch_set.enzyme
     assert pin is not None

@@ -266,11 +266,12 @@ def other_repository(world, gitdir: Path) -> None:
     shutil.rmtree(world.tmp / "llvm-elsewhere")
 
 
+@pytest.mark.parametrize("phase", ["apply:enzyme:started", "apply:enzyme:checked-out"])
 @pytest.mark.parametrize("spoil,why", [(broken_head, "its HEAD names no commit"),
                                        (missing_object, "objects of commit"),
                                        (other_repository, "its origin is ")],
                          ids=["broken HEAD", "missing object", "another repository"])
-def test_an_unusable_kept_clone_is_moved_aside_and_enzyme_cloned_afresh(world, spoil, why):
+def test_an_unusable_kept_clone_is_moved_aside_and_enzyme_cloned_afresh(world, spoil, why, phase):
     add_enzyme_patch(world)
     ok(world.run("apply", "--no-config"))
     ok(world.run("unapply"))
@@ -279,7 +280,7 @@ def test_an_unusable_kept_clone_is_moved_aside_and_enzyme_cloned_afresh(world, s
     spoilt = dir_digest(gitdir)
     before = snapshot(world)
     # a kill in the middle, then --abort: the tree and the spoilt clone exactly as they were
-    res = world.run("apply", "--no-config", env_extra={"PATCHMGR_TEST_FAULT": "apply:enzyme:checked-out"})
+    res = world.run("apply", "--no-config", env_extra={"PATCHMGR_TEST_FAULT": phase})
     assert res.returncode == -9, res.stderr
     ok(world.run("apply", "--abort"))
     assert snapshot(world) == before and dir_digest(gitdir) == spoilt

@@ -52,9 +52,10 @@ def one_error_line(res, code, pattern):
     assert "Traceback" not in res.stderr
 
 
-#: the steps that make the Enzyme submodule (engine._make_enzyme): git dir cloned, work tree checked out,
+#: the steps that make the Enzyme submodule (engine._make_enzyme): journal written (a kept clone to move
+#: aside named), git dir cloned, work tree checked out,
 #: .gitmodules written (not yet staged), registered
-ENZYME_PHASES = ["apply:enzyme:cloned", "apply:enzyme:checked-out", "apply:enzyme:gitmodules-written",
+ENZYME_PHASES = ["apply:enzyme:started", "apply:enzyme:cloned", "apply:enzyme:checked-out", "apply:enzyme:gitmodules-written",
                  "apply:enzyme:registered"]
 APPLY_PHASES = ["apply:journal", f"branch-created:{LLVM}", f"apply:am:{LLVM}", *ENZYME_PHASES, "branch-created:.",
                 "apply:am:.", "apply:enzyme-cloned", "apply:gitlink-staged", "apply:recorded"]
