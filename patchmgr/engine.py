@@ -246,6 +246,8 @@ def _make_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, pin: Enzy
     detached at the pin (a kept clone's old patch branch is never reused), then the owner's
     config and .gitmodules. The journal says first what this run creates or moves aside."""
     target, gitdir = owner.path / rel, module_dir(owner, rel)
+    if journal.enzyme_created and (target / ".git").is_file():  # --continue: git in Enzyme was killed with the run
+        remove_stale_locks(Repo(target, rel))
     if not journal.enzyme_created:
         problem = kept_clone_problem(gitdir, pin) if gitdir.exists() else None
         journal.enzyme_created = True
@@ -466,6 +468,8 @@ def remove_enzyme(ws: Workspace, patch_set: PatchSet, made_by: state.ApplyJourna
     rel = enzyme_rel_path(patch_set)
     target = owner.path / rel
     enzyme = ws.enzyme_repo(patch_set)
+    if enzyme is not None and made_by is not None:
+        remove_stale_locks(enzyme)  # of a git the kill ended with the run: they would stay in a kept clone
     if enzyme is not None and enzyme.rev("HEAD") is not None and am_in_progress(enzyme):  # a stopped git am (an --abort)
         enzyme.try_run("am", "--quit")
     if owner.gitlink("HEAD", rel) is None and target.exists():

@@ -266,13 +266,16 @@ def test_abort_refuses_while_the_cloned_enzyme_holds_the_users_files(fast_world)
 ENZYME_GIT_DIR = ".git/modules/src/llvm-project/modules/enzyme"
 
 
-def kill_inside_the_enzyme_clone(world) -> dict:
-    """Environment for a patchmgr whose git clone of Enzyme is killed, with patchmgr, while it writes its
-    first ref (objects in, no commit checked out): a template hook that only the new clone gets kills every
-    process from git up to patchmgr, as a kill of the process group would."""
-    hook = world.tmp / "template" / "hooks" / "reference-transaction"
+def kill_inside_the_enzyme_clone(world, during: str = "clone", hooks: Path | None = None) -> dict:
+    """Environment for a patchmgr whose git in the Enzyme clone is killed, with patchmgr, as a kill of the
+    process group would: `during` the clone, while it writes its first ref (objects in, no commit checked
+    out), or the checkout of the pin, while it moves HEAD (files written, HEAD.lock taken). The hook goes
+    into a template only new clones get, or into `hooks` (a kept clone's)."""
+    hook = (hooks or world.tmp / "template" / "hooks") / "reference-transaction"
     hook.parent.mkdir(parents=True, exist_ok=True)
+    only = '[ "$ref" = HEAD ] && [ -e enzyme/CMakeLists.txt ] || exit 0\n'  # run in the work tree, checked out
     hook.write_text('#!/bin/sh\ncase "$(git rev-parse --absolute-git-dir)" in */modules/enzyme) ;; *) exit 0 ;; esac\n'
+                    '[ "$1" = prepared ] || exit 0\nread old new ref\n' + (only if during == "checkout" else "") +
                     'pid=$PPID; all=""\nwhile [ "$pid" -gt 1 ]; do\n  all="$all $pid"\n'
                     '  case "$(tr "\\0" " " < /proc/$pid/cmdline)" in *patchmgr*) break ;; esac\n'
                     '  pid=$(awk \'{print $4}\' /proc/$pid/stat)\ndone\nkill -9 $all\n')
@@ -327,3 +330,38 @@ def test_a_rebase_killed_inside_the_enzyme_clone_aborts_and_continues(fast_world
     ok(world.run("rebase", "--continue", "--no-config"))
     data = json.loads(ok(world.run("status", "--json")).stdout)
     assert data["set"] == "autodiff-1.64.0" and data["state"] == "applied" and data["enzyme"]["in_place"]
+
+
+def test_a_kill_inside_the_checkout_of_enzyme_is_finished_by_continue(fast_world):
+    """git checkout of the pin killed with the run while it moves HEAD: its HEAD.lock goes, the checkout is made again."""
+    world = fast_world
+    before = snapshot(world)
+    res = world.run("apply", env_extra=kill_inside_the_enzyme_clone(world, "checkout"))
+    assert res.returncode == -9, res.stderr
+    assert (world.checkout / ENZYME_GIT_DIR / "HEAD.lock").exists()
+    (world.checkout / ENZYME_GIT_DIR / "hooks" / "reference-transaction").unlink()  # the template's, not to fire again
+    res = ok(world.run("apply", "--continue"))
+    assert "removed the stale" in res.stderr and "HEAD.lock" in res.stderr
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
+    ok(world.run("unapply"))
+    assert snapshot(world) == before
+
+
+def test_a_kill_inside_the_checkout_of_a_kept_clone_leaves_it_usable(fast_world):
+    """The same kill in the clone an earlier apply kept: --abort takes the lock out of it, the next apply uses it."""
+    world = fast_world
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("unapply"))
+    before = snapshot(world)
+    kill_inside_the_enzyme_clone(world, "checkout", hooks=world.checkout / ENZYME_GIT_DIR / "hooks")
+    res = world.run("apply")
+    assert res.returncode == -9, res.stderr
+    assert (world.checkout / ENZYME_GIT_DIR / "HEAD.lock").exists()
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+    assert not list((world.checkout / ENZYME_GIT_DIR).glob("*.lock"))
+    (world.checkout / ENZYME_GIT_DIR / "hooks" / "reference-transaction").unlink()
+    res = ok(world.run("apply", "--no-config"))
+    assert "is unusable" not in res.stderr
+    assert json.loads(ok(world.run("status", "--json")).stdout)["state"] == "applied"
