@@ -16,7 +16,7 @@ from patchmgr.errors import BadInput, WrongState
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say
 from patchmgr.patchfile import Patch
-from patchmgr.series import PatchSet
+from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import RepoView, View, Workspace, patch_branch, returns_to
 
 if TYPE_CHECKING:
@@ -120,6 +120,12 @@ def _check_enzyme_path(ws: Workspace, view: View) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise WrongState(f"{pin.path} exists and is not the Enzyme submodule; move it away, then apply again "
                          "(nothing was changed)")
+    owner = ws.repo(view.patch_set.enzyme_owner() or SUPERPROJECT)
+    if owner.run("ls-files", "--others", "--", ".gitmodules", readonly=True):
+        # apply writes the Enzyme entry there and stages it; --abort could not tell the user's lines from it
+        where = "" if owner.label == SUPERPROJECT else owner.label + "/"
+        raise WrongState(f"untracked file {where}.gitmodules is in the way of the Enzyme submodule; move it away "
+                         "(or commit it), then apply again (nothing was changed)")
 
 
 def resume(ws: Workspace, how: str) -> PatchSet:
@@ -163,7 +169,7 @@ def abort(ws: Workspace) -> None:
         if journal.reapply and repo.ref_exists(reapply.TEMP_REF):
             repo.run("update-ref", "-d", reapply.TEMP_REF)
     if journal.enzyme_created and patch_set and patch_set.enzyme:
-        engine.remove_enzyme(ws, patch_set, drop_module=journal.enzyme_module_created)
+        engine.remove_enzyme(ws, patch_set, journal)
     if journal.applied_before is None:
         state.remove(ws.git_dir, state.APPLIED_FILE)
     else:

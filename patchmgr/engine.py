@@ -12,8 +12,10 @@ unapply) decide when to run what; this module only knows how.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from patchmgr.gitio import Repo, Result, tool_commit_env
 from patchmgr.output import progress_wanted, say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, diff_digest, parse_trailers, with_trailers
 from patchmgr.scratch import scratch_dir
-from patchmgr.series import SUPERPROJECT, PatchSet
+from patchmgr.series import SUPERPROJECT, EnzymePin, PatchSet, write_atomic
 from patchmgr.workspace import Workspace, enzyme_rel_path
 
 Save = Callable[[], None]
@@ -311,20 +313,8 @@ def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: 
     rel = enzyme_rel_path(patch_set)
     target = owner.path / rel
     recorded = owner.gitlink("HEAD", rel)
-    if recorded is None or not (target / ".git").exists():
-        module_dir = owner.git_dir() / "modules" / rel
-        journal.enzyme_created = True
-        journal.enzyme_module_created = journal.enzyme_module_created or not module_dir.exists()  # also on --continue
-        save()
-        say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
-        if recorded is None:
-            args = ["-c", "protocol.file.allow=always", "submodule", "add", _progress(), "--name", rel]
-            # reuse the clone a previous apply left in .git/modules; else one commit, not the history
-            args += ["--force"] if module_dir.exists() else ["--depth", "1"]
-            status = owner.stream(*args, "--", pin.url, rel)
-            if status != 0:
-                raise GitFailed(f"cloning Enzyme from {pin.url} failed; check the URL or redirect it with "
-                                f"git config url.<local>.insteadOf {pin.url}, then patchmgr apply --continue or --abort")
+    if recorded is None and not _registered(owner, rel):
+        _make_enzyme(owner, journal, save, pin, rel)
     sub = Repo(target, pin.path)
     _fetch_pin(sub, pin.url, pin.commit)
     if patch_set.enzyme_series is None:
@@ -338,12 +328,112 @@ def add_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, patch_set: 
     fault("apply:enzyme-cloned")
     if recorded == head:
         return
-    owner.run("add", "--", rel)
+    owner.run("add", "--no-warn-embedded-repo", "--", rel)
     subject = f"Add Enzyme at {pin.commit[:12]} as submodule {rel}" if recorded is None \
         else f"Record {rel} with the {patch_set.name} patches"
     mine = f" and {len(patches)} patches of the set" if patch_set.enzyme_series and recorded is None else ""
     owner.run("commit", "-q", "--no-verify", "-m", f"{subject}\n\nFrom {pin.url}{mine}\n\n{TRAILER_SET}: {patch_set.name}",
               env=tool_commit_env(_base_date(owner, base)))
+
+
+def module_dir(owner: Repo, rel: str) -> Path:
+    """Where git keeps the git dir of `owner`'s submodule `rel` (named by its path, as apply names it)."""
+    return owner.git_dir() / "modules" / rel
+
+
+def _make_enzyme(owner: Repo, journal: state.ApplyJournal, save: Save, pin: EnzymePin, rel: str) -> None:
+    """The Enzyme submodule, step by step as `git submodule add` makes it, so that a kill between
+    any two steps leaves a state --continue finishes and --abort undoes: the git dir (the kept
+    clone when it is usable, else a fresh shallow clone), the work tree joined to it, checked out
+    detached at the pin (a kept clone's old patch branch is never reused), then the owner's
+    config and .gitmodules. The journal says first what this run creates or moves aside."""
+    target, gitdir = owner.path / rel, module_dir(owner, rel)
+    if journal.enzyme_created and (target / ".git").is_file():  # --continue: git in Enzyme was killed with the run
+        remove_stale_locks(Repo(target, rel))
+    if not journal.enzyme_created:
+        problem = kept_clone_problem(gitdir, pin) if gitdir.exists() else None
+        journal.enzyme_created = True
+        journal.enzyme_module_created = problem is not None or not gitdir.exists()
+        journal.enzyme_module_aside = str(_aside_path(gitdir)) if problem else None
+        save()
+        if problem:
+            say(f"the Enzyme clone kept in {gitdir} is unusable ({problem}); moving it to "
+                f"{journal.enzyme_module_aside} and cloning Enzyme afresh")
+        fault("apply:enzyme:started")
+    aside = journal.enzyme_module_aside
+    if aside and not Path(aside).exists() and gitdir.exists():  # not moved yet: a kill came after the journal
+        gitdir.rename(aside)
+    if journal.enzyme_module_created and (gitdir.exists() or (target / ".git").exists()):
+        problem = kept_clone_problem(gitdir, pin) if gitdir.exists() else "the git dir its .git file names is missing"
+        if problem:
+            _remove_half_made(target, gitdir, problem)
+    say(f"{owner.label}: adding Enzyme at {pin.path} from {pin.url} ({pin.commit[:12]})")
+    if not gitdir.exists():
+        gitdir.parent.mkdir(parents=True, exist_ok=True)
+        status = owner.stream("-c", "protocol.file.allow=always", "clone", "--no-checkout", _progress(), "--depth", "1",
+                              "--separate-git-dir", str(gitdir), "--", pin.url, str(target))
+        if status != 0:
+            raise GitFailed(f"cloning Enzyme from {pin.url} failed; check the URL or redirect it with "
+                            f"git config url.<local>.insteadOf {pin.url}, then patchmgr apply --continue or --abort")
+        fault("apply:enzyme:cloned")
+    _join_work_tree(target, gitdir)
+    sub = Repo(target, pin.path)
+    _fetch_pin(sub, pin.url, pin.commit)
+    sub.run("checkout", "-f", "-q", "--detach", pin.commit, "--")
+    fault("apply:enzyme:checked-out")
+    owner.run("config", f"submodule.{rel}.url", pin.url)
+    if owner.try_run("config", "submodule.active", readonly=True).status != 0:
+        owner.run("config", f"submodule.{rel}.active", "true")
+    owner.run("config", "--file", ".gitmodules", f"submodule.{rel}.path", rel)
+    owner.run("config", "--file", ".gitmodules", f"submodule.{rel}.url", pin.url)
+    fault("apply:enzyme:gitmodules-written")
+    owner.run("add", "--force", "--", ".gitmodules")  # the last step: see _registered
+    fault("apply:enzyme:registered")
+
+
+def _registered(owner: Repo, rel: str) -> bool:
+    """Whether the submodule at `rel` is in the .gitmodules of `owner`'s index but not of its HEAD:
+    _make_enzyme's last step is done, so a --continue goes on from there (also for a journal an
+    older patchmgr wrote while `git submodule add` made it)."""
+    def listed(blob: str) -> bool:
+        key = f"submodule.{rel}.path"
+        return owner.try_run("config", "--blob", blob, "--get", key, readonly=True).out.strip() == rel
+    return listed(":.gitmodules") and not listed("HEAD:.gitmodules")
+
+
+def _aside_path(gitdir: Path) -> Path:
+    """A free name beside `gitdir` for an unusable kept clone: moved, not deleted (it may hold work)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    candidates = (gitdir.with_name(f"{gitdir.name}.unusable-{stamp}" + (f"-{n}" if n else "")) for n in range(100))
+    return next(p for p in candidates if not p.exists())
+
+
+def _join_work_tree(target: Path, gitdir: Path) -> None:
+    """The work tree's .git file and the git dir's core.worktree naming each other by relative
+    paths, as git submodule add leaves them (so the checkout can be moved)."""
+    target.mkdir(parents=True, exist_ok=True)
+    real_target, real_gitdir = os.path.realpath(target), os.path.realpath(gitdir)
+    write_atomic(target / ".git", f"gitdir: {os.path.relpath(real_gitdir, real_target)}\n")
+    (gitdir / "index").unlink(missing_ok=True)  # a kept clone's index is of a work tree unapply removed
+    Repo(gitdir, "").run("config", "--file", str(gitdir / "config"), "core.worktree",
+                         os.path.relpath(real_target, real_gitdir))
+
+
+def _remove_half_made(target: Path, gitdir: Path, problem: str) -> None:
+    """Take away the Enzyme clone a killed run of this same operation left half made (its git dir
+    and a work tree that holds nothing but the .git file), so it can be made again."""
+    extra = _beside_git_file(target)
+    if extra:
+        raise DirtyTree(f"{target} holds files that are not Enzyme's ({', '.join(extra[:5])}); move them away, "
+                        "then run the command again (nothing was changed)")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(gitdir, ignore_errors=True)
+    say(f"removed the Enzyme clone the interrupted run left half made ({problem})")
+
+
+def _beside_git_file(target: Path) -> list[str]:
+    """What a work tree holds besides its .git file."""
+    return sorted(p.name for p in target.iterdir() if p.name != ".git") if target.is_dir() else []
 
 
 def _patch_enzyme(sub: Repo, journal: state.ApplyJournal, patch_set: PatchSet, patches: list[Patch]) -> None:
@@ -390,26 +480,48 @@ def _fetch_pin(sub: Repo, url: str, commit: str) -> None:
 
 def kept_clone(ws: Workspace, patch_set: PatchSet) -> Path | None:
     """The Enzyme clone under .git/modules (the checkout's git dir, kept by unapply as a cache)
-    when it has the pinned commit."""
+    when it is usable (kept_clone_problem) and has the pinned commit."""
     pin = patch_set.enzyme
     assert pin is not None
-    owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
-    module_dir = owner.git_dir() / "modules" / enzyme_rel_path(patch_set)
-    # asked with an explicit work tree: unapply removed the one the clone's config names
-    if module_dir.is_dir() and Repo(module_dir, pin.path).try_run(
-            "--git-dir", str(module_dir), "--work-tree", str(module_dir), "cat-file", "-e", f"{pin.commit}^{{commit}}",
-            readonly=True).status == 0:
-        return module_dir
+    gitdir = module_dir(ws.repo(patch_set.enzyme_owner() or SUPERPROJECT), enzyme_rel_path(patch_set))
+    if gitdir.is_dir() and kept_clone_problem(gitdir, pin) is None and \
+            _in_git_dir(gitdir, "cat-file", "-e", f"{pin.commit}^{{commit}}").status == 0:
+        return gitdir
     return None
+
+
+def kept_clone_problem(gitdir: Path, pin: EnzymePin) -> str | None:
+    """Why the clone in `gitdir` must not be used for Enzyme, or None: its HEAD must name a commit,
+    its origin must be the manifest's URL (both as git's url.<base>.insteadOf rewrites them), and
+    where it has the pinned commit, every object of that commit's tree must be there."""
+    if _in_git_dir(gitdir, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").status != 0:
+        return "its HEAD names no commit"
+    origin = _in_git_dir(gitdir, "ls-remote", "--get-url", "origin").out.strip()
+    wanted = _in_git_dir(gitdir, "ls-remote", "--get-url", pin.url).out.strip()
+    if origin != wanted:
+        return f"its origin is {origin}, not {wanted}"
+    if _in_git_dir(gitdir, "cat-file", "-e", f"{pin.commit}^{{commit}}").status == 0:
+        res = _in_git_dir(gitdir, "rev-list", "--objects", "--no-walk", pin.commit, "--")
+        if res.status != 0:
+            detail = next((line for line in res.err.splitlines() if line.startswith(("fatal:", "error:"))), "")
+            return f"objects of commit {pin.commit[:12]} are missing: {detail or 'git rev-list failed'}"
+    return None
+
+
+def _in_git_dir(gitdir: Path, *args: str) -> Result:
+    """A read-only git command in the git dir itself, with an explicit work tree: unapply removed
+    the one its config names, and git refuses to start without it."""
+    return Repo(gitdir, "").try_run("--git-dir", str(gitdir), "--work-tree", str(gitdir), *args, readonly=True)
 
 
 def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
     """Before any change: the pinned Enzyme commit can be had from its URL.
 
-    A clone a previous apply left under .git/modules that has the commit is
-    enough; otherwise the commit is fetched (depth 1) into a scratch
-    repository, so an unreachable URL or a commit the repository does not have
-    is refused while the tree is untouched.
+    A clone a previous apply left under .git/modules that passes
+    kept_clone_problem and has the commit is enough; otherwise (an unusable
+    one is moved aside when Enzyme is made) the commit is fetched (depth 1)
+    into a scratch repository, so an unreachable URL or a commit the
+    repository does not have is refused while the tree is untouched.
     """
     pin = patch_set.enzyme
     assert pin is not None
@@ -438,29 +550,60 @@ def verify_enzyme_pin(ws: Workspace, patch_set: PatchSet) -> None:
 
 def require_nothing_untracked(enzyme: Repo) -> None:
     """Before the Enzyme work tree is removed (unapply, an --abort): refuse while it holds files
-    that are not Enzyme's, naming them."""
-    out = enzyme.run("status", "--porcelain", "-z", "--untracked-files=all", "--ignored", readonly=True, strip=False)
-    extra = [entry[3:] for entry in out.split("\0") if entry[:2] in ("??", "!!")]
+    that are not Enzyme's, naming them. A work tree whose git dir has no commit checked out (a
+    clone a kill cut short) holds nothing of Enzyme's but its .git file."""
+    if enzyme.rev("HEAD") is None:
+        extra = _beside_git_file(enzyme.path)
+    else:
+        out = enzyme.run("status", "--porcelain", "-z", "--untracked-files=all", "--ignored", readonly=True, strip=False)
+        extra = [entry[3:] for entry in out.split("\0") if entry[:2] in ("??", "!!")]
     if extra:
         shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
         raise DirtyTree(f"{enzyme.label} holds files that are not in Enzyme's commit ({shown}); removing it "
                         "would delete them: move them away, then run the command again (nothing was changed)")
 
 
-def remove_enzyme(ws: Workspace, patch_set: PatchSet, drop_module: bool) -> None:
-    """Remove the Enzyme submodule's work tree and config that apply added (its git dir is kept as a cache)."""
+def remove_enzyme(ws: Workspace, patch_set: PatchSet, made_by: state.ApplyJournal | None) -> None:
+    """Remove the Enzyme submodule's work tree and config that apply added (its git dir is kept as a
+    cache). `made_by`: the journal of the run that added it (an --abort), whose fresh clone goes too,
+    and a kept clone it moved aside comes back; None for unapply."""
     owner = ws.repo(patch_set.enzyme_owner() or SUPERPROJECT)
     rel = enzyme_rel_path(patch_set)
     target = owner.path / rel
     enzyme = ws.enzyme_repo(patch_set)
-    if enzyme is not None and am_in_progress(enzyme):  # a stopped git am of an Enzyme patch (an --abort)
+    if enzyme is not None and made_by is not None:
+        remove_stale_locks(enzyme)  # of a git the kill ended with the run: they would stay in a kept clone
+    if enzyme is not None and enzyme.rev("HEAD") is not None and am_in_progress(enzyme):  # a stopped git am (an --abort)
         enzyme.try_run("am", "--quit")
     if owner.gitlink("HEAD", rel) is None and target.exists():
         shutil.rmtree(target)
         _remove_empty_parents(target, owner.path)  # and the directories submodule add created for it
     owner.try_run("config", "--remove-section", f"submodule.{rel}")
-    if drop_module:
-        shutil.rmtree(owner.git_dir() / "modules" / rel, ignore_errors=True)
+    if made_by is not None:
+        _remove_our_gitmodules(owner, rel, patch_set.enzyme.url if patch_set.enzyme else "")
+        _restore_module_dir(module_dir(owner, rel), made_by)
+
+
+def _restore_module_dir(gitdir: Path, made_by: state.ApplyJournal) -> None:
+    """The git dir under .git/modules as it was before the run: its own clone removed, and the
+    unusable kept clone it moved aside put back (left alone where the kill came before the move)."""
+    aside = Path(made_by.enzyme_module_aside) if made_by.enzyme_module_aside else None
+    if made_by.enzyme_module_created and (aside is None or aside.exists()):
+        shutil.rmtree(gitdir, ignore_errors=True)
+    if aside is not None and aside.exists():
+        aside.rename(gitdir)
+        say(f"moved the unusable Enzyme clone back to {gitdir}")
+
+
+def _remove_our_gitmodules(owner: Repo, rel: str, url: str) -> None:
+    """An untracked .gitmodules that holds only the Enzyme entry this run wrote (killed before it
+    was staged, so git reset left it): the run's, not the user's."""
+    if not owner.run("ls-files", "--others", "--", ".gitmodules", readonly=True):
+        return
+    res = owner.try_run("config", "--file", ".gitmodules", "--list", readonly=True)
+    ours = {f"submodule.{rel}.path={rel}", f"submodule.{rel}.url={url}"}
+    if res.status == 0 and res.out and set(res.out.splitlines()) <= ours:
+        (owner.path / ".gitmodules").unlink()
 
 
 def _record_gitlink(superproject: Repo, nested: Repo, patch_set: PatchSet, base: str) -> None:

@@ -263,7 +263,7 @@ def abort(ws: Workspace) -> None:
         if journal.written and repo.ref_exists(f"refs/heads/{patch_branch(journal.set)}"):
             repo.run("branch", "-q", "-D", patch_branch(journal.set))
     if final is not None and final.enzyme_created and old is not None and old.enzyme:
-        engine.remove_enzyme(ws, old, drop_module=final.enzyme_module_created)
+        engine.remove_enzyme(ws, old, final)
     undo.run()
     if journal.applied_before is None:
         state.remove(ws.git_dir, state.APPLIED_FILE)

@@ -78,6 +78,7 @@ class ApplyJournal(Journal):
     skipped: list[str] = field(default_factory=list)  # patch labels left out with --skip
     enzyme_created: bool = False  # this run made the Enzyme submodule directory
     enzyme_module_created: bool = False  # ... and its git dir under .git/modules
+    enzyme_module_aside: str | None = None  # where it moved an unusable kept clone (--abort moves it back)
     applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
     reapply: bool = False  # changed patch files applied in place (reapply.py): --continue refused, --abort
     # repository path -> where its patch branch starts when that is not HEAD: below the newest commits of the

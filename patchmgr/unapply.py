@@ -78,7 +78,7 @@ def _steps(ws: Workspace, journal: state.UnapplyJournal, patch_set: PatchSet,
         if repo.ref_exists("refs/heads/" + journal.patch_branch):
             repo.run("branch", "-q", "-D", journal.patch_branch)
     if patch_set.enzyme:
-        remove_enzyme(ws, patch_set, drop_module=False)
+        remove_enzyme(ws, patch_set, None)
     fault("unapply:enzyme")
     state.remove(ws.git_dir, state.APPLIED_FILE)
     state.remove(ws.git_dir, state.OP_FILE)

@@ -222,6 +222,8 @@ class Workspace:
         set's Enzyme while it is checked out."""
         patch_set = self.manifest.sets.get(journal.set)
         enzyme = self.enzyme_repo(patch_set) if patch_set else None
+        if enzyme is not None and enzyme.try_run("rev-parse", "--git-dir", readonly=True).status != 0:
+            enzyme = None  # half made by the killed run (its .git names no git dir): the run's own steps undo it
         return [self.repo(o.path) for o in journal.repos] + ([enzyme] if enzyme else [])
 
     def applied_record(self) -> state.AppliedRecord | None:

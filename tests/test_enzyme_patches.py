@@ -9,10 +9,14 @@ unapply and rebase handle Enzyme's patches like the others.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
-from fixture import ENZYME_PATH, REPO, git, mtimes, snapshot, write
+import pytest
+from fixture import ENZYME_PATH, LLVM_URL, REPO, git, mtimes, snapshot, write
 
 SET = "autodiff-1.63.0"
 BRANCH = "patchmgr/" + SET
@@ -121,17 +125,23 @@ def test_check_reports_an_enzyme_patch_that_does_not_apply(world):
     assert f"FAIL {ENZYME_PATH}: {LABEL}" in res.stdout.splitlines()
 
 
-def test_unapply_keeps_a_commit_of_the_users_in_enzyme(world):
+def applied_with_a_commit_of_the_users_in_enzyme(world) -> str:
+    """The set applied with its Enzyme patch, then a commit of the user's on Enzyme's patch branch; its id."""
     add_enzyme_patch(world)
     ok(world.run("apply", "--no-config"))
     enzyme = world.checkout / ENZYME_PATH
     write(enzyme / "enzyme/mine.txt", "mine\n")
     git(enzyme, "add", "-A", env=world.env)
     git(enzyme, "commit", "-q", "-m", "my own work", env=world.env)
-    head = world.git("rev-parse", "HEAD", repo=ENZYME_PATH)
+    return world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip()
+
+
+def test_unapply_keeps_a_commit_of_the_users_in_enzyme(world):
+    head = applied_with_a_commit_of_the_users_in_enzyme(world)
+    enzyme = world.checkout / ENZYME_PATH
     res = world.run("unapply")
     assert res.returncode == 5 and f"{ENZYME_PATH} (checked out at another commit than recorded)" in res.stderr
-    assert (enzyme / "enzyme/mine.txt").exists() and world.git("rev-parse", "HEAD", repo=ENZYME_PATH) == head
+    assert (enzyme / "enzyme/mine.txt").exists() and world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip() == head
 
 
 
@@ -183,3 +193,103 @@ def test_one_apply_takes_a_new_enzyme_patch_and_an_edited_rust_patch(world):
     assert (world.checkout / "compiler/rustc_session/src/options.rs").read_text().endswith("// -Z autodiff (changed)\n")
     assert world.git("ls-tree", "HEAD", "enzyme", repo="src/llvm-project").split()[2] == \
         world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip()
+
+
+# --- the clone apply keeps in .git/modules (issue 25, class 3) ------------------------------------
+
+def kept_module(world) -> Path:
+    """The Enzyme git dir apply made and unapply keeps: .git/modules/<llvm>/modules/enzyme."""
+    return world.checkout / ".git/modules/src/llvm-project/modules/enzyme"
+
+
+def dir_digest(root: Path) -> dict[str, str]:
+    """Every file under `root` (a git dir) with the digest of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_apply_after_unapply_takes_the_edited_enzyme_patch(world):
+    add_enzyme_patch(world)
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("unapply"))
+    patch = world.patches / LABEL
+    patch.write_text(patch.read_text().replace("type conflicts are errors", "type conflicts are compiler errors"))
+    ok(world.run("apply", "--no-config"))
+    assert "type conflicts are compiler errors" in (world.checkout / ENZYME_PATH / "enzyme/CMakeLists.txt").read_text()
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
+    assert not data["enzyme"]["patches"]["drifted"] and not data["enzyme"]["patches"]["edited"]
+
+
+def test_apply_after_unapply_force_leaves_the_foreign_enzyme_commit_in_its_backup(world):
+    mine = applied_with_a_commit_of_the_users_in_enzyme(world)
+    enzyme = world.checkout / ENZYME_PATH
+    world.git("commit", "-qam", "record my Enzyme work", repo="src/llvm-project")
+    world.git("commit", "-qam", "record my llvm-project commit")
+    res = ok(world.run("unapply", "--force"))
+    assert f"saved {ENZYME_PATH}: refs/patchmgr/backup/" in res.stderr
+    ok(world.run("apply", "--no-config"))
+    assert not (enzyme / "enzyme/mine.txt").exists()
+    assert mine not in world.git("rev-list", "HEAD", repo=ENZYME_PATH).split()
+    assert world.git("rev-parse", "HEAD~1", repo=ENZYME_PATH).strip() == world.enzyme_pin
+    backups = world.git("for-each-ref", "--format=%(objectname)", "refs/patchmgr/backup/", repo=ENZYME_PATH).split()
+    assert backups == [mine]
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["patches"]["applied"] == [LABEL]
+    assert not data["enzyme"]["patches"]["foreign_commits"]
+
+
+def _loose_objects(gitdir: Path, env: dict) -> None:
+    """Every packed object of the git dir as a loose one, so a test can take one away."""
+    for pack in sorted((gitdir / "objects/pack").glob("*.pack")):
+        data = pack.read_bytes()
+        for f in pack.parent.glob(pack.stem + ".*"):
+            f.unlink()
+        subprocess.run(["git", "--git-dir", str(gitdir), "unpack-objects", "-q"], input=data, env=env, check=True)
+
+
+def broken_head(world, gitdir: Path) -> None:
+    (gitdir / "HEAD").write_text("not a ref\n")
+
+
+def missing_object(world, gitdir: Path) -> None:
+    _loose_objects(gitdir, world.env)
+    blob = git(world.enzyme_upstream, "rev-parse", f"{world.enzyme_pin}:enzyme/CMakeLists.txt", env=world.env).strip()
+    (gitdir / "objects" / blob[:2] / blob[2:]).unlink()
+
+
+def other_repository(world, gitdir: Path) -> None:
+    """The git dir replaced by a clone of llvm-project: another repository's history and origin."""
+    shutil.rmtree(gitdir)
+    git(world.tmp, "clone", "-q", "--no-checkout", "--separate-git-dir", str(gitdir), LLVM_URL,
+        str(world.tmp / "llvm-elsewhere"), env=world.env)
+    shutil.rmtree(world.tmp / "llvm-elsewhere")
+
+
+@pytest.mark.parametrize("phase", ["apply:enzyme:started", "apply:enzyme:checked-out"])
+@pytest.mark.parametrize("spoil,why", [(broken_head, "its HEAD names no commit"),
+                                       (missing_object, "objects of commit"),
+                                       (other_repository, "its origin is ")],
+                         ids=["broken HEAD", "missing object", "another repository"])
+def test_an_unusable_kept_clone_is_moved_aside_and_enzyme_cloned_afresh(world, spoil, why, phase):
+    add_enzyme_patch(world)
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("unapply"))
+    gitdir = kept_module(world)
+    spoil(world, gitdir)
+    spoilt = dir_digest(gitdir)
+    before = snapshot(world)
+    # a kill in the middle, then --abort: the tree and the spoilt clone exactly as they were
+    res = world.run("apply", "--no-config", env_extra={"PATCHMGR_TEST_FAULT": phase})
+    assert res.returncode == -9, res.stderr
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before and dir_digest(gitdir) == spoilt
+    assert [p.name for p in gitdir.parent.iterdir()] == ["enzyme"]
+    res = ok(world.run("apply", "--no-config"))
+    line = next(line for line in res.stderr.splitlines() if "is unusable" in line)
+    assert line.startswith(f"patchmgr: the Enzyme clone kept in {gitdir} is unusable ({why}") and "cloning Enzyme afresh" in line
+    aside = next(p for p in gitdir.parent.iterdir() if p.name.startswith("enzyme.unusable-"))
+    assert str(aside) in line and dir_digest(aside) == spoilt  # nothing of it lost
+    assert "type conflicts are errors" in (world.checkout / ENZYME_PATH / "enzyme/CMakeLists.txt").read_text()
+    data = status(world)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"] and data["enzyme"]["patches"]["applied"] == [LABEL]

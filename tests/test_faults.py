@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -51,8 +53,13 @@ def one_error_line(res, code, pattern):
     assert "Traceback" not in res.stderr
 
 
-APPLY_PHASES = ["apply:journal", f"branch-created:{LLVM}", f"apply:am:{LLVM}", "branch-created:.", "apply:am:.",
-                "apply:enzyme-cloned", "apply:gitlink-staged", "apply:recorded"]
+#: the steps that make the Enzyme submodule (engine._make_enzyme): journal written (a kept clone to move
+#: aside named), git dir cloned, work tree checked out,
+#: .gitmodules written (not yet staged), registered
+ENZYME_PHASES = ["apply:enzyme:started", "apply:enzyme:cloned", "apply:enzyme:checked-out", "apply:enzyme:gitmodules-written",
+                 "apply:enzyme:registered"]
+APPLY_PHASES = ["apply:journal", f"branch-created:{LLVM}", f"apply:am:{LLVM}", *ENZYME_PHASES, "branch-created:.",
+                "apply:am:.", "apply:enzyme-cloned", "apply:gitlink-staged", "apply:recorded"]
 
 
 @pytest.mark.parametrize("phase", APPLY_PHASES)
@@ -115,7 +122,7 @@ def test_unapply_abort_refuses_to_discard_a_change_made_after_the_kill(fast_worl
 
 
 REBASE_PHASES = ["rebase:journal", f"rebase:carried:{LLVM}", "rebase:carried:.", "rebase:manifest-written",
-                 "rebase:set-written", f"rebase:retagged:{LLVM}", "rebase:final", "apply:enzyme-cloned",
+                 "rebase:set-written", f"rebase:retagged:{LLVM}", "rebase:final", *ENZYME_PHASES, "apply:enzyme-cloned",
                  "apply:gitlink-staged", "apply:recorded"]
 
 
@@ -400,3 +407,107 @@ def test_abort_refuses_while_the_cloned_enzyme_holds_the_users_files(fast_world)
     notes.unlink()
     ok(world.run("apply", "--abort"))
     assert snapshot(world) == before
+
+
+ENZYME_GIT_DIR = ".git/modules/src/llvm-project/modules/enzyme"
+
+
+def kill_inside_the_enzyme_clone(world, during: str = "clone", hooks: Path | None = None) -> dict:
+    """Environment for a patchmgr whose git in the Enzyme clone is killed, with patchmgr, as a kill of the
+    process group would: `during` the clone, while it writes its first ref (objects in, no commit checked
+    out), or the checkout of the pin, while it moves HEAD (files written, HEAD.lock taken). The hook goes
+    into a template only new clones get, or into `hooks` (a kept clone's)."""
+    hook = (hooks or world.tmp / "template" / "hooks") / "reference-transaction"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    only = '[ "$ref" = HEAD ] && [ -e enzyme/CMakeLists.txt ] || exit 0\n'  # run in the work tree, checked out
+    hook.write_text('#!/bin/sh\ncase "$(git rev-parse --absolute-git-dir)" in */modules/enzyme) ;; *) exit 0 ;; esac\n'
+                    '[ "$1" = prepared ] || exit 0\nread old new ref\n' + (only if during == "checkout" else "") +
+                    'pid=$PPID; all=""\nwhile [ "$pid" -gt 1 ]; do\n  all="$all $pid"\n'
+                    '  case "$(tr "\\0" " " < /proc/$pid/cmdline)" in *patchmgr*) break ;; esac\n'
+                    '  pid=$(awk \'{print $4}\' /proc/$pid/stat)\ndone\nkill -9 $all\n')
+    hook.chmod(stat.S_IRWXU)
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "init.templateDir", "GIT_CONFIG_VALUE_0": str(hook.parent.parent)}
+
+
+def half_made_enzyme(world, how: str, *command: str) -> None:
+    """apply killed inside git clone of Enzyme (objects in, no commit checked out); with `no-git-dir`, as a
+    kill a moment earlier leaves it: git clone wrote the work tree's .git file, not yet the git dir it names."""
+    res = world.run(*(command or ["apply"]), env_extra=kill_inside_the_enzyme_clone(world))
+    assert res.returncode == -9, res.stderr
+    assert (world.checkout / LLVM / "enzyme" / ".git").is_file()
+    assert git(world.checkout / ENZYME_GIT_DIR, "rev-parse", "--verify", "-q", "HEAD", env=world.env, check=False) == ""
+    if how == "no-git-dir":
+        shutil.rmtree(world.checkout / ENZYME_GIT_DIR)
+
+
+def test_a_half_made_enzyme_clone_is_undone_by_abort(fast_world):
+    world = fast_world
+    before = snapshot(world)
+    half_made_enzyme(world, "no-git-dir")
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+    assert not (world.checkout / ENZYME_GIT_DIR).exists() and not (world.checkout / LLVM / "enzyme").exists()
+
+
+@pytest.mark.parametrize("how", ["inside-clone", "no-git-dir"])
+def test_a_half_made_enzyme_clone_is_made_again_by_continue(fast_world, how):
+    world = fast_world
+    before = snapshot(world)
+    half_made_enzyme(world, how)
+    res = ok(world.run("apply", "--continue"))
+    assert "removed the Enzyme clone the interrupted run left half made" in res.stderr
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
+    assert world.git("config", "--file", ".gitmodules", "submodule.enzyme.path", repo=LLVM).strip() == "enzyme"
+    assert world.git("submodule", "status", "--", "enzyme", repo=LLVM).split()[1] == "enzyme"
+    ok(world.run("unapply"))
+    assert snapshot(world) == before
+
+
+
+def test_a_rebase_killed_inside_the_enzyme_clone_aborts_and_continues(fast_world):
+    world = fast_world
+    _new_upstream(world)
+    before, series = snapshot(world), _patches_bytes(world)
+    half_made_enzyme(world, "no-git-dir", "rebase", "--onto", "next", "--no-config")
+    ok(world.run("rebase", "--abort"))
+    assert snapshot(world) == before and _patches_bytes(world) == series
+    half_made_enzyme(world, "inside-clone", "rebase", "--onto", "next", "--no-config")
+    ok(world.run("rebase", "--continue", "--no-config"))
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["set"] == "autodiff-1.64.0" and data["state"] == "applied" and data["enzyme"]["in_place"]
+
+
+def test_a_kill_inside_the_checkout_of_enzyme_is_finished_by_continue(fast_world):
+    """git checkout of the pin killed with the run while it moves HEAD: its HEAD.lock goes, the checkout is made again."""
+    world = fast_world
+    before = snapshot(world)
+    res = world.run("apply", env_extra=kill_inside_the_enzyme_clone(world, "checkout"))
+    assert res.returncode == -9, res.stderr
+    assert (world.checkout / ENZYME_GIT_DIR / "HEAD.lock").exists()
+    (world.checkout / ENZYME_GIT_DIR / "hooks" / "reference-transaction").unlink()  # the template's, not to fire again
+    res = ok(world.run("apply", "--continue"))
+    assert "removed the stale" in res.stderr and "HEAD.lock" in res.stderr
+    data = json.loads(ok(world.run("status", "--json")).stdout)
+    assert data["state"] == "applied" and data["enzyme"]["in_place"]
+    ok(world.run("unapply"))
+    assert snapshot(world) == before
+
+
+def test_a_kill_inside_the_checkout_of_a_kept_clone_leaves_it_usable(fast_world):
+    """The same kill in the clone an earlier apply kept: --abort takes the lock out of it, the next apply uses it."""
+    world = fast_world
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("unapply"))
+    before = snapshot(world)
+    kill_inside_the_enzyme_clone(world, "checkout", hooks=world.checkout / ENZYME_GIT_DIR / "hooks")
+    res = world.run("apply")
+    assert res.returncode == -9, res.stderr
+    assert (world.checkout / ENZYME_GIT_DIR / "HEAD.lock").exists()
+    ok(world.run("apply", "--abort"))
+    assert snapshot(world) == before
+    assert not list((world.checkout / ENZYME_GIT_DIR).glob("*.lock"))
+    (world.checkout / ENZYME_GIT_DIR / "hooks" / "reference-transaction").unlink()
+    res = ok(world.run("apply", "--no-config"))
+    assert "is unusable" not in res.stderr
+    assert json.loads(ok(world.run("status", "--json")).stdout)["state"] == "applied"

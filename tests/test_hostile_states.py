@@ -154,6 +154,10 @@ def enzyme_path_is_occupied(world):
     write(world.checkout / ENZYME / "mine.txt", "someone else's directory\n")
 
 
+def untracked_gitmodules_in_llvm(world):
+    write(world.checkout / LLVM / ".gitmodules", "# my notes on submodules, not committed\n")
+
+
 def enzyme_path_is_a_symlink(world):
     (world.tmp / "outside" / "enzyme").mkdir(parents=True)
     os.symlink(world.tmp / "outside" / "enzyme", world.checkout / ENZYME)
@@ -184,6 +188,8 @@ APPLY_ONLY_STATES = [
     ("patch branch taken in llvm", branch_taken(LLVM), 7, r"already exists in src/llvm-project"),
     ("enzyme path is a file", enzyme_path_is_a_file, 7, r"src/llvm-project/enzyme exists and is not the Enzyme submodule"),
     ("enzyme path is occupied", enzyme_path_is_occupied, 7, r"exists and is not the Enzyme submodule"),
+    ("untracked .gitmodules where apply registers Enzyme", untracked_gitmodules_in_llvm, 7,
+     r"untracked file src/llvm-project/\.gitmodules is in the way of the Enzyme submodule"),
     ("enzyme path is a symlink", enzyme_path_is_a_symlink, 3, r"enzyme\.path' path 'src/llvm-project/enzyme' leads outside the checkout through a symlink"),
 ]
 
