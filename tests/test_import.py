@@ -123,6 +123,9 @@ OPTIONS_SERIES = [
     ("git-style.patch", "-R", "diff --git a/x.py b/x.py\nold mode 100755\nnew mode 100644\n"
                               "index 1111111..2222222\n--- a/x.py\n+++ b/x.py\n"
                               "@@ -1,2 +1,2 @@\n #!/usr/bin/env python3\n-print('reversed')\n+print('bootstrap')\n"),
+    # an older quilt's creation: no /dev/null, the old side dated the epoch
+    ("epoch.patch", "", "--- a/docs/old-style.md\t1970-01-01 00:00:00.000000000 +0000\n"
+                        "+++ b/docs/old-style.md\t2022-08-09 10:00:00.000000000 +0000\n@@ -0,0 +1 @@\n+made by an old quilt\n"),
     # -R of a format-patch mail: its header kept, its diff taken back
     ("mail.patch", "-R", "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
                          "From: Deb Ian <deb@example.invalid>\nDate: Tue, 9 Aug 2022 10:00:00 +0000\n"
