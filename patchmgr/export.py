@@ -26,11 +26,19 @@ _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
 
 
 def strip_trailers(text: str) -> str:
-    """The mail without the trailers apply added, exactly as it was before apply."""
-    head, sep, rest = text.partition("\n---\n")
-    headers, _, body = head.partition("\n\n")
+    """The mail without the trailers apply added, exactly as it was before apply.
+
+    The headers end at the first blank line and the message at the `---` line; a body-less
+    commit's mail has the `---` right after that blank line, and stays so (one blank line,
+    as format-patch writes it)."""
+    headers, _, after = text.partition("\n\n")
+    if after.startswith("---\n"):
+        body, rest = "", after
+    else:
+        body, sep, rest = after.partition("\n---\n")
+        rest = sep[1:] + rest
     body = _OURS.sub("", body).rstrip("\n")
-    return headers + "\n\n" + (body + "\n" if body else "") + sep[1:] + rest
+    return headers + "\n\n" + (body + "\n" if body else "") + rest
 
 
 def export_set(ws: Workspace, set_name: str | None) -> list[str]:
@@ -67,24 +75,32 @@ def write_patches(repo: Repo, commits: list[str], directory: Path, listed: tuple
     names: list[str] = []
     if commits:
         directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
-        for number, sha in enumerate(commits, 1):
-            out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
-                           f"--start-number={number}", "-o", tmp, "-1", sha).strip()
-            produced = Path(out.splitlines()[-1])
-            text = strip_trailers(read_exactly(produced))
-            target = directory / produced.name
-            names.append(produced.name)
-            if not target.exists() or read_exactly(target) != text:
-                write_atomic(target, text)
-                changes.append(("wrote", produced.name))
-                fault("export:file-written")
+    for name, text in formatted(repo, commits):
+        target = directory / name
+        names.append(name)
+        if not target.exists() or read_exactly(target) != text:
+            write_atomic(target, text)
+            changes.append(("wrote", name))
+            fault("export:file-written")
     for old in sorted(set(listed) - set(names)):
         stale = directory / old
         if stale.exists():
             stale.unlink()
             changes.append(("removed", old))
     return names, changes
+
+
+def formatted(repo: Repo, commits: list[str]) -> list[tuple[str, str]]:
+    """(file name, text) of each commit as export writes it; import writes the same, so that
+    an export right after an import changes nothing."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="patchmgr-export-") as tmp:
+        for number, sha in enumerate(commits, 1):
+            res = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
+                           f"--start-number={number}", "-o", tmp, "-1", sha).strip()
+            produced = Path(res.splitlines()[-1])
+            out.append((produced.name, strip_trailers(read_exactly(produced))))
+    return out
 
 
 def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]]) -> None:

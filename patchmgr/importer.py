@@ -4,7 +4,10 @@ Whatever the source, the result is the same: git format-patch mails in the
 set's directory, validated like every other patch file, and the set's list
 in the manifest. Quilt patches (Debian's, say) become mails: their DEP-3
 header gives author, subject and message; a patch without one gets its
-subject from its file name; traditional diffs get git headers.
+subject from its file name; traditional diffs get git headers, read with the
+series line's options (patchmgr/quilt.py). The mails are then written in
+export's form (committed on the base in the object store, formatted as export
+formats them), so that the first export after an import rewrites nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import re
 import tempfile
 from pathlib import Path
 
-from patchmgr.errors import BadInput
-from patchmgr.export import strip_trailers
+from patchmgr.base import find_root, read_tarball_ids, repo_state, series_limit
+from patchmgr.carry import Replay
+from patchmgr.errors import BadInput, GitFailed, PatchmgrError, WrongState
+from patchmgr.export import formatted, strip_trailers
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
-from patchmgr.patchfile import parse_patch
+from patchmgr.patchfile import Patch, parse_patch
 from patchmgr.quilt import SeriesEntry, diff_start, git_diff, patch_stem, read_patch_bytes, read_series
 from patchmgr.safety import path_problem
 from patchmgr.series import (
@@ -159,20 +164,22 @@ def quilt_to_mail(text: str, fallback_subject: str, entry: SeriesEntry | None = 
 
 
 def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tuple[str, str]],
-              meta: dict[str, object]) -> list[str]:
-    """Validate the mails, write them into the set's directory, and list them in the manifest."""
+              meta: dict[str, object], root_of_checkout: Path | None) -> list[str]:
+    """Validate the mails, write them into the set's directory in export's form, and list them
+    in the manifest."""
     import tomlkit
 
     existing = manifest.sets.get(set_name)
     series = existing.repo(repo_path) if existing else None
     directory = series.dir if series else f"{set_name}/{'rust' if repo_path == SUPERPROJECT else Path(repo_path).name}"
-    for name, text in mails:
-        parse_patch(text.encode("utf-8"), f"{directory}/{name}")  # refuse before anything is written
+    patches = [parse_patch(text.encode("utf-8"), f"{directory}/{name}") for name, text in mails]  # refuse before any write
     if existing is None:
         missing = [k for k in ("rustc", "commit", "llvm") if meta.get(k) is None]
         if missing:
             raise BadInput(f"set {set_name} is new: give its upstream base with "
                            + ", ".join(f"--{k}" for k in missing))
+    commit = existing.commit if existing else str(meta["commit"])
+    mails, note = in_export_form(root_of_checkout, repo_path, commit, series_limit(manifest), patches, mails)
     root = manifest.path.parent
     if manifest.path.exists():
         doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
@@ -203,7 +210,54 @@ def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tup
     started = not manifest.path.exists()
     write_manifest(manifest.path, text)
     return ([f"started {manifest.path}"] if started else []) + \
-        [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"]
+        [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
+
+
+def in_export_form(root: Path | None, repo_path: str, commit: str, limit: int, patches: list[Patch],
+                   mails: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
+    """The mails as export writes them once they are applied, so that export right after import
+    changes nothing: each committed on the one before from the set's base in the object store
+    (as rebase does; no checkout), with the message git am makes, then formatted by export.
+    Where that cannot be done, the mails stay in import's own form and the note says why."""
+    target = _import_base(root, repo_path, commit, limit)
+    if isinstance(target, str):
+        return mails, f"note: the files are in import's form, not export's, so the first export rewrites them: {target}"
+    repo, base = target
+    replay = Replay(repo)
+    try:
+        commits = replay.materialize(base, patches, [text for _, text in mails])
+    except GitFailed as e:
+        return mails, (f"note: the files are in import's form, not export's, so the first export rewrites them: "
+                       f"they do not apply to the base {base[:12]} as they are ({e})")
+    finally:
+        replay.close()
+    return formatted(repo, commits), None
+
+
+def _import_base(root: Path | None, repo_path: str, commit: str, limit: int) -> tuple[Repo, str] | str:
+    """The repository the set's patches go into and the commit apply puts them on: the set's
+    commit, or a release tree below any applied series whose git-commit-hash names it (as base
+    detection finds it); else why there is none."""
+    if root is None:
+        return "no checkout around the current directory to build the commits in"
+    superproject = Repo(root)
+    base = commit if superproject.rev(commit) else None
+    if base is None:
+        try:
+            below = repo_state(superproject, None, limit).base
+        except PatchmgrError:
+            below = None
+        if below and read_tarball_ids(superproject, below)[1] == commit:
+            base = below
+    if base is None:
+        return f"the set's commit {commit[:12]} is not in {root} (neither a commit nor a release tree's git-commit-hash)"
+    if repo_path == SUPERPROJECT:
+        return superproject, base
+    pin = superproject.gitlink(base, repo_path)
+    sub = Repo(root / repo_path, repo_path)
+    if pin is None or not (root / repo_path / ".git").exists() or sub.rev(pin) is None:
+        return f"{repo_path} does not have the commit the base records for it"
+    return sub, pin
 
 
 def command(patches: Path, args) -> None:
@@ -213,15 +267,17 @@ def command(patches: Path, args) -> None:
     path = patches / MANIFEST_NAME
     manifest = load_manifest(patches, require_sets=False) if path.exists() else Manifest(path=path, sets={})
     source = Path(args.source)
+    try:
+        root: Path | None = find_root(args.root.resolve())
+    except WrongState:
+        root = None  # a quilt series or a directory of mails is read without a checkout
     if source.is_dir():
         mails = mails_from_directory(source)
     elif source.is_file():
         mails = mails_from_quilt(source)
     else:
-        from patchmgr.base import find_root
-
         root = find_root(args.root.resolve())
         mails = mails_from_range(Repo(root / args.repo, args.repo), args.source)
     meta = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
-    for line in write_set(manifest, args.set_name, args.repo, mails, meta):
+    for line in write_set(manifest, args.set_name, args.repo, mails, meta, root):
         say(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -71,8 +72,13 @@ def test_directory_of_mails(world):
     source = world.patches / "autodiff-1.63.0" / "rust"
     res = world.run("import", str(source), "--set", "copy", "--commit", world.base, *NEW_SET)
     assert res.returncode == 0, res.stderr
-    assert sorted(p.read_bytes() for p in (world.patches / "copy" / "rust").iterdir()) == \
-        sorted(p.read_bytes() for p in source.iterdir())
+    # the same names, messages and changes, in export's form ([PATCH] unnumbered, full index lines, no signature)
+    copied = {p.name: p.read_text() for p in (world.patches / "copy" / "rust").iterdir()}
+    assert sorted(copied) == sorted(p.name for p in source.iterdir())
+    for name, text in copied.items():
+        original = re.sub(r"\[PATCH \d+/\d+\]", "[PATCH]", (source / name).read_text())
+        assert text.split("\ndiff --git ")[0] == original.split("\ndiff --git ")[0]
+        assert "\n-- \n" in original and "\n-- \n" not in text
 
 
 def test_revision_range(world):
@@ -287,3 +293,87 @@ def test_range_with_a_merge_is_refused(world):
     assert f"merge commit {merge} (Merge side)" in res.stderr and "git rebase" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (world.patches / "merged").exists() and (world.patches / "series.toml").read_bytes() == manifest
+
+
+# --- import writes export's form; a [tag] subject prefix is kept ---------------------------------
+
+ROUND_TRIP_SERIES = [
+    # DEP-3 with a message, a date from Last-Update, an Index: line and timestamps
+    ("mark-f3.patch", "", QUILT_DEP3.format()),
+    # no header at all: the subject from the file name, a body-less commit
+    ("add-notes.patch", "", QUILT_BARE),
+    # LLVM's habit: a [tag] before the subject, which git am would strip
+    ("tagged.patch", "", "Description: [X86] Keep the tag\nAuthor: Ll Vm <llvm@example.invalid>\n---\n"
+                         "--- a/README.md\n+++ b/README.md\n@@ -1 +1,2 @@\n rust\n+tagged\n"),
+    # a format-patch mail as another tool wrote it: abbreviated index, a signature, trailing blanks in the body
+    ("mail.patch", "", "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+                       "From: Deb Ian <deb@example.invalid>\nDate: Tue, 9 Aug 2022 10:00:00 +0000\n"
+                       "Subject: [PATCH] Touch options\n\nWhy, with a trailing blank   \n\n\nand two blank lines.\n"
+                       "---\n compiler/rustc_session/src/options.rs | 1 +\n 1 file changed, 1 insertion(+)\n\n"
+                       "diff --git a/compiler/rustc_session/src/options.rs b/compiler/rustc_session/src/options.rs\n"
+                       "index 1111111..2222222 100644\n--- a/compiler/rustc_session/src/options.rs\n"
+                       "+++ b/compiler/rustc_session/src/options.rs\n@@ -1,2 +1,3 @@\n // options\n pub struct Z;\n"
+                       "+pub struct Y;\n-- \n2.30.2\n\n"),
+]
+
+
+def applied_then_exported(world, set_name):
+    """The set's files as import wrote them, and export's answer after apply."""
+    directory = world.patches / set_name / "rust"
+    imported = {p.name: p.read_bytes() for p in directory.iterdir()}
+    res = world.run("apply", "--set", set_name)
+    assert res.returncode == 0, res.stderr
+    res = world.run("export")
+    assert res.returncode == 0, res.stderr
+    return imported, {p.name: p.read_bytes() for p in directory.iterdir()}, res.stderr
+
+
+def test_quilt_import_then_export_is_byte_identical(world):
+    series = write_series(world, ROUND_TRIP_SERIES, name="round")
+    res = world.run("import", str(series), "--set", "round", "--commit", world.base, *NEW_SET)
+    assert res.returncode == 0, res.stderr
+    imported, exported, said = applied_then_exported(world, "round")
+    assert "nothing changed" in said and exported == imported
+    assert world.git("log", "-1", "--skip=1", "--format=%s") == "[X86] Keep the tag\n"
+    assert sorted(imported) == ["0001-Mark-f3-differentiable.patch", "0002-add-notes.patch",
+                                "0003-X86-Keep-the-tag.patch", "0004-Touch-options.patch"]
+
+
+def test_directory_and_range_imports_then_export_are_byte_identical(world):
+    # the fixture's mails came from plain format-patch (abbreviated index lines, a signature)
+    source = world.patches / "autodiff-1.63.0" / "rust"
+    res = world.run("import", str(source), "--set", "copy", "--commit", world.base, *NEW_SET)
+    assert res.returncode == 0, res.stderr
+    imported, exported, said = applied_then_exported(world, "copy")
+    assert "nothing changed" in said and exported == imported
+    assert world.run("unapply").returncode == 0
+    git(world.checkout, "checkout", "-q", "-b", "work", env=world.env)
+    write(world.checkout / "NOTES.txt", "notes\n")
+    git(world.checkout, "add", "-A", env=world.env)
+    git(world.checkout, "commit", "-qm", "[docs] Add notes", env=world.env)
+    git(world.checkout, "checkout", "-q", "-", env=world.env)
+    res = world.run("import", f"{world.base}..work", "--set", "ranged", "--commit", world.base, *NEW_SET)
+    assert res.returncode == 0, res.stderr
+    imported, exported, said = applied_then_exported(world, "ranged")
+    assert "nothing changed" in said and exported == imported
+    assert list(imported) == ["0001-docs-Add-notes.patch"]
+
+
+def test_subject_tag_is_kept_through_rebase(world):
+    """rebase commits the set's patches with git's mailinfo as git am does: the [X86] stays."""
+    d = world.tmp / "tagged"
+    d.mkdir()
+    (d / "tagged.patch").write_text(ROUND_TRIP_SERIES[2][2])
+    (d / "series").write_text("tagged.patch\n")
+    res = world.run("import", str(d / "series"), "--set", "tagged", "--commit", world.base, *NEW_SET)
+    assert res.returncode == 0, res.stderr
+    write(world.upstream / "x.py", "#!/usr/bin/env python3\nprint('bootstrap, later')\n")
+    write(world.upstream / "src/version", "1.64.0\n")
+    git(world.upstream, "add", "x.py", "src/version", env=world.env)
+    git(world.upstream, "commit", "-qm", "Later upstream work", env=world.env)
+    world.git("fetch", "-q", "origin")
+    res = world.run("rebase", "--set", "tagged", "--onto", "origin/main", "--new-set", "tagged-later", "--llvm", "14")
+    assert res.returncode == 0, res.stderr
+    files = {p.name: p.read_text() for p in (world.patches / "tagged-later" / "rust").iterdir()}
+    assert list(files) == ["0001-X86-Keep-the-tag.patch"]
+    assert "\nSubject: [PATCH] [X86] Keep the tag\n" in files["0001-X86-Keep-the-tag.patch"]
