@@ -377,3 +377,14 @@ def test_subject_tag_is_kept_through_rebase(world):
     files = {p.name: p.read_text() for p in (world.patches / "tagged-later" / "rust").iterdir()}
     assert list(files) == ["0001-X86-Keep-the-tag.patch"]
     assert "\nSubject: [PATCH] [X86] Keep the tag\n" in files["0001-X86-Keep-the-tag.patch"]
+
+
+def test_import_without_its_base_says_the_files_keep_imports_form(world):
+    """A base the checkout does not have: the set is still imported, with a note that the first
+    export will rewrite the files (nothing changes without a word)."""
+    res = world.run("import", str(quilt(world)), "--set", "elsewhere", "--commit", "a" * 40, *NEW_SET)
+    assert res.returncode == 0, res.stderr
+    assert f"note: the files are in import's form, not export's, so the first export rewrites them: the set's " \
+           f"commit {'a' * 12} is not in" in res.stderr
+    assert sorted(p.name for p in (world.patches / "elsewhere" / "rust").iterdir()) == \
+        ["0001-Mark-f3-differentiable.patch", "0002-add-notes.patch"]
