@@ -388,3 +388,28 @@ def test_import_without_its_base_says_the_files_keep_imports_form(world):
            f"commit {'a' * 12} is not in" in res.stderr
     assert sorted(p.name for p in (world.patches / "elsewhere" / "rust").iterdir()) == \
         ["0001-Mark-f3-differentiable.patch", "0002-add-notes.patch"]
+
+
+def test_compressed_quilt_patches_are_read_as_quilt_reads_them(world):
+    """quilt's cat_file decompresses .gz, .bz2 and .xz patches; import does the same, and refuses
+    the formats it has no reader for by name."""
+    import bz2
+    import gzip
+    import lzma
+
+    d = world.tmp / "packed"
+    d.mkdir()
+    (d / "notes.patch.gz").write_bytes(gzip.compress(QUILT_BARE.encode()))
+    (d / "readme.diff.bz2").write_bytes(bz2.compress(b"--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-rust\n+rust!\n"))
+    (d / "x.patch.xz").write_bytes(lzma.compress(b"--- a/x.py\n+++ b/x.py\n@@ -2 +2 @@\n-print('bootstrap')\n+print('xz')\n"))
+    (d / "series").write_text("notes.patch.gz\nreadme.diff.bz2\nx.patch.xz\n")
+    res = world.run("import", str(d / "series"), "--set", "packed", "--commit", world.base, *NEW_SET)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (world.patches / "packed" / "rust").iterdir()) == \
+        ["0001-notes.patch", "0002-readme.patch", "0003-x.patch"]
+    assert world.run("apply", "--set", "packed").returncode == 0
+    assert (world.checkout / "README.md").read_text() == "rust!\n" and "print('xz')" in (world.checkout / "x.py").read_text()
+    (d / "z.patch.zst").write_bytes(b"(zstd)")
+    (d / "series").write_text("z.patch.zst\n")
+    res = world.run("import", str(d / "series"), "--set", "zst", "--commit", world.base, *NEW_SET)
+    assert res.returncode == 3 and "z.patch.zst: is compressed with zstd, which import does not read" in res.stderr
