@@ -214,13 +214,16 @@ class Replay:
         return out
 
     def _mailinfo(self, mail: str) -> tuple[dict[str, str], str]:
-        """Author, date and message of a mail, read by git's own mailinfo (as git am reads it)."""
+        """Author, date and message of a mail, read by git's own mailinfo and cleaned up by
+        stripspace, as git am --keep-non-patch reads and commits it (apply's git am), so a
+        commit made here is the commit apply makes."""
         msg, patch = str(self._dir.path / "msg"), str(self._dir.path / "patch")
-        info = self.repo.run("mailinfo", msg, patch, input=mail, readonly=True)
+        info = self.repo.run("mailinfo", "-b", msg, patch, input=mail, readonly=True)
         fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
         with open(msg, encoding="utf-8", errors="surrogateescape") as f:
-            body = f.read().strip("\n")
-        message = fields.get("Subject", "") + ("\n\n" + body if body else "") + "\n"
+            body = f.read()
+        message = self.repo.run("stripspace", input=fields.get("Subject", "") + "\n\n" + body,
+                                readonly=True, strip=False)
         name, email, date = fields.get("Author", ""), fields.get("Email", ""), fields.get("Date", "")
         ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date,
                  "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email, "GIT_COMMITTER_DATE": date}

@@ -34,11 +34,19 @@ _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
 
 
 def strip_trailers(text: str) -> str:
-    """The mail without the trailers apply added, exactly as it was before apply."""
-    head, sep, rest = text.partition("\n---\n")
-    headers, _, body = head.partition("\n\n")
+    """The mail without the trailers apply added, exactly as it was before apply.
+
+    The headers end at the first blank line and the message at the `---` line; a body-less
+    commit's mail has the `---` right after that blank line, and stays so (one blank line,
+    as format-patch writes it)."""
+    headers, _, after = text.partition("\n\n")
+    if after.startswith("---\n"):
+        body, rest = "", after
+    else:
+        body, sep, rest = after.partition("\n---\n")
+        rest = sep[1:] + rest
     body = _OURS.sub("", body).rstrip("\n")
-    return headers + "\n\n" + (body + "\n" if body else "") + sep[1:] + rest
+    return headers + "\n\n" + (body + "\n" if body else "") + rest
 
 
 @dataclass
@@ -145,17 +153,11 @@ def render_patches(repo: Repo, commits: list[str], directory: Path, listed: tupl
     """The patch file of each of `commits` (format-patch in a temporary directory), and which
     files of `directory` would change: nothing in `directory` is touched."""
     rendered = Rendered(directory)
-    with scratch_dir("export") as tmp:
-        for number, sha in enumerate(commits, 1):
-            out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
-                           f"--start-number={number}", "-o", str(tmp), "-1", sha).strip()
-            produced = Path(out.splitlines()[-1])
-            text = strip_trailers(read_exactly(produced))
-            target = directory / produced.name
-            rendered.names.append(produced.name)
-            if not target.is_file() or target.is_symlink() or read_exactly(target) != text:
-                rendered.texts[produced.name] = text
-            fault("export:rendered")
+    for name, text in formatted(repo, commits):
+        target = directory / name
+        rendered.names.append(name)
+        if not target.is_file() or target.is_symlink() or read_exactly(target) != text:
+            rendered.texts[name] = text
     rendered.stale = [old for old in sorted(set(listed) - set(rendered.names)) if os.path.lexists(directory / old)]
     return rendered
 
@@ -190,6 +192,20 @@ def write_rendered(rendered: Rendered, write: Callable[[Path, str], None] = writ
         fault("export:file-written")
     for name in rendered.stale:
         (rendered.directory / name).unlink()
+
+
+def formatted(repo: Repo, commits: list[str]) -> list[tuple[str, str]]:
+    """(file name, text) of each commit as export writes it; import writes the same, so that
+    an export right after an import changes nothing."""
+    out = []
+    with scratch_dir("export") as tmp:
+        for number, sha in enumerate(commits, 1):
+            res = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
+                           f"--start-number={number}", "-o", str(tmp), "-1", sha).strip()
+            produced = Path(res.splitlines()[-1])
+            out.append((produced.name, strip_trailers(read_exactly(produced))))
+            fault("export:rendered")
+    return out
 
 
 def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]]) -> None:

@@ -179,8 +179,11 @@ class Repo:
         behind (while stopped, git am keeps its own copy under rebase-apply/).
         --keep-cr: validation lets a CR through only at the end of a diff's
         content line (a file with CRLF endings), and there it is the file's.
+        --keep-non-patch: a subject's own bracket prefix (LLVM's `[X86] ...`)
+        stays, only format-patch's `[PATCH]` goes, so export writes the same subject.
         """
-        return self.try_run("am", "--3way", "--keep-cr", "--committer-date-is-author-date", *flags, input=mbox, env=env)
+        return self.try_run("am", "--3way", "--keep-cr", "--keep-non-patch", "--committer-date-is-author-date",
+                            *flags, input=mbox, env=env)
 
     def stream(self, *args: str, env: dict | None = None) -> int:
         """Run with git's stderr (progress) going straight to ours."""

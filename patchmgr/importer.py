@@ -4,7 +4,10 @@ Whatever the source, the result is the same: git format-patch mails in the
 set's directory, validated like every other patch file, and the set's list
 in the manifest. Quilt patches (Debian's, say) become mails: their DEP-3
 header gives author, subject and message; a patch without one gets its
-subject from its file name; traditional diffs get git headers.
+subject from its file name; traditional diffs get git headers, read with the
+series line's options (patchmgr/quilt.py). The mails are then written in
+export's form (committed on the base in the object store, formatted as export
+formats them), so that the first export after an import rewrites nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from patchmgr.errors import BadInput
-from patchmgr.export import strip_trailers
+from patchmgr.base import find_root, read_tarball_ids, repo_state, series_limit
+from patchmgr.carry import Replay
+from patchmgr.errors import BadInput, GitFailed, PatchmgrError, WrongState
+from patchmgr.export import formatted, strip_trailers
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
-from patchmgr.patchfile import parse_patch
+from patchmgr.patchfile import Patch, parse_patch
+from patchmgr.quilt import SeriesEntry, diff_start, git_diff, patch_stem, read_patch_bytes, read_series
 from patchmgr.safety import path_problem
 from patchmgr.scratch import scratch_dir
 from patchmgr.series import (
@@ -26,7 +32,6 @@ from patchmgr.series import (
     Manifest,
     load_manifest,
     parse_manifest,
-    read_exactly,
     write_atomic,
     write_manifest,
 )
@@ -46,48 +51,80 @@ def mails_from_range(repo: Repo, rev_range: str) -> list[tuple[str, str]]:
     """(file name, mail) for each commit of `base..branch`, oldest first."""
     if rev_range.startswith("-") or ".." not in rev_range:
         raise BadInput(f"{rev_range!r} is not a revision range such as upstream..my-branch")
+    _refuse_merges(repo, rev_range)
     with scratch_dir("import") as tmp:
         out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
                        "-o", str(tmp), "--end-of-options", rev_range)
         files = [Path(line) for line in out.splitlines() if line.strip()]
         if not files:
             raise BadInput(f"{rev_range} holds no commits to import")
-        return [(f.name, strip_trailers(read_exactly(f))) for f in files]
+        return [(f.name, strip_trailers(utf8(f.read_bytes(), f"{rev_range}: {f.name}"))) for f in files]
+
+
+def _refuse_merges(repo: Repo, rev_range: str) -> None:
+    """git format-patch leaves merges out, and with them what a merge changes by itself (its
+    conflict resolutions): a range with one would import less than it holds."""
+    merges = repo.run("rev-list", "--merges", "--end-of-options", rev_range, "--", readonly=True).split()
+    if not merges:
+        return
+    merge = repo.run("log", "-1", "--format=%h (%s)", merges[-1], "--", readonly=True)
+    base, _, branch = rev_range.partition("..")
+    how = f"git rebase {base} {branch}" if base and branch and not branch.startswith(".") else "git rebase BASE BRANCH"
+    raise BadInput(f"{rev_range} holds merge commit {merge}, whose own change format-patch would drop: make the "
+                   f"range a line of commits first ({how} replays the merged commits; redo what the merge itself "
+                   "changed as a commit), then import")
+
+
+def utf8(raw: bytes, label: str) -> str:
+    """The text of a patch or series file. Patch files are UTF-8 mails (README, *Patch files*),
+    so bytes that are not UTF-8 cannot be carried into a set as they are: refused, never
+    replaced by U+FFFD (which would write other bytes than quilt applies)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise BadInput(f"{label} is not UTF-8 (line {line} of the file, byte 0x{raw[e.start]:02x}); patch files "
+                       "hold UTF-8 text, so these bytes cannot be imported as they are: convert a header with "
+                       "iconv, keep a patch of non-UTF-8 content out of the set") from None
 
 
 def mails_from_directory(directory: Path) -> list[tuple[str, str]]:
     files = sorted(p for p in directory.iterdir() if p.suffix == ".patch" and p.is_file())
     if not files:
         raise BadInput(f"{directory} holds no .patch files")
-    return [(f.name, f.read_bytes().decode("utf-8", errors="replace")) for f in files]
+    return [(f.name, utf8(f.read_bytes(), str(f))) for f in files]
 
 
 def mails_from_quilt(series: Path) -> list[tuple[str, str]]:
-    names = [line.split()[0] for line in series.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
-    if not names:
-        raise BadInput(f"{series} lists no patches")
+    """(file name, mail) for each patch of a quilt series, in the series' order, each doing
+    what `quilt push` does with it (its -pN and -R honoured)."""
+    entries = read_series(series, utf8(series.read_bytes(), str(series)))
     mails = []
-    for number, name in enumerate(names, 1):
-        problem = path_problem(name)
+    for number, entry in enumerate(entries, 1):
+        where = entry.where(series)
+        problem = path_problem(entry.name)
         if problem:
-            raise BadInput(f"{series}: patch name {name!r} {problem}")
-        path = series.parent / name
+            raise BadInput(f"{where}: patch name {entry.name!r} {problem}")
+        path = series.parent / entry.name
         if not path.is_file():
-            raise BadInput(f"{series}: lists {name}, which does not exist")
+            raise BadInput(f"{where}: lists {entry.name}, which does not exist")
         # bytes decoded as they are: a CR in a patch is refused by validation, not silently dropped
-        mail = quilt_to_mail(path.read_bytes().decode("utf-8", errors="replace"), Path(name).stem)
+        text = utf8(read_patch_bytes(path, where), where)
+        mail = quilt_to_mail(text, patch_stem(entry.name), entry, where)
         subject = mail.split("Subject: [PATCH] ", 1)[1].split("\n", 1)[0]
         mails.append((f"{number:04d}-{sanitize(subject)}.patch", mail))
     return mails
 
 
-def quilt_to_mail(text: str, fallback_subject: str) -> str:
-    """A quilt patch as a git format-patch mail (one that already is a mail stays as it is)."""
-    if re.match(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", text):
-        return text
+def quilt_to_mail(text: str, fallback_subject: str, entry: SeriesEntry | None = None, where: str = "the patch") -> str:
+    """A quilt patch as a git format-patch mail (one that already is a mail keeps its header),
+    its diff doing what patch does with the series line's options (-p1 when none)."""
+    entry = entry or SeriesEntry(fallback_subject, 0)
     lines = text.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.startswith(("diff --git ", "--- ", "Index: "))), len(lines))
+    start = diff_start(lines)
+    if re.match(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", text):
+        head = "\n".join(lines[:start]) + "\n" if start else ""
+        return head + git_diff("\n".join(lines[start:]), entry, where)
     fields: dict[str, list[str]] = {}
     other: list[str] = []
     key = None
@@ -120,61 +157,29 @@ def quilt_to_mail(text: str, fallback_subject: str) -> str:
     message = "\n".join(body).strip("\n")
     if trailers:
         message = (message + "\n\n" if message else "") + "\n".join(trailers)
-    diff = _git_style("\n".join(lines[start:]))
+    diff = git_diff("\n".join(lines[start:]), entry, where)
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: {author}\nDate: {date}\nSubject: [PATCH] {subject}\n\n"
             + (message + "\n" if message else "") + "---\n" + diff.rstrip("\n") + "\n")
 
 
-def _strip_component(path: str) -> str:
-    path = path.split("\t")[0].strip()
-    return path if path == "/dev/null" else path.split("/", 1)[1] if "/" in path else path
-
-
-def _git_style(diff: str) -> str:
-    """Traditional `---`/`+++` diffs (quilt's) with the git headers git am and patchmgr expect."""
-    if "\ndiff --git " in "\n" + diff:
-        return diff
-    out: list[str] = []
-    lines = diff.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("Index: ") or re.match(r"^={10,}$", line):
-            i += 1
-            continue
-        if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-            src, dst = _strip_component(line[4:]), _strip_component(lines[i + 1][4:])
-            name = dst if dst != "/dev/null" else src
-            out.append(f"diff --git a/{name} b/{name}")
-            if src == "/dev/null":
-                out.append("new file mode 100644")
-            if dst == "/dev/null":
-                out.append("deleted file mode 100644")
-            out.append("--- " + ("/dev/null" if src == "/dev/null" else f"a/{name}"))
-            out.append("+++ " + ("/dev/null" if dst == "/dev/null" else f"b/{name}"))
-            i += 2
-            continue
-        out.append(line)
-        i += 1
-    return "\n".join(out)
-
-
 def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tuple[str, str]],
-              meta: dict[str, object]) -> list[str]:
-    """Validate the mails, write them into the set's directory, and list them in the manifest."""
+              meta: dict[str, object], root_of_checkout: Path | None) -> list[str]:
+    """Validate the mails, write them into the set's directory in export's form, and list them
+    in the manifest."""
     import tomlkit
 
     existing = manifest.sets.get(set_name)
     series = existing.repo(repo_path) if existing else None
     directory = series.dir if series else f"{set_name}/{'rust' if repo_path == SUPERPROJECT else Path(repo_path).name}"
-    for name, text in mails:
-        parse_patch(text.encode("utf-8"), f"{directory}/{name}")  # refuse before anything is written
+    patches = [parse_patch(text.encode("utf-8"), f"{directory}/{name}") for name, text in mails]  # refuse before any write
     if existing is None:
         missing = [k for k in ("rustc", "commit", "llvm") if meta.get(k) is None]
         if missing:
             raise BadInput(f"set {set_name} is new: give its upstream base with "
                            + ", ".join(f"--{k}" for k in missing))
+    commit = existing.commit if existing else str(meta["commit"])
+    mails, note = in_export_form(root_of_checkout, repo_path, commit, series_limit(manifest), patches, mails)
     root = manifest.path.parent
     if manifest.path.exists():
         doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
@@ -205,7 +210,54 @@ def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tup
     started = not manifest.path.exists()
     write_manifest(manifest.path, text)
     return ([f"started {manifest.path}"] if started else []) + \
-        [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"]
+        [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
+
+
+def in_export_form(root: Path | None, repo_path: str, commit: str, limit: int, patches: list[Patch],
+                   mails: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
+    """The mails as export writes them once they are applied, so that export right after import
+    changes nothing: each committed on the one before from the set's base in the object store
+    (as rebase does; no checkout), with the message git am makes, then formatted by export.
+    Where that cannot be done, the mails stay in import's own form and the note says why."""
+    target = _import_base(root, repo_path, commit, limit)
+    if isinstance(target, str):
+        return mails, f"note: the files are in import's form, not export's, so the first export rewrites them: {target}"
+    repo, base = target
+    replay = Replay(repo)
+    try:
+        commits = replay.materialize(base, patches, [text for _, text in mails])
+    except GitFailed as e:
+        return mails, (f"note: the files are in import's form, not export's, so the first export rewrites them: "
+                       f"they do not apply to the base {base[:12]} as they are ({e})")
+    finally:
+        replay.close()
+    return formatted(repo, commits), None
+
+
+def _import_base(root: Path | None, repo_path: str, commit: str, limit: int) -> tuple[Repo, str] | str:
+    """The repository the set's patches go into and the commit apply puts them on: the set's
+    commit, or a release tree below any applied series whose git-commit-hash names it (as base
+    detection finds it); else why there is none."""
+    if root is None:
+        return "no checkout around the current directory to build the commits in"
+    superproject = Repo(root)
+    base = commit if superproject.rev(commit) else None
+    if base is None:
+        try:
+            below = repo_state(superproject, None, limit).base
+        except PatchmgrError:
+            below = None
+        if below and read_tarball_ids(superproject, below)[1] == commit:
+            base = below
+    if base is None:
+        return f"the set's commit {commit[:12]} is not in {root} (neither a commit nor a release tree's git-commit-hash)"
+    if repo_path == SUPERPROJECT:
+        return superproject, base
+    pin = superproject.gitlink(base, repo_path)
+    sub = Repo(root / repo_path, repo_path)
+    if pin is None or not (root / repo_path / ".git").exists() or sub.rev(pin) is None:
+        return f"{repo_path} does not have the commit the base records for it"
+    return sub, pin
 
 
 def command(patches: Path, args) -> None:
@@ -215,15 +267,17 @@ def command(patches: Path, args) -> None:
     path = patches / MANIFEST_NAME
     manifest = load_manifest(patches, require_sets=False) if path.exists() else Manifest(path=path, sets={})
     source = Path(args.source)
+    try:
+        root: Path | None = find_root(args.root.resolve())
+    except WrongState:
+        root = None  # a quilt series or a directory of mails is read without a checkout
     if source.is_dir():
         mails = mails_from_directory(source)
     elif source.is_file():
         mails = mails_from_quilt(source)
     else:
-        from patchmgr.base import find_root
-
         root = find_root(args.root.resolve())
         mails = mails_from_range(Repo(root / args.repo, args.repo), args.source)
     meta = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
-    for line in write_set(manifest, args.set_name, args.repo, mails, meta):
+    for line in write_set(manifest, args.set_name, args.repo, mails, meta, root):
         say(line)

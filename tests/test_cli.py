@@ -71,8 +71,8 @@ def test_quiet_and_verbose_work_on_either_side_and_verbose_shows_plain_git_comma
     res = patchmgr(world, *patches, *args)
     assert res.returncode == 0, res.stderr
     trace = [line for line in res.stderr.splitlines() if line.startswith("patchmgr: + ")]
-    assert "patchmgr: + git am --3way --keep-cr --committer-date-is-author-date --quiet" in trace
-    assert "patchmgr: + git -C src/llvm-project am --3way --keep-cr --committer-date-is-author-date --quiet" in trace
+    assert "patchmgr: + git am --3way --keep-cr --keep-non-patch --committer-date-is-author-date --quiet" in trace
+    assert "patchmgr: + git -C src/llvm-project am --3way --keep-cr --keep-non-patch --committer-date-is-author-date --quiet" in trace
     # git's pinned defaults are said once, not as some forty -c per command
     pinned = [line for line in trace if "settings pinned to git's defaults" in line]
     assert len(pinned) == 1, pinned
