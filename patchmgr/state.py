@@ -20,6 +20,11 @@ an older file and an older one refuses a newer file instead of misreading it.
 
 Format history: version 1 kept everything but the first few fields in an
 untyped `extra` dict; it is read by lifting those keys to the top level.
+Version 3 added fields with defaults (a journal's `adopted`, `enzyme_module_aside` and
+`writes`, applied.json's `exported`) and bases.json: a version-2 file reads as it is (a
+rebase journal of version 2 holds the whole manifest instead of `writes`, and is refused
+with the advice to finish it with that patchmgr), while a version-2 patchmgr refuses a
+version-3 file as newer instead of misreading it.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any, ClassVar, TypeVar
 
 from patchmgr.errors import WrongState
 
-VERSION = 2
+VERSION = 3
 OP_FILE = "op.json"
 APPLIED_FILE = "applied.json"
 BASES_FILE = "bases.json"

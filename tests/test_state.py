@@ -87,7 +87,7 @@ def test_a_rebase_journal_holding_the_whole_manifest_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    ('{"version": 3, "kind": "apply"}', r"written by a newer patchmgr \(format 3, this one reads up to 2\)"),
+    ('{"version": 4, "kind": "apply"}', r"written by a newer patchmgr \(format 4, this one reads up to 3\)"),
     ("{not json", r"op\.json is corrupt"),
     ("[1, 2]", r"op\.json is corrupt \(not a JSON object\)"),
     ('{"version": 2, "kind": "merge", "set": "s"}', r"records an unknown operation 'merge'"),
