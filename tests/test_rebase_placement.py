@@ -70,8 +70,11 @@ def series_onto(world, files: dict[str, str], edits: list[tuple[str, str, str, s
     git(work, "submodule", "update", "-q", "--init", env=env)
     for path, old, new, message in edits:
         file = work / path
-        assert old in file.read_text()
-        file.write_text(file.read_text().replace(old, new, 1))
+        if not old and not file.exists():  # the patch creates the file
+            write(file, new)
+        else:
+            assert old in file.read_text()
+            file.write_text(file.read_text().replace(old, new, 1))
         commit_all(work, message, env)
     rust_dir = world.patches / OLD / "rust"
     shutil.rmtree(rust_dir)
@@ -198,3 +201,51 @@ def test_a_module_renamed_into_a_directory_named_after_one_of_its_words_is_follo
     row, report = report_of(world)
     assert row.split(" | ")[1].startswith("relocated"), report
     assert f"{old}:3 -> {new}:63 (file moved: {old} -> {new})" in report, report
+
+
+UI_TESTS = {f"src/test/ui/{group}/{name}.rs": f"// {group}: {name}\nfn main() {{ assert_eq!({n}, {n}); }}\n"
+            for n, (group, name) in enumerate([("issues", "issue-44056"), ("issues", "issue-71798"),
+                                               ("lint", "lint-unused-mut"), ("parser", "parser-recovery")])}
+NEW_TEST = ("src/test/ui/my-flag/my-flag-works.rs", "",
+            "// check-pass\n// compile-flags: -Z my-flag\nfn main() {}\n", "ui test: -Z my-flag")
+
+
+def test_a_file_created_in_a_new_directory_of_a_moved_one_follows_the_move(world):
+    """1.63's src/test/ui is 1.85's tests/ui: a patch that starts src/test/ui/my-flag/ is carried to
+    tests/ui/my-flag/, reported as a relocation with why, and src/test/ does not come back."""
+    moved = {path: None for path in UI_TESTS} | {"tests/" + path[len("src/test/"):]: text
+                                                 for path, text in UI_TESTS.items()}
+    series_onto(world, UI_TESTS, [NEW_TEST], moved)
+    row, report = report_of(world)
+    assert row.split(" | ")[1].startswith("relocated"), report
+    assert ("src/test/ui/my-flag/my-flag-works.rs (new file) -> tests/ui/my-flag/my-flag-works.rs "
+            "(directory moved: src/test/ -> tests/)") in report, report
+    res = world.run("rebase", "--onto", "origin/main", "--no-config")
+    assert res.returncode == 0, res.stderr
+    assert (world.checkout / "tests/ui/my-flag/my-flag-works.rs").read_text() == NEW_TEST[2]
+    assert not (world.checkout / "src/test").exists()
+    entry = tomllib.loads((world.patches / "series.toml").read_text())["sets"][NEW]
+    carried = (world.patches / NEW / "rust" / entry["repos"]["."]["patches"][0]).read_text()
+    assert "+++ b/tests/ui/my-flag/my-flag-works.rs" in carried and "src/test/" not in carried, carried
+
+
+def test_a_file_created_in_a_directory_gone_to_no_one_place_stops_with_a_finding(world):
+    """src/test/ui's files went half to tests/ui, half to tests/ui-fulldeps: where the new test goes
+    cannot be told, so the rebase stops and says the directory is gone and where its files went;
+    --continue keeps the file where the patch put it."""
+    split = {path: None for path in UI_TESTS}
+    for n, (path, text) in enumerate(UI_TESTS.items()):
+        split[("tests/ui/" if n % 2 else "tests/ui-fulldeps/") + path[len("src/test/ui/"):]] = text
+    series_onto(world, UI_TESTS, [NEW_TEST], split)
+    finding = ("directory gone upstream (src/test/ui/my-flag/my-flag-works.rs: created in src/test/ui/, which is "
+               "gone upstream; its files went to: tests/ui-fulldeps/ (2), tests/ui/ (2))")
+    row, report = report_of(world)
+    assert row.split(" | ")[1] == finding + ": the rebase stops here", report
+    res = world.run("rebase", "--onto", "origin/main", "--no-config")
+    assert res.returncode == 6 and finding in res.stderr, res.stderr
+    assert not (world.checkout / "src/test").exists()
+    res = world.run("rebase", "--continue", "--no-config")
+    assert res.returncode == 0, res.stderr
+    report = (world.patches / NEW / "rebase-report.md").read_text()
+    assert finding + ", resolved by hand" in report, report
+    assert (world.checkout / NEW_TEST[0]).read_text() == NEW_TEST[2]
