@@ -527,8 +527,9 @@ class Replay:
         ranked = votes.most_common(3)
         if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
             return ranked[0][0] + path[len(gone):], ""
-        went = ", ".join(f"{d}/ ({n})" for d, n in ranked) if ranked else "none of them is in the new tree by name"
-        return path, f"{path}: created in {gone}/, which is gone upstream; its files went to: {went}"
+        went = "its files went to: " + ", ".join(f"{d}/ ({n})" for d, n in ranked) if ranked else \
+            "none of its files is in the new tree by name"
+        return path, f"{path}: created in {gone}/, which is gone upstream; {went}"
 
     def _where_files_went(self, directory: str, old: TreeView, tip: TreeView) -> collections.Counter[str]:
         """New directory -> how many of the old directory's files (the first 20) are found there
