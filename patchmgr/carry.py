@@ -18,6 +18,10 @@ tip, trying in order:
   reindented, or (in rustc's tests/) with compiletest directives as `//@`, and
   with --fuzz N up to N outer context lines may differ where the hunk has one
   place only (hunks.place). Every hunk not placed exactly is reported.
+A created file whose directory (or a directory above it) the new base no
+longer has follows that directory to where its files went; when that cannot
+be told, the file stays at its path and a finding says so (`Carried.findings`),
+as git apply would silently bring the old directory back.
 A result equal to the tip is an empty carry (the change is already there).
 """
 
@@ -61,6 +65,9 @@ class Carried:
     failures: list[str] = field(default_factory=list)  # hunks that could not be placed, with why
     gone: bool = False  # every file the patch changes is gone and its context is nowhere
     already: int = 0  # hunks whose change the tip already has
+    #: created files whose directory is gone upstream to no place that can be told: the tree has
+    #: them at their old path, which a reviewer must decide on
+    findings: list[str] = field(default_factory=list)
 
 
 class TreeView:
@@ -131,6 +138,19 @@ class TreeView:
                     found[line].add(path)
         for line, paths in found.items():
             self._grep[line] = sorted(paths) if len(paths) <= _GREP_FILES else []
+
+
+def gone_directory(path: str, old: TreeView, tip: TreeView) -> str | None:
+    """The directory above `path` that the old tree had and the new one has not (the nearest
+    the old tree had: a created file may start a new directory inside a moved one), or None
+    when the file's place still exists (or never did)."""
+    for parent in PurePosixPath(path).parents:
+        directory = str(parent)
+        if directory == "." or tip.has_dir(directory):
+            return None
+        if old.has_dir(directory):
+            return directory
+    return None
 
 
 def module_key(path: str) -> str:
@@ -254,15 +274,12 @@ class Replay:
         return [parse_section(text, fc.old_path, fc.new_path) for text, fc in zip(sections(patch.diff), patch.files)]
 
     def _vanished_dirs(self, diffs: list[FileDiff], parent: str, tip_tree: str) -> list[str]:
-        """Directories a created file goes into that existed on the old base and are gone now."""
-        gone = []
-        for fd in diffs:
-            if fd.old_path is None and fd.new_path:
-                directory = str(PurePosixPath(fd.new_path).parent)
-                if directory != "." and not self.view(tip_tree).has_dir(directory) and \
-                        self.view(self.tree_of(parent)).has_dir(directory):
-                    gone.append(directory)
-        return gone
+        """Directories above a created file that existed on the old base and are gone now: git
+        apply would create the file there and bring the old directory back, so the file must
+        follow the directory's move instead (see `_new_file_path`)."""
+        old, tip = self.view(self.tree_of(parent)), self.view(tip_tree)
+        return [gone for fd in diffs if fd.old_path is None and fd.new_path
+                and (gone := gone_directory(fd.new_path, old, tip)) is not None]
 
     def _apply(self, tip: str, diff: str) -> str | None:
         self.repo.run("read-tree", tip, env=self.env)
@@ -327,7 +344,9 @@ class Replay:
                     contents[fd.old_path] = None
                 continue
             if fd.old_path is None:  # created
-                target = self._new_file_path(fd.new_path, old, tip)
+                target, finding = self._new_file_path(fd.new_path, old, tip)
+                if finding:
+                    result.findings.append(finding)
                 existing = tip.text(target)
                 body = [line for h in fd.hunks for line in h.after]
                 if existing is not None and split_lines(existing) != body:
@@ -497,11 +516,24 @@ class Replay:
                 found.append(other)
         return found if len(found) == 1 else []
 
-    def _new_file_path(self, path: str, old: TreeView, tip: TreeView) -> str:
-        """A created file's path, its directory followed where upstream moved it (by where its siblings went)."""
-        directory = str(PurePosixPath(path).parent)
-        if directory == "." or tip.has_dir(directory) or not old.has_dir(directory):
-            return path
+    def _new_file_path(self, path: str, old: TreeView, tip: TreeView) -> tuple[str, str]:
+        """A created file's path, with its gone directory followed to where upstream moved it (by
+        where that directory's files went): (path, "") or, when the move cannot be told (its files
+        are nowhere, or went to several places as often), (path unchanged, the finding)."""
+        gone = gone_directory(path, old, tip)
+        if gone is None:
+            return path, ""
+        votes = self._where_files_went(gone, old, tip)
+        ranked = votes.most_common(3)
+        if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+            return ranked[0][0] + path[len(gone):], ""
+        went = "its files went to: " + ", ".join(f"{d}/ ({n})" for d, n in ranked) if ranked else \
+            "none of its files is in the new tree by name"
+        return path, f"{path}: created in {gone}/, which is gone upstream; {went}"
+
+    def _where_files_went(self, directory: str, old: TreeView, tip: TreeView) -> collections.Counter[str]:
+        """New directory -> how many of the old directory's files (the first 20) are found there
+        under the same relative path, by the file's new path as `_candidates` finds it."""
         votes: collections.Counter[str] = collections.Counter()
         siblings = [p for p in old.paths if p.startswith(directory + "/")][:20]
         for sibling in siblings:
@@ -509,9 +541,7 @@ class Replay:
             for moved in self._candidates(sibling, tip)[:1]:
                 if moved.endswith("/" + rel):
                     votes[moved[:-len(rel) - 1]] += 1
-        if not votes:
-            return path
-        return votes.most_common(1)[0][0] + "/" + PurePosixPath(path).name
+        return votes
 
     def _merge_file(self, base: str | None, ours: list[str], theirs: str | None) -> str | None:
         """git merge-file of the three texts: the merged text, or None on a conflict."""

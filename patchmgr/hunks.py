@@ -31,6 +31,8 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _LINES = re.compile(r"[^\n]*\n|[^\n]+$")
 REINDENTED = "reindented as the file now is"
 DIRECTIVES = "compiletest directives written as //@"
+LEAD_ONLY = "only its leading context matches there"
+TRAIL_ONLY = "only its trailing context matches there"
 #: a compiletest header line of rustc's tests before 1.78: `// only-x86_64`, `//[rev] compile-flags: -O`
 _DIRECTIVE = re.compile(r"^()//(\[[\w,-]+\])? ?((?:(?:only|ignore|needs|min|max|normalize|aux|pretty|check|build|"
                         r"run|dont-check)-[\w.-]+|revisions|compile-flags|no-prefer-dynamic|edition|error-pattern|"
@@ -69,6 +71,7 @@ class Placement:
     new_line: int  # where it was placed in the new file (1-based)
     fuzz: int = 0  # outer context lines that differ from the file's
     how: str = ""  # a rewrite the hunk needed to match: REINDENTED or DIRECTIVES, else exact
+    #: (best_place only: LEAD_ONLY or TRAIL_ONLY, a place its context alone says)
 
 
 def split_lines(text: str) -> list[str]:
@@ -162,6 +165,25 @@ def place(lines: list[str], hunks: tuple[Hunk, ...], fuzz: int = 0, directives: 
         shift = first - max(hunk.old_start - 1, 0) + len(hunk.after) - len(hunk.before)
         floor = at + len(replacement)
     return out, placements, missing
+
+
+def best_place(lines: list[str], hunk: Hunk, directives: bool = False) -> Placement | None:
+    """Where the hunk's preimage matches the file best, for a conflict report that shows what the
+    tree has there: `place` with the least fuzz that places it (exactly, reindented or with
+    compiletest directives first), up to every outer context line set aside; else where its
+    leading, then its trailing, context alone is, at one place and held by a telling line (the
+    lines it removes were changed upstream); None when nothing of it has one place in the file.
+    Never used to apply: the file is not changed."""
+    for fuzz in range(hunk.lead + hunk.trail + 1):
+        _, placements, _ = place(lines, (hunk,), fuzz, directives)
+        if placements:
+            return placements[0]
+    for side, offset, how in ((hunk.before[:hunk.lead], 0, LEAD_ONLY),
+                              (hunk.before[len(hunk.before) - hunk.trail:], len(hunk.before) - hunk.trail, TRAIL_ONLY)):
+        spots = find_all(lines, side) if any(_telling(line) for line in side) else []
+        if len(spots) == 1:
+            return Placement(0, hunk.old_start, max(spots[0] - offset, 0) + 1, how=how)
+    return None
 
 
 def _locate(lines: list[str], hunk: Hunk, expected: int, floor: int, fuzz: int, directives: bool

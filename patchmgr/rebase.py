@@ -55,7 +55,8 @@ CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED = (
     "clean", "merged 3-way", "relocated", "dropped as upstream", "superseded by upstream", "gone", "resolved by hand",
     "skipped by hand")
 NO_COMPILE = "does not compile"
-OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED, NO_COMPILE)
+DIR_GONE = "directory gone upstream"
+OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, DIR_GONE, GONE, BY_HAND, SKIPPED, NO_COMPILE)
 REPORT_NAME = "rebase-report.md"
 
 
@@ -367,8 +368,11 @@ def decide(replay: carry.Replay, journal: state.RebaseJournal, repo: Repo, patch
             return Decision(finding, stop=True)
     if carried.word == carry.FAILED:
         finding = f"{GONE} ({'; '.join(carried.failures)})" if carried.gone else ""
-        detail = "" if carried.gone else "; ".join(carried.failures)
+        detail = "" if carried.gone else "; ".join(carried.failures + carried.findings)
         return Decision(finding, detail, stop=True, am=True, relocations=carried.relocations)
+    if carried.findings and patch.label not in journal.taken:
+        # git am would create the file in the old directory without a word: a decision, not a conflict
+        return Decision(f"{DIR_GONE} ({'; '.join(carried.findings)})", stop=True, relocations=carried.relocations)
     word = {carry.CLEAN: CLEAN, carry.MERGED: MERGED, carry.RELOCATED: RELOCATED}[carried.word]
     moved = len(carried.relocations)
     detail = f"{moved} {'hunk' if moved == 1 else 'hunks'} placed elsewhere, see below" if moved else ""

@@ -89,6 +89,23 @@ def test_conflict_reports_and_abort_restores(world):
     assert snapshot(world) == before
 
 
+def test_conflict_report_shows_the_tree_where_the_hunk_is_now(world):
+    """Issue 26 point 8: the tree gained 30 lines above the hunk and changed its removed line: the
+    report shows the tree's lines where the hunk's context is now (line 41, not the patch's 11),
+    says how they match there, and shows none of the 30 new lines."""
+    conflicting_world(world)
+    lib = world.checkout / "compiler/rustc_codegen_llvm/src/lib.rs"
+    lib.write_text("".join(f"// a line upstream added above, number {i}\n" for i in range(30)) + lib.read_text())
+    git(world.checkout, "commit", "-qam", "upstream adds lines above f3", env=world.env)
+    res = world.run("apply")
+    assert res.returncode == 6, res.stderr
+    shown = res.stderr.split("the tree has")[1].splitlines()
+    assert shown[0] == " at line 41 (only its leading context matches there):", res.stderr
+    assert shown[1:5] == ["      | }", "      | ", "      | pub fn f3(x: f64) -> f64 {", "      |     x * 3.5"], res.stderr
+    assert "a line upstream added above" not in res.stderr
+    ok(world.run("apply", "--abort"))
+
+
 def test_abort_refuses_to_discard_a_change_made_while_stopped(world):
     """Issue 25, class 1: a tracked file the apply never writes, edited while it was stopped, is not
     reset by --abort: it refuses naming the file, before any change."""

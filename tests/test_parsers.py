@@ -662,10 +662,49 @@ def test_failing_hunks_reports_what_the_tree_has():
                        ("compiler/rustc_session/src/options.rs", "@@ -3,4 +3,6 @@ options! {", False),
                        ("src/bootstrap/compile.rs", "new file", False),
                        ("src/bootstrap/config.rs", "whole file", True)]
-    assert failures[0].expected == ["fn codegen() {", "}"] and failures[0].found == ["fn other() {", "}"]
+    # neither `fn codegen() {` nor a telling line of its context is in the file: no place is shown
+    assert failures[0].expected == ["fn codegen() {", "}"] and failures[0].found == [] and failures[0].line is None
     lines = diagnose.render(failures)
     assert "  src/bootstrap/config.rs: the file does not exist in the tree" in lines
-    assert "      | fn other() {" in lines
+    assert ("    the tree has no one place where these lines match, even with the hunk's outer context lines set aside"
+            in lines), lines
+    assert "      | fn other() {" not in lines
+
+
+STEPS = "".join(f"fn step_{i}() -> u32 {{\n    compute_the_step_number({i})\n}}\n\n" for i in range(8))
+STEP_PATCH = "\n".join(["diff --git a/src/steps.rs b/src/steps.rs", "--- a/src/steps.rs", "+++ b/src/steps.rs",
+                        "@@ -17,6 +17,7 @@", " fn step_4() -> u32 {", "     compute_the_step_number(4)", " }",
+                        "+// step 4 is differentiable", " ", " fn step_5() -> u32 {",
+                        "     compute_the_step_number(5)", ""])
+
+
+def test_failing_hunks_shows_the_tree_where_the_hunks_lines_are_now():
+    """Upstream inserted 40 lines above the hunk and edited one of its context lines: the tree's
+    lines are shown where the hunk's lines are now, with that line number and how they match,
+    not the 40 new lines at the patch's line 17."""
+    inserted = "".join(f"// upstream's new line {i}\n" for i in range(40))
+    tree = {"src/steps.rs": inserted + STEPS.replace("compute_the_step_number(5)", "compute_the_step_number(5, ctx)")}
+    [failure] = diagnose.failing_hunks(STEP_PATCH, tree.get)
+    assert failure.line == 57 and failure.how == "1 of its 6 context lines differ", failure
+    assert failure.found == ["fn step_4() -> u32 {", "    compute_the_step_number(4)", "}", "", "fn step_5() -> u32 {",
+                             "    compute_the_step_number(5, ctx)"], failure
+    lines = diagnose.render([failure])
+    assert "    the tree has at line 57 (1 of its 6 context lines differ):" in lines, lines
+    assert not any("upstream's new line" in line for line in lines), lines
+
+
+def test_failing_hunks_finds_the_hunk_by_its_context_when_its_lines_changed():
+    """Lines inserted above, and the hunk's own lines (here all but its leading context) changed:
+    the leading context, found once in the file, says where; nothing telling of it: no place."""
+    patch = STEP_PATCH.replace("@@ -17,6 +17,7 @@", "@@ -17,6 +17,6 @@").replace(
+        " }\n+// step 4 is differentiable\n", "-}\n+} // step 4 is differentiable\n")
+    inserted = "".join(f"// upstream's new line {i}\n" for i in range(40))
+    edited = STEPS.replace("fn step_5() -> u32 {", "pub fn step_5() -> u32 {").replace("(4)\n}", "(4)\n};")
+    [failure] = diagnose.failing_hunks(patch, {"src/steps.rs": inserted + edited}.get)
+    assert failure.line == 57 and failure.how == "only its leading context matches there", failure
+    assert failure.found[:3] == ["fn step_4() -> u32 {", "    compute_the_step_number(4)", "};"], failure
+    [failure] = diagnose.failing_hunks(patch, {"src/steps.rs": inserted + edited.replace("(4)", "(4, ctx)")}.get)
+    assert failure.line is None and failure.found == [], failure
 
 
 def test_surface_read_from_the_patch():

@@ -110,6 +110,26 @@ def test_rebase_conflict_resolved_upstreamed_patch_dropped_moved_file_merged(wor
     assert world.git("rev-parse", "HEAD").strip() == up["onto"] and world.git("branch", "--list", "patchmgr/*") == ""
 
 
+def test_rebase_conflict_shows_the_tree_where_the_hunk_is_now(world):
+    """Issue 26 point 8: upstream added 30 lines above f3 and rewrote the line the patch changes:
+    the rebase's stop shows the tree's lines where the hunk's context is now (line 41), not the
+    30 new lines at the patch's line 11."""
+    up = world.upstream
+    lib = up / LIB
+    lib.write_text("".join(f"// upstream's new line {i}\n" for i in range(30))
+                   + lib.read_text().replace("    x * 3.0\n", "    3.0 * x\n"))
+    write(up / "src/version", "1.64.0\n")
+    commit_upstream(up, "Rust 1.64.0", world.env)
+    world.git("fetch", "-q", "origin")
+    res = world.run("rebase", "--onto", "origin/main")
+    assert res.returncode == 6, res.stderr
+    shown = res.stderr.split("the tree has")[1].splitlines()
+    assert shown[0] == " at line 41 (only its leading context matches there):", res.stderr
+    assert shown[3:5] == ["      | pub fn f3(x: f64) -> f64 {", "      |     3.0 * x"], res.stderr
+    assert "upstream's new line" not in res.stderr
+    assert world.run("rebase", "--abort").returncode == 0
+
+
 def test_rebase_abort_restores_everything_exactly(world):
     move_upstream(world, "exact")
     world.git("checkout", "-q", "-b", "work")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tomllib
 
+import pytest
 from fixture import commit_all, commit_upstream, git, manifest_text, write
 
 OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"
@@ -70,8 +71,11 @@ def series_onto(world, files: dict[str, str], edits: list[tuple[str, str, str, s
     git(work, "submodule", "update", "-q", "--init", env=env)
     for path, old, new, message in edits:
         file = work / path
-        assert old in file.read_text()
-        file.write_text(file.read_text().replace(old, new, 1))
+        if not old and not file.exists():  # the patch creates the file
+            write(file, new)
+        else:
+            assert old in file.read_text()
+            file.write_text(file.read_text().replace(old, new, 1))
         commit_all(work, message, env)
     rust_dir = world.patches / OLD / "rust"
     shutil.rmtree(rust_dir)
@@ -198,3 +202,68 @@ def test_a_module_renamed_into_a_directory_named_after_one_of_its_words_is_follo
     row, report = report_of(world)
     assert row.split(" | ")[1].startswith("relocated"), report
     assert f"{old}:3 -> {new}:63 (file moved: {old} -> {new})" in report, report
+
+
+UI_TESTS = {f"src/test/ui/{group}/{name}.rs": f"// {group}: {name}\nfn main() {{ assert_eq!({n}, {n}); }}\n"
+            for n, (group, name) in enumerate([("issues", "issue-44056"), ("issues", "issue-71798"),
+                                               ("lint", "lint-unused-mut"), ("parser", "parser-recovery")])}
+NEW_TEST = ("src/test/ui/my-flag/my-flag-works.rs", "",
+            "// check-pass\n// compile-flags: -Z my-flag\nfn main() {}\n", "ui test: -Z my-flag")
+
+
+TYPECK = {f"compiler/rustc_typeck/src/check/{name}.rs": f"// {name}\npub fn {name}_of_the_item() {{}}\n"
+          for name in ("wfcheck", "intrinsic", "dropck", "compare_method")}
+
+
+@pytest.mark.parametrize("files,created,old_root,new_root", [
+    (UI_TESTS, NEW_TEST[0], "src/test", "tests"),
+    (TYPECK, "compiler/rustc_typeck/src/check/autodiff/enzyme.rs", "compiler/rustc_typeck", "compiler/rustc_hir_analysis"),
+], ids=["src-test-to-tests", "typeck-to-hir-analysis"])
+def test_a_file_created_in_a_new_directory_of_a_moved_one_follows_the_move(world, files, created, old_root, new_root):
+    """1.63's src/test/ui is 1.85's tests/ui (and rustc_typeck's sources rustc_hir_analysis's): a
+    patch that starts a new directory in the old one is carried to the same place in the new one,
+    reported as a relocation with why, and the old directory does not come back."""
+    moved = {path: None for path in files} | {new_root + path[len(old_root):]: text for path, text in files.items()}
+    new, gone, why = new_root + created[len(old_root):], old_root, f"{old_root}/ -> {new_root}/"
+    series_onto(world, files, [(created, "", NEW_TEST[2], "a new file in a new directory")], moved)
+    row, report = report_of(world)
+    assert row.split(" | ")[1].startswith("relocated"), report
+    assert f"{created} (new file) -> {new} (directory moved: {why})" in report, report
+    res = world.run("rebase", "--onto", "origin/main", "--no-config")
+    assert res.returncode == 0, res.stderr
+    assert (world.checkout / new).read_text() == NEW_TEST[2]
+    assert not (world.checkout / gone).exists()
+    entry = tomllib.loads((world.patches / "series.toml").read_text())["sets"][NEW]
+    carried = (world.patches / NEW / "rust" / entry["repos"]["."]["patches"][0]).read_text()
+    assert f"+++ b/{new}" in carried and gone + "/" not in carried, carried
+
+
+def split_ui_tests() -> dict:
+    """src/test/ui's files, half moved to tests/ui, half to tests/ui-fulldeps."""
+    split: dict[str, str | None] = {path: None for path in UI_TESTS}
+    for n, (path, text) in enumerate(UI_TESTS.items()):
+        split[("tests/ui/" if n % 2 else "tests/ui-fulldeps/") + path[len("src/test/ui/"):]] = text
+    return split
+
+
+@pytest.mark.parametrize("new_files,where", [
+    (split_ui_tests(), "its files went to: tests/ui-fulldeps/ (2), tests/ui/ (2)"),
+    ({path: None for path in UI_TESTS}, "none of its files is in the new tree by name"),
+], ids=["split-in-two", "deleted"])
+def test_a_file_created_in_a_directory_gone_to_no_one_place_stops_with_a_finding(world, new_files, where):
+    """src/test/ui's files went half to tests/ui, half to tests/ui-fulldeps, or nowhere: where the
+    new test goes cannot be told, so the rebase stops and says the directory is gone and where its
+    files went; --continue keeps the file where the patch put it."""
+    series_onto(world, UI_TESTS, [NEW_TEST], new_files)
+    finding = ("directory gone upstream (src/test/ui/my-flag/my-flag-works.rs: created in src/test/ui/, which is "
+               f"gone upstream; {where})")
+    row, report = report_of(world)
+    assert row.split(" | ")[1] == finding + ": the rebase stops here", report
+    res = world.run("rebase", "--onto", "origin/main", "--no-config")
+    assert res.returncode == 6 and finding in res.stderr, res.stderr
+    assert not (world.checkout / "src/test").exists()
+    res = world.run("rebase", "--continue", "--no-config")
+    assert res.returncode == 0, res.stderr
+    report = (world.patches / NEW / "rebase-report.md").read_text()
+    assert finding + ", resolved by hand" in report, report
+    assert (world.checkout / NEW_TEST[0]).read_text() == NEW_TEST[2]
