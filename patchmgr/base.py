@@ -167,18 +167,26 @@ def series_limit(manifest: Manifest) -> int:
 
 
 def find_base(repo: Repo, ws_base: str, patch_set: PatchSet) -> str:
-    """The commit of this repository that is the set's upstream base: its upstream commit, else the
-    import of its release tree: on the tree's base or a branch whose `git-commit-hash` names it, the
-    commit that last wrote that file (a branch's own commits on top are not the base)."""
-    if repo.rev(patch_set.commit):
-        return patch_set.commit
+    """The commit of this repository that is the set's upstream base (release_base), or an error."""
+    base = release_base(repo, ws_base, patch_set.commit)
+    if base is None:
+        raise UnknownBase(f"no commit of this checkout is the base of {patch_set.name} (rustc {patch_set.rustc}, "
+                          f"{patch_set.commit[:12]}); check out or import that tree first")
+    return base
+
+
+def release_base(repo: Repo, ws_base: str, commit: str) -> str | None:
+    """The commit of this repository that is upstream `commit`: itself, else the import of its
+    release tree: on the tree's base or a branch whose `git-commit-hash` names it, the commit
+    that last wrote that file (a branch's own commits on top are not the base); None if none."""
+    if repo.rev(commit):
+        return commit
     tips = [ws_base] + [line.split()[0] for line in
                         repo.run("for-each-ref", "--format=%(objectname)", "refs/heads/", readonly=True).splitlines()]
     for tip in tips:
-        if read_tarball_ids(repo, tip)[1] == patch_set.commit:
+        if read_tarball_ids(repo, tip)[1] == commit:
             return repo.run("log", "-1", "--format=%H", tip, "--", "git-commit-hash", readonly=True).strip() or tip
-    raise UnknownBase(f"no commit of this checkout is the base of {patch_set.name} (rustc {patch_set.rustc}, "
-                      f"{patch_set.commit[:12]}); check out or import that tree first")
+    return None
 
 
 def repo_base(superproject: Repo, super_base: str, path: str, patch_set: PatchSet) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from patchmgr.base import find_root, read_tarball_ids, repo_state, series_limit
+from patchmgr.base import find_root, release_base, repo_state, series_limit
 from patchmgr.carry import Replay
 from patchmgr.errors import BadInput, GitFailed, PatchmgrError, WrongState
 from patchmgr.export import formatted, strip_trailers
@@ -241,14 +241,11 @@ def _import_base(root: Path | None, repo_path: str, commit: str, limit: int) -> 
     if root is None:
         return "no checkout around the current directory to build the commits in"
     superproject = Repo(root)
-    base = commit if superproject.rev(commit) else None
-    if base is None:
-        try:
-            below = repo_state(superproject, None, limit).base
-        except PatchmgrError:
-            below = None
-        if below and read_tarball_ids(superproject, below)[1] == commit:
-            base = below
+    try:
+        below = repo_state(superproject, None, limit).base
+    except PatchmgrError:
+        below = superproject.head()
+    base = release_base(superproject, below, commit)
     if base is None:
         return f"the set's commit {commit[:12]} is not in {root} (neither a commit nor a release tree's git-commit-hash)"
     if repo_path == SUPERPROJECT:

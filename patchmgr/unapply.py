@@ -82,7 +82,7 @@ def _steps(ws: Workspace, journal: state.UnapplyJournal, patch_set: PatchSet,
     fault("unapply:enzyme")
     state.remove(ws.git_dir, state.APPLIED_FILE)
     state.remove(ws.git_dir, state.OP_FILE)
-    say(f"unapplied set {patch_set.name}; every repository is back at its base")
+    say(f"unapplied set {patch_set.name}; every repository is back where apply found it")
 
 
 def resume(ws: Workspace) -> None:

@@ -175,3 +175,18 @@ def test_a_line_added_by_hand_without_fixing_the_hunk_count_is_refused(world):
         assert "a hunk line its @@ header does not count" in res.stderr and "a line the @@ header" in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
     assert snapshot(world) == before
+
+
+def test_import_of_a_range_on_a_release_tree_builds_on_the_range_base_not_the_branch_tip(tarball_world):
+    """On a release tree (no upstream commit in the checkout) the imported files are export's form:
+    they are built on the release's import, not on the tip of the branch that holds them."""
+    world = tarball_world
+    base = world.git("rev-parse", "HEAD").strip()
+    _dev_branch_with_the_series(world)
+    mine = world.tmp / "mine"
+    res = ok(world.run("--patches", str(mine), "import", f"{base}..dev", "--set", "mine", "--rustc", "1.63.0",
+                       "--commit", world.base, "--llvm", "14"))
+    assert "import's form" not in res.stderr, res.stderr
+    ok(world.run("--patches", str(mine), "apply", "--no-config", "--set", "mine"))
+    res = ok(world.run("--patches", str(mine), "export"))
+    assert "nothing changed" in res.stderr
