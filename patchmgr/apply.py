@@ -30,7 +30,7 @@ def apply(ws: Workspace, set_name: str | None) -> PatchSet:
     patch_set = view.patch_set
     repos = [v.repo for v in view.repos] + [r for r in [ws.enzyme_repo(patch_set)] if r]
     if view.fully_applied and not any(v.drifted for v in view.patched_repos):
-        ws.require_ready(repos, gitlinks=view.own_gitlinks)
+        ws.require_ready(repos, gitlinks=view.own_gitlinks, writes=False)
         say(f"set {patch_set.name} is already applied; nothing to do")
         return patch_set
     # imported only now: a no-op apply, the common case, never needs the engine (start-up stays small)

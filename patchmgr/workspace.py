@@ -242,13 +242,17 @@ class Workspace:
         target = self.root / patch_set.enzyme.path
         return Repo(target, patch_set.enzyme.path) if (target / ".git").exists() else None
 
-    def require_ready(self, repos: list[Repo], ours: bool = False, gitlinks: list[str] | None = None) -> None:
+    def require_ready(self, repos: list[Repo], ours: bool = False, gitlinks: list[str] | None = None,
+                      writes: bool = True) -> None:
         """Refuse before any change when a git operation is stopped, or a git lock file
         exists, in any of `repos`, or a tracked file has uncommitted changes.
 
         With `ours`, a stopped git am whose mail patchmgr tagged is the run being
         continued, not the user's. `gitlinks` (View.own_gitlinks) are submodules
-        whose new HEAD is the set's to record, not an uncommitted change.
+        whose new HEAD is the set's to record, not an uncommitted change. Without
+        `writes` (a command that then writes nothing, such as a no-op apply) files
+        hidden by index flags are not looked for: a listing of the whole index is
+        the dearest read here, and nothing would overwrite them.
         """
         for repo in repos:
             what = repo.operation_in_progress()
@@ -260,7 +264,8 @@ class Workspace:
             if locks:
                 raise WrongState(f"{locks[0]} exists: a git command is running in {repo.label}, or one was killed; "
                                  "if none is running, remove that file (nothing was changed)")
-        self.require_no_hidden_changes(repos)
+        if writes:
+            self.require_no_hidden_changes(repos)
         if not ours:
             self.require_clean(repos, gitlinks or [])
 
