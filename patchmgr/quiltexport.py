@@ -233,7 +233,8 @@ def _present(directory: Path) -> list[str]:
     if not os.path.lexists(directory):
         return []
     if not directory.is_dir() or directory.is_symlink():
-        raise WrongState(f"{directory} is not a directory; give a new or empty directory to export --quilt")
+        raise WrongState(f"{directory} is not a directory (or is a symbolic link); give a new or empty directory "
+                         "to export --quilt")
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_symlink() or not p.is_dir())
 
 
