@@ -29,7 +29,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "status": ("patchmgr status", "patchmgr status --json | jq .state"),
     "check": ("patchmgr check", "patchmgr check --set autodiff-1.63.0 --keep"),
     "lint": ("patchmgr --patches ~/my-series lint", "patchmgr lint --set autodiff-1.63.0"),
-    "export": ("patchmgr export --patches ~/src/patchmgr/patches",),
+    "export": ("patchmgr export --patches ~/src/patchmgr/patches", "patchmgr export --quilt ../debian-patches"),
     "rebase": ("patchmgr rebase --onto 1.64.0", "patchmgr rebase --dry-run --onto upstream/master --new-set ad-next"),
     "diff-sets": ("patchmgr diff-sets autodiff-1.63.0 autodiff-1.64.0",),
     "init": ("patchmgr init ~/my-series",),
@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically",
                 "patchmgr.export:command", changes_tree=True, writes_patches=True)
+    p.add_argument("--quilt", type=Path, metavar="DIR",
+                   help="instead, write one repository's patch branch as a quilt series (series and one patch per "
+                        "commit, headers as imported) into DIR: new, empty, or one export --quilt wrote")
+    p.add_argument("--repo", default=".", metavar="PATH", help="with --quilt: the repository (default '.')")
 
     p = command("rebase", "carry the set onto a newer upstream, patch by patch; writes a new set and a report, "
                 "then applies it", "patchmgr.rebase:command", changes_tree=True, writes_patches=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchmgr import state
-from patchmgr.errors import BadInput, WrongState
+from patchmgr.errors import BadInput, UsageError, WrongState
 from patchmgr.faults import fault
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
@@ -45,8 +45,13 @@ def strip_trailers(text: str) -> str:
     else:
         body, sep, rest = after.partition("\n---\n")
         rest = sep[1:] + rest
-    body = _OURS.sub("", body).rstrip("\n")
+    body = without_own_trailers(body).rstrip("\n")
     return headers + "\n\n" + (body + "\n" if body else "") + rest
+
+
+def without_own_trailers(message: str) -> str:
+    """A commit message without the Patchmgr-Set and Patchmgr-Patch trailers apply added."""
+    return _OURS.sub("", message)
 
 
 @dataclass
@@ -221,6 +226,13 @@ def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]
 
 
 def command(ws: Workspace, args) -> None:
-    """`patchmgr export`: one line per file written or removed."""
+    """`patchmgr export`: one line per file written or removed; `--quilt DIR` writes a quilt
+    series instead (patchmgr/quiltexport.py)."""
+    if args.quilt is not None:
+        from patchmgr import quiltexport
+
+        return quiltexport.command(ws, args)
+    if args.repo != ".":
+        raise UsageError("--repo goes with --quilt: export writes every repository's patch files")
     for line in export_set(ws, args.set_name) or ["nothing changed: the files match the branches"]:
         say(line)

@@ -22,7 +22,16 @@ from patchmgr.export import formatted, strip_trailers
 from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import Patch, parse_patch
-from patchmgr.quilt import SeriesEntry, diff_start, git_diff, patch_stem, read_patch_bytes, read_series
+from patchmgr.quilt import (
+    SeriesEntry,
+    diff_start,
+    git_diff,
+    kept_trailers,
+    patch_stem,
+    read_patch_bytes,
+    read_series,
+    series_lines,
+)
 from patchmgr.safety import path_problem
 from patchmgr.scratch import scratch_dir
 from patchmgr.series import (
@@ -97,8 +106,11 @@ def mails_from_directory(directory: Path) -> list[tuple[str, str]]:
 
 def mails_from_quilt(series: Path) -> list[tuple[str, str]]:
     """(file name, mail) for each patch of a quilt series, in the series' order, each doing
-    what `quilt push` does with it (its -pN and -R honoured)."""
-    entries = read_series(series, utf8(series.read_bytes(), str(series)))
+    what `quilt push` does with it (its -pN and -R honoured), and each keeping in Quilt-*
+    trailers its file name, series lines and header for `export --quilt`."""
+    text = utf8(series.read_bytes(), str(series))
+    entries = read_series(series, text)
+    contexts, end = series_lines(text, entries)
     mails = []
     for number, entry in enumerate(entries, 1):
         where = entry.where(series)
@@ -109,26 +121,51 @@ def mails_from_quilt(series: Path) -> list[tuple[str, str]]:
         if not path.is_file():
             raise BadInput(f"{where}: lists {entry.name}, which does not exist")
         # bytes decoded as they are: a CR in a patch is refused by validation, not silently dropped
-        text = utf8(read_patch_bytes(path, where), where)
-        mail = quilt_to_mail(text, patch_stem(entry.name), entry, where)
+        patch = utf8(read_patch_bytes(path, where), where)
+        head = patch.split("\n")[:diff_start(patch.split("\n"))]
+        kept = kept_trailers(entry.name, contexts[number - 1], head, end if number == len(entries) else None)
+        mail = quilt_to_mail(patch, patch_stem(entry.name), entry, where, kept)
         subject = mail.split("Subject: [PATCH] ", 1)[1].split("\n", 1)[0]
         mails.append((f"{number:04d}-{sanitize(subject)}.patch", mail))
     return mails
 
 
-def quilt_to_mail(text: str, fallback_subject: str, entry: SeriesEntry | None = None, where: str = "the patch") -> str:
+def is_mail(text: str) -> bool:
+    """A patch that is a format-patch mail (git am reads its own header)."""
+    return bool(re.match(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", text))
+
+
+def quilt_to_mail(text: str, fallback_subject: str, entry: SeriesEntry | None = None, where: str = "the patch",
+                  kept: list[str] | None = None) -> str:
     """A quilt patch as a git format-patch mail (one that already is a mail keeps its header),
-    its diff doing what patch does with the series line's options (-p1 when none)."""
+    its diff doing what patch does with the series line's options (-p1 when none); `kept`
+    trailer lines end its message."""
     entry = entry or SeriesEntry(fallback_subject, 0)
     lines = text.split("\n")
     start = diff_start(lines)
-    if re.match(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", text):
-        head = "\n".join(lines[:start]) + "\n" if start else ""
-        return head + git_diff("\n".join(lines[start:]), entry, where)
+    diff = git_diff("\n".join(lines[start:]), entry, where)
+    if is_mail(text):
+        head = lines[:start]
+        if kept:
+            cut = next((i for i, line in enumerate(head) if line.rstrip() == "---"), len(head))
+            head = head[:cut] + ([""] if head[cut - 1].strip() else []) + kept + head[cut:]
+        return ("\n".join(head) + "\n" if head else "") + diff
+    author, date, subject, message = header_fields(lines[:start], fallback_subject)
+    if kept:
+        message = (message + "\n\n" if message else "") + "\n".join(kept)
+    return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+            f"From: {author}\nDate: {date}\nSubject: [PATCH] {subject}\n\n"
+            + (message + "\n" if message else "") + "---\n" + diff.rstrip("\n") + "\n")
+
+
+def header_fields(head: list[str], fallback_subject: str) -> tuple[str, str, str, str]:
+    """(author, date, subject, message) of a quilt patch's header: DEP-3 fields (or the
+    From/Date/Subject of gbp pq's form) become author, date and subject, the description's
+    other lines and the text outside the fields the message, the other fields trailers."""
     fields: dict[str, list[str]] = {}
     other: list[str] = []
     key = None
-    for line in lines[:start]:
+    for line in head:
         if line == "---":
             break  # a diffstat follows, up to the diff
         if re.match(r"^={10,}$", line):
@@ -157,10 +194,39 @@ def quilt_to_mail(text: str, fallback_subject: str, entry: SeriesEntry | None = 
     message = "\n".join(body).strip("\n")
     if trailers:
         message = (message + "\n\n" if message else "") + "\n".join(trailers)
-    diff = git_diff("\n".join(lines[start:]), entry, where)
-    return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-            f"From: {author}\nDate: {date}\nSubject: [PATCH] {subject}\n\n"
-            + (message + "\n" if message else "") + "---\n" + diff.rstrip("\n") + "\n")
+    return author, date, subject, message
+
+
+def mail_fields(head: list[str]) -> tuple[str, str]:
+    """(author, message) git am makes of a mail's header and body (folded header lines joined,
+    a leading [PATCH ...] dropped from the subject, the body up to the --- line)."""
+    headers: dict[str, str] = {}
+    last = None
+    i = 1
+    while i < len(head) and head[i].strip():
+        if head[i][:1] in (" ", "\t") and last:
+            headers[last] += " " + head[i].strip()
+        else:
+            last, _, value = head[i].partition(":")
+            last = last.lower()
+            headers[last] = value.strip()
+        i += 1
+    body = []
+    for line in head[i + 1:]:
+        if line.rstrip() == "---" or line.startswith("--- "):
+            break
+        body.append(line)
+    subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", headers.get("subject", ""))
+    return headers.get("from", ""), subject + "\n\n" + "\n".join(body)
+
+
+def imported_as(head: list[str], fallback_subject: str) -> tuple[str, str]:
+    """(author, message) the commit of a quilt patch with this header had when it was
+    imported: what export --quilt compares to tell an edited message from an untouched one."""
+    if head and is_mail(head[0] + "\n"):
+        return mail_fields(head)
+    author, _, subject, message = header_fields(head, fallback_subject)
+    return author, subject + "\n\n" + message
 
 
 def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tuple[str, str]],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
 import re
 from dataclasses import dataclass, field
@@ -346,3 +347,86 @@ def _emit(section: _Section) -> list[str]:
         out.append("--- " + (f"a/{section.old}" if section.old is not None else "/dev/null"))
         out.append("+++ " + (f"b/{section.new}" if section.new is not None else "/dev/null"))
     return out + [line for hunk in section.hunks for line in hunk]
+
+
+# --- what import keeps for export --quilt --------------------------------------
+#
+# A commit imported from a quilt series carries, as trailers at the end of its message, what
+# `patchmgr export --quilt` needs to write the patch back as it was: its file name, the series
+# lines up to and including its own (comments, blank lines), and the header text quilt keeps
+# above the diff, byte for byte. Multi-line values are one JSON string per line, each further
+# line indented: git keeps them as they are (no trailing blanks for git am to strip, no line
+# that git or patch could take for the start of a diff).
+
+TRAILER_NAME = "Quilt-Patch"
+TRAILER_SERIES = "Quilt-Series"
+TRAILER_END = "Quilt-Series-End"
+TRAILER_HEADER = "Quilt-Header"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a commit's Quilt-* trailers say; `message` is the commit message above them."""
+
+    name: str
+    series: list[str]
+    header: list[str]
+    end: list[str] | None
+    message: str
+
+
+def kept_trailers(name: str, series: list[str], header: list[str], end: list[str] | None) -> list[str]:
+    """The Quilt-* trailer lines that keep one patch's name, series lines and header."""
+    out = [f"{TRAILER_NAME}: {name}"]
+    for key, lines in ((TRAILER_SERIES, series), (TRAILER_HEADER, header), (TRAILER_END, end or [])):
+        if lines:
+            out += [f"{key}: {_quoted(lines[0])}", *(f" {_quoted(line)}" for line in lines[1:])]
+    return out
+
+
+def _quoted(line: str) -> str:
+    return json.dumps(line, ensure_ascii=False)
+
+
+def read_kept(message: str, where: str) -> Kept | None:
+    """The Quilt-* trailers of a commit message (None when it has none: a patch not imported
+    from a quilt series). Malformed ones are refused, never half read."""
+    start = message.rfind(f"\n{TRAILER_NAME}: ")
+    if start < 0:
+        return None
+    values: dict[str, list[str]] = {}
+    key = ""
+    try:
+        for line in message[start + 1:].rstrip("\n").split("\n"):
+            if line.startswith(" ") and key:
+                values[key].append(json.loads(line[1:]))
+                continue
+            key, sep, value = line.partition(": ")
+            if not sep or key not in (TRAILER_NAME, TRAILER_SERIES, TRAILER_END, TRAILER_HEADER) or key in values:
+                raise ValueError(f"unexpected line {line[:60]!r}")
+            values[key] = [value] if key == TRAILER_NAME else [json.loads(value)]
+    except ValueError as e:
+        raise BadInput(f"{where}: its {TRAILER_NAME} trailers cannot be read ({e}); fix or remove them "
+                       "(git commit --amend), then export again") from None
+    if any(not isinstance(v, str) for lines in values.values() for v in lines):
+        raise BadInput(f"{where}: its Quilt-* trailers hold something other than lines of text")
+    return Kept(values[TRAILER_NAME][0], values.get(TRAILER_SERIES, []), values.get(TRAILER_HEADER, []),
+                values.get(TRAILER_END), message[:start + 1])
+
+
+def series_lines(text: str, entries: list[SeriesEntry]) -> tuple[list[list[str]], list[str] | None]:
+    """Per entry, the series lines since the previous entry and its own; and the lines after
+    the last one (None when the file just ends after it). An entry whose -pN or -R import
+    turned into a -p1 forward diff gets its line without them (its comment kept)."""
+    lines = text.split("\n")
+    out = []
+    previous = 0
+    for entry in entries:
+        own = lines[entry.line - 1]
+        if entry.strip != 1 or entry.reverse:
+            comment = _COMMENT.search(own)
+            own = entry.name + (comment.group(0) if comment else "")
+        out.append(lines[previous:entry.line - 1] + [own])
+        previous = entry.line
+    end = lines[previous:]
+    return out, None if end == [""] else end

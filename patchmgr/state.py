@@ -17,6 +17,9 @@ an older file and an older one refuses a newer file instead of misreading it.
 - `bases.json` (`KnownBases`) remembers, for every set applied here, the superproject commit it
   was last applied on; it outlives unapply and rebase, so check, diff-sets and mcp put a set
   that is not applied on the base it had, not on whatever branch tip carries the same release.
+- `quilt-exports.json` (`QuiltExports`) lists, per directory `export --quilt` wrote, the files it
+  wrote there and their digests: such a directory may be written again, and only the files it
+  holds unchanged are replaced or removed; any other file in it is the user's.
 
 Format history: version 1 kept everything but the first few fields in an
 untyped `extra` dict; it is read by lifting those keys to the top level.
@@ -43,6 +46,7 @@ VERSION = 3
 OP_FILE = "op.json"
 APPLIED_FILE = "applied.json"
 BASES_FILE = "bases.json"
+QUILT_EXPORTS_FILE = "quilt-exports.json"
 DIR_NAME = "patchmgr"
 KIND_APPLY = "apply"
 KIND_REBASE = "rebase"
@@ -204,6 +208,13 @@ class KnownBases:
     sets: dict[str, str] = field(default_factory=dict)  # set name -> superproject commit it was last applied on
 
 
+@dataclass
+class QuiltExports:
+    # absolute directory -> file name in it -> digests it may have (two while a write is under
+    # way: the old content and the new one, so a killed export is recognised as patchmgr's)
+    dirs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+
 JOURNALS: dict[str, type[Journal]] = {j.kind: j for j in (ApplyJournal, RebaseJournal, UnapplyJournal)}
 T = TypeVar("T")
 
@@ -347,6 +358,15 @@ def record_base(git_dir: Path, set_name: str, commit: str) -> None:
     if known.sets.get(set_name) != commit:
         known.sets[set_name] = commit
         _write(git_dir, BASES_FILE, _encode(known))
+
+
+def load_quilt_exports(git_dir: Path) -> QuiltExports:
+    data = _read(git_dir, QUILT_EXPORTS_FILE)
+    return QuiltExports() if data is None else _load(git_dir, QUILT_EXPORTS_FILE, QuiltExports, data)
+
+
+def save_quilt_exports(git_dir: Path, exports: QuiltExports) -> None:
+    _write(git_dir, QUILT_EXPORTS_FILE, _encode(exports))
 
 
 def remove(git_dir: Path, name: str) -> None:

@@ -33,16 +33,16 @@ from patchmgr.errors import DirtyTree
 from patchmgr.output import say
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Replace a file of the series (the manifest, a patch) through a rename, so a kill never
     leaves half of it; line endings as they are (a patch of a CRLF file carries CRs)."""
     tmp = _tmp(path)
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(text.encode("utf-8") if isinstance(text, str) else text)
     os.replace(tmp, path)
 
 
-def write_file(path: Path, text: str) -> None:
+def write_file(path: Path, text: str | bytes) -> None:
     """`write_atomic`, making the directories it needs first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text)

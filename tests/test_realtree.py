@@ -162,3 +162,58 @@ def test_debians_quilt_series_imports_and_applies_as_quilt_does(real):
                                cwd=real.root, env=real.env, capture_output=True, text=True)
     assert unapplied.returncode == 0, unapplied.stderr
     assert tree_snapshot(real.root, ["src/llvm-project"], real.env) == before
+
+
+def test_debians_series_round_trips_through_export_quilt(real):
+    """Debian's 37 patches for rustc 1.63 imported, applied and written back with `export --quilt`
+    (issue 26 point 9): `patch -p1` of the written series in its order, as quilt push runs it, gives
+    the tree patchmgr applied (which is quilt push -a's of Debian's own series, see the test above);
+    the series file and every patch's header are Debian's, byte for byte."""
+    import shutil
+    import subprocess
+
+    import prepare_bootstrap
+    from fixture import git
+
+    from patchmgr.quilt import diff_start
+
+    debian = prepare_bootstrap.debian_dir() / "patches"
+    patches, out = real.tmp / "round-trip-patches", real.tmp / "debian-patches-out"
+
+    def patchmgr(*args):
+        res = subprocess.run([sys.executable, "-m", "patchmgr", "--patches", str(patches), *args],
+                             cwd=real.root, env=real.env, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    patchmgr("import", str(debian / "series"), "--set", "debian-rt", "--rustc", "1.63.0",
+             "--commit", "4b91a6ea7258a947e59c6522cd5898e7c0a6a88f", "--llvm", "14")
+    base = real.git("rev-parse", "HEAD").strip()
+    patchmgr("apply", "--set", "debian-rt")
+    try:
+        patched_tree = real.git("rev-parse", "HEAD^{tree}").strip()
+        said = patchmgr("export", "--quilt", str(out)).stderr
+        assert "header written from the commit" not in said
+        assert (out / "series").read_bytes() == (debian / "series").read_bytes()
+        names = [line.split()[0] for line in (out / "series").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")]
+        assert len(names) == 37 and sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(["series", *names])
+        for name in names:
+            ours, theirs = (d.joinpath(name).read_text().split("\n") for d in (out, debian))
+            assert ours[:diff_start(ours)] == theirs[:diff_start(theirs)], name
+        pushed = real.tmp / "pushed"
+        real.git("worktree", "add", "-q", "--detach", str(pushed), base)
+        try:
+            for name in names:
+                res = subprocess.run(["patch", "-p1", "-f", "--no-backup-if-mismatch", "-s", "-i", str(out / name)],
+                                     cwd=pushed, capture_output=True, text=True)
+                assert res.returncode == 0, (name, res.stdout[-2000:], res.stderr[-2000:])
+            index = dict(real.env, GIT_INDEX_FILE=str(real.tmp / "pushed.index"))
+            git(pushed, "read-tree", base, env=index)
+            git(pushed, "add", "-A", "--", ".", env=index)
+            assert git(pushed, "write-tree", env=index).strip() == patched_tree
+        finally:
+            real.git("worktree", "remove", "--force", str(pushed))
+    finally:
+        patchmgr("unapply")
+        shutil.rmtree(out, ignore_errors=True)
