@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         return handler(root, args) or 0
     located = locate(args.patches, env, root)
     args.patches_from = located.how
-    if args.writes_patches:
+    if args.writes_patches and not getattr(args, "quilt", None):  # export --quilt writes only its DIR
         refuse_installed(located, args.command)
     patches = located.path
     if args.needs == "patches":

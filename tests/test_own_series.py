@@ -111,6 +111,9 @@ def test_commands_that_write_patches_refuse_the_installed_series(world):
         assert res.returncode == 2, (args, res.stderr)
         assert "patchmgr init DIR" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert sorted((p.relative_to(installed), p.stat().st_mtime_ns) for p in installed.rglob("*")) == before
+    # export --quilt writes only the directory it is given
+    res = run_bare(world, "export", "--quilt", str(world.tmp / "quilt"))
+    assert "patchmgr init DIR" not in res.stderr
 
 
 def test_init_refuses_a_directory_that_is_not_a_patches_directory(world, tmp_path):
