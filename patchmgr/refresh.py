@@ -66,7 +66,20 @@ def applied_view(ws: Workspace, set_name: str | None, command: str) -> View:
         if v.state.foreign:
             raise WrongState(f"{v.path} has commits that are not from the series (first {v.state.foreign[0][:12]}); "
                              f"run patchmgr export to make them patches, then patchmgr {command} (nothing was changed)")
+        edited_file = [label for label in v.drifted if label not in v.edited]
+        if edited_file:  # export would write the branch's version over the file's
+            raise WrongState(f"patch file {edited_file[0]} changed since it was applied; run patchmgr apply to take "
+                             f"it (or export to discard it), then patchmgr {command} (nothing was changed)")
     return view
+
+
+def require_on_branch(v: RepoView, set_name: str, command: str) -> None:
+    """The repository the changes are in has its patch branch checked out: that branch moves,
+    and the work tree must be the one it describes."""
+    branch = patch_branch(set_name)
+    if v.branch != "refs/heads/" + branch:
+        raise WrongState(f"{v.path} is not on branch {branch}, so {command} has no patch branch to add to there; "
+                         f"check it out (or run patchmgr apply), then run patchmgr {command} again (nothing was changed)")
 
 
 def settle(ws: Workspace, set_name: str) -> list[str]:
@@ -212,6 +225,7 @@ def refresh(ws: Workspace, set_name: str | None, wanted: str | None) -> list[str
         return settle(ws, name) or ["nothing to fold: no tracked file has uncommitted changes, and the patch "
                                     "files match the branches"]
     v, target, label = choose_target(view, changed, wanted)
+    require_on_branch(v, name, "refresh")
     files = changed.get(v.path, [])
     labels = {c.sha: c.patch for c in v.state.series if c.patch}
     new, old = folded_commits(v, target, files, labels)
@@ -269,6 +283,7 @@ def new_patch(ws: Workspace, set_name: str | None, subject: str, paths: list[str
                              "to one: name its files after -- (nothing was changed)")
         path, files = next(iter(changed.items()))
         v = next(r for r in view.patched_repos if r.path == path)
+    require_on_branch(v, view.patch_set.name, "new")
     head = v.repo.head()
     scratch = ScratchDir("new")
     try:

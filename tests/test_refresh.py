@@ -69,7 +69,7 @@ def test_refresh_in_enzyme(world):
     adopted_then_unapplied(world, lambda d: d["enzyme"]["patches"], label)
 
 
-@pytest.mark.parametrize("case", ["several", "none", "later"])
+@pytest.mark.parametrize("case", ["several", "none", "later", "file-edited"])
 def test_refresh_refuses_before_any_change(applied_world, case):
     world = applied_world
     if case == "several":
@@ -79,6 +79,11 @@ def test_refresh_refuses_before_any_change(applied_world, case):
     elif case == "none":
         edit(world, "README.md", "rust", "rust!")
         args, words = ["refresh"], "no applied patch touches README.md"
+    elif case == "file-edited":  # export would write the branch's version over the user's edit of the file
+        edit(world, LIB, "x * 7.0", "x * 7.5")
+        patch = world.patches / FIRST
+        patch.write_text(patch.read_text().replace("// autodiff: differentiable", "// autodiff: yes"))
+        args, words = ["refresh"], f"patch file {FIRST} changed since it was applied"
     else:  # the change's context is a line the second patch added: it cannot go into the first
         (world.checkout / OPTIONS).write_text((world.checkout / OPTIONS).read_text() + "// more\n")
         args, words = ["refresh", FIRST.rsplit("/", 1)[-1]], f"depend on patch {SECOND}"
