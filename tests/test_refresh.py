@@ -8,7 +8,7 @@ is finished by running the command again."""
 from __future__ import annotations
 
 import pytest
-from fixture import ENZYME_PATH, snapshot, write
+from fixture import ENZYME_PATH, mtimes, snapshot, write
 from test_enzyme_patches import LABEL, add_enzyme_patch
 from test_export_adopts import adopted_then_unapplied, ok, status
 
@@ -39,7 +39,9 @@ def test_refresh_folds_into_a_patch_below_the_top(applied_world):
     world = applied_world
     after = edit(world, LIB, "x * 7.0", "x * 7.5")
     world.git("add", LIB)  # staged or not, the work tree's content is what is folded
+    before = mtimes(world.checkout)
     out = ok(world.run("refresh")).stderr
+    assert mtimes(world.checkout) == before  # the work tree is not written: nothing for x.py to rebuild
     assert f"into {FIRST}" in out and f"wrote {FIRST}" in out
     assert "+    x * 7.5" in (world.patches / FIRST).read_text()
     assert (world.checkout / LIB).read_bytes() == after
