@@ -71,7 +71,7 @@ def test_refresh_in_enzyme(world):
     adopted_then_unapplied(world, lambda d: d["enzyme"]["patches"], label)
 
 
-@pytest.mark.parametrize("case", ["several", "none", "later", "file-edited"])
+@pytest.mark.parametrize("case", ["several", "none", "later", "file-edited", "repos", "unknown", "new-repos"])
 def test_refresh_refuses_before_any_change(applied_world, case):
     world = applied_world
     if case == "several":
@@ -81,6 +81,14 @@ def test_refresh_refuses_before_any_change(applied_world, case):
     elif case == "none":
         edit(world, "README.md", "rust", "rust!")
         args, words = ["refresh"], "no applied patch touches README.md"
+    elif case in ("repos", "new-repos"):  # a patch belongs to one repository
+        edit(world, LIB, "x * 7.0", "x * 7.5")
+        edit(world, f"{LLVM}/llvm/CMakeLists.txt", "LLVM_OPTION_9 OFF", "LLVM_OPTION_9 ON")
+        args = ["refresh"] if case == "repos" else ["new", "two places"]
+        words = f"uncommitted changes in several repositories (., {LLVM})"
+    elif case == "unknown":
+        edit(world, LIB, "x * 7.0", "x * 7.5")
+        args, words = ["refresh", "0009-nothing.patch"], f"is not an applied patch; applied: {FIRST}, {SECOND}, "
     elif case == "file-edited":  # export would write the branch's version over the user's edit of the file
         edit(world, LIB, "x * 7.0", "x * 7.5")
         patch = world.patches / FIRST
