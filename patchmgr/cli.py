@@ -30,6 +30,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "check": ("patchmgr check", "patchmgr check --set autodiff-1.63.0 --keep"),
     "lint": ("patchmgr --patches ~/my-series lint", "patchmgr lint --set autodiff-1.63.0"),
     "export": ("patchmgr export --patches ~/src/patchmgr/patches", "patchmgr export --quilt ../debian-patches"),
+    "refresh": ("patchmgr refresh", "patchmgr refresh 0002-Add-the-autodiff-trait.patch"),
+    "new": ("patchmgr new 'docs: the autodiff page'",
+            "patchmgr new 'codegen: the Enzyme glue' -- compiler/rustc_codegen_llvm/src/back/enzyme.rs"),
     "rebase": ("patchmgr rebase --onto 1.64.0", "patchmgr rebase --dry-run --onto upstream/master --new-set ad-next"),
     "diff-sets": ("patchmgr diff-sets autodiff-1.63.0 autodiff-1.64.0",),
     "init": ("patchmgr init ~/my-series",),
@@ -133,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead, write one repository's patch branch as a quilt series (series and one patch per "
                         "commit, headers as imported) into DIR: new, empty, or one export --quilt wrote")
     p.add_argument("--repo", default=".", metavar="PATH", help="with --quilt: the repository (default '.')")
+
+    p = command("refresh", "fold the uncommitted changes of tracked files into the applied patch that touched "
+                "them (or PATCH), rewriting the later commits, and write the patch files",
+                "patchmgr.refresh:refresh_command", changes_tree=True, writes_patches=True)
+    p.add_argument("patch", nargs="?", metavar="PATCH",
+                   help="the patch to fold into: its file name or its path under the patches directory "
+                        "(default: the one patch that touched the changed files)")
+
+    p = command("new", "make the uncommitted changes of tracked files (or the files named) a new patch at the end "
+                "of the set, and write its file", "patchmgr.refresh:new_command", changes_tree=True,
+                writes_patches=True)
+    p.add_argument("name", metavar="NAME", help="the new patch's commit subject (its file is named from it)")
+    p.add_argument("-m", "--message", metavar="TEXT", help="the whole commit message instead of NAME")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="after --: exactly these files (untracked ones too; untracked files are never taken "
+                        "unless named); default: every tracked file with changes")
 
     p = command("rebase", "carry the set onto a newer upstream, patch by patch; writes a new set and a report, "
                 "then applies it", "patchmgr.rebase:command", changes_tree=True, writes_patches=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from patchmgr.gitio import Repo, Scratch, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
 from patchmgr.output import say
 from patchmgr.patchfile import Patch
-from patchmgr.series import SUPERPROJECT, PatchSet, load_manifest, set_table
+from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, load_manifest, set_table
 from patchmgr.surface import Surface, diffstat, find_surface
 from patchmgr.workspace import Workspace, enzyme_rel_path
 
@@ -226,10 +227,64 @@ def _read_revision(directory: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != "range-diff.txt"}
 
 
+def lineage(manifest: Manifest, patch_set: PatchSet) -> list[str]:
+    """The set's name, then the sets it was rebased from (the manifest's `from`), newest first:
+    a draft's revisions may be of any of them."""
+    names, current = [patch_set.name], patch_set
+    while current.from_set and current.from_set not in names:
+        names.append(current.from_set)
+        found = manifest.sets.get(current.from_set)
+        if found is None:
+            break  # no longer declared: its own `from` is not known here
+        current = found
+    return names
+
+
+def revision_numbers(root: Path) -> list[int]:
+    return sorted(int(p.name[1:]) for p in root.glob("v*") if re.fullmatch(r"v\d+", p.name)) if root.exists() else []
+
+
+def revision_set(directory: Path) -> str | None:
+    """The name of the set a recorded revision is of (its series.toml holds that one set)."""
+    try:
+        sets = tomllib.loads((directory / "series.toml").read_text(encoding="utf-8")).get("sets", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return next(iter(sets), None) if isinstance(sets, dict) else None
+
+
+def default_out(names: list[str]) -> Path:
+    """./mcp-<set>, or where the draft of a set this one was rebased from is, so its revisions go on."""
+    for name in names:
+        candidate = Path.cwd() / f"mcp-{name}"
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd() / f"mcp-{names[0]}"
+
+
+def last_revision_set(out: Path) -> str | None:
+    """The set the newest revision under draft directory `out` is of; None when there is none."""
+    numbers = revision_numbers(out / REVISIONS)
+    return revision_set(out / REVISIONS / f"v{numbers[-1]}") if numbers else None
+
+
+def check_revisions(out: Path, names: list[str]) -> str | None:
+    """The set of the newest revision under `out`; refused, before anything is written, when it
+    is neither this set nor one it was rebased from: its range-diff and numbering would mix
+    two proposals."""
+    last = last_revision_set(out)
+    if last is not None and last not in names:
+        raise WrongState(f"{out} holds the revisions of set {last}, which {names[0]} does not come from (its manifest "
+                         f"entry has no from = \"{last}\" in its history); pick another --out (nothing was written)")
+    return last
+
+
 def record_revision(ws: Workspace, patch_set: PatchSet, out: Path) -> tuple[int, str]:
-    """(revision number, its changelog entry): a new revision when the series differs from the last one."""
+    """(revision number, its changelog entry): a new revision when the series differs from the last one.
+    The last one may be of a set this one was rebased from (check_revisions): the range-diff is
+    then across the rebase."""
     root = out / REVISIONS
-    numbers = sorted(int(p.name[1:]) for p in root.glob("v*") if re.fullmatch(r"v\d+", p.name)) if root.exists() else []
+    numbers = revision_numbers(root)
     files = snapshot(patch_set)
     if numbers and _read_revision(root / f"v{numbers[-1]}") == files:
         number = numbers[-1]
@@ -240,17 +295,19 @@ def record_revision(ws: Workspace, patch_set: PatchSet, out: Path) -> tuple[int,
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             (target / rel).write_bytes(data)
         if number > 1:
-            previous = load_manifest(root / f"v{number - 1}").get(patch_set.name)
+            previous = next(iter(load_manifest(root / f"v{number - 1}").sets.values()))
             diff = range_diff(ws, previous, patch_set)
             (target / "range-diff.txt").write_text("".join(f"## {path}\n{text}\n" for path, text in diff), encoding="utf-8")
     digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).hexdigest()[:12]
-    return number, _changelog(root, number, digest)
+    return number, _changelog(root, number, digest, patch_set.name)
 
 
-def _changelog(root: Path, number: int, digest: str) -> str:
+def _changelog(root: Path, number: int, digest: str, name: str) -> str:
+    """The revisions, newest first; one of another set (before a rebase) says which."""
     lines = [f"- v{number} (series {digest}): the revision this draft describes"]
     for n in range(number - 1, 0, -1):
-        lines.append(f"- v{n}")
+        other = revision_set(root / f"v{n}")
+        lines.append(f"- v{n}" + (f" (set {other})" if other and other != name else ""))
     diff_file = root / f"v{number}" / "range-diff.txt"
     if diff_file.exists():
         lines += ["", f"Range-diff from v{number - 1} (`git range-diff`, patch by patch):", "", "```text",
@@ -360,9 +417,13 @@ def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path 
         template_text, template_label = DEFAULT_TEMPLATE, "the built-in template"
     fill_template(template_text, template_label, cover.title, {n: "x" for n in FILLED})  # fail before any work
     check_outputs(ws, patch_set, branch, mails)
-    out = out or Path.cwd() / f"mcp-{patch_set.name}"
+    names = lineage(ws.manifest, patch_set)
+    out = out or default_out(names)
+    last = check_revisions(out, names)
     patches = load_patches(patch_set)
     made = []
+    if last and last != patch_set.name:
+        made.append(f"{out}: the revisions of {last} go on with {patch_set.name}, which was rebased from it")
     with scratch_clones("mcp") as scratch:
         built = build_prototype(ws, patch_set, patches, scratch)
         sup = built[SUPERPROJECT].repo if SUPERPROJECT in built else None

@@ -636,7 +636,7 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
         enzyme_series = RepoSeries(enzyme_series.path, dirs[enzyme_series.path], enzyme_series.patches)
     new_set = dataclasses.replace(old, name=journal.set, rustc=new.rustc, commit=new.commit, llvm=new.llvm,
                                   repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos),
-                                  enzyme_series=enzyme_series)
+                                  enzyme_series=enzyme_series, from_set=old.name)
     doc = tomlkit.parse(ws.manifest.path.read_text(encoding="utf-8"))
     table = tomlkit.table()
     table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {journal.set}/{REPORT_NAME}."))

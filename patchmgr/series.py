@@ -66,6 +66,9 @@ class PatchSet:
     #: applied on the pinned commit after the clone; not in `repos`, which are the upstream
     #: tree's repositories, there before apply
     enzyme_series: RepoSeries | None = None
+    #: the manifest's `from`: the set this one was made from by patchmgr rebase, so what follows a
+    #: set across rebases (mcp's revisions) knows its history; None for a set made any other way
+    from_set: str | None = None
 
     def bootstrap_template(self) -> Path | None:
         """The template apply renders into the tree's config.toml; None: the set leaves it alone."""
@@ -222,7 +225,7 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
     problem = set_name_problem(name)
     if problem:
         raise where.fail(f"is not a valid set name: it {problem}")
-    table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover", "bootstrap"},
+    table = _table(value, where, {"rustc", "commit", "llvm", "repos", "enzyme", "cover", "bootstrap", "from"},
                    {"rustc", "commit", "llvm", "repos"})
     rustc = _string(table["rustc"], where / "rustc")
     if not VERSION.match(rustc):
@@ -258,7 +261,18 @@ def _parse_set(name: str, value, where: _Where, root: Path) -> PatchSet:
     bootstrap = _relpath(table["bootstrap"], where / "bootstrap") if "bootstrap" in table else None
     return PatchSet(name=name, rustc=rustc, commit=_hash(table["commit"], where / "commit"), llvm=llvm,
                     repos=repos, enzyme=enzyme, cover=cover, root=root, bootstrap=bootstrap,
-                    enzyme_series=enzyme_series)
+                    enzyme_series=enzyme_series, from_set=_from_set(table, where))
+
+
+def _from_set(table: dict, where: _Where) -> str | None:
+    """`from = "NAME"`: the set this one was rebased from (it need not be declared any more)."""
+    if "from" not in table:
+        return None
+    name = _string(table["from"], where / "from")
+    problem = set_name_problem(name)
+    if problem:
+        raise (where / "from").fail(f"is not a valid set name: it {problem}")
+    return name
 
 
 def _llvm_majors(value, where: _Where) -> tuple[int, ...]:
@@ -352,6 +366,8 @@ def set_table(patch_set: PatchSet, cover: bool = True):
 
     table = tomlkit.table()
     table["rustc"], table["commit"], table["llvm"] = patch_set.rustc, patch_set.commit, patch_set.llvm
+    if patch_set.from_set:
+        table["from"] = patch_set.from_set
     if cover and patch_set.cover:
         table["cover"] = patch_set.cover
     if patch_set.bootstrap:

@@ -219,3 +219,41 @@ def test_errors_are_clear_and_write_nothing(world, tmp_path, case, code, message
     assert res.returncode == code and message in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "mcp.md").exists()
+
+
+def test_revisions_follow_the_set_across_a_rebase(world, tmp_path):
+    """issue 26 point 4: the rebased set's manifest entry says `from = "<old set>"`, and mcp goes
+    on with the old set's revisions (its --out, or by default ./mcp-<old set>), the range-diff
+    across the rebase; a directory of an unrelated set is refused before anything is written."""
+    import tomllib
+
+    demo_set(world)
+    out = tmp_path / f"mcp-{SET}"
+    assert mcp(world, "--out", str(out)).returncode == 0
+    world.git("checkout", "-q", "-b", "next")
+    write(world.checkout / "README.md", "rust, next release\n")
+    write(world.checkout / "src/version", "1.64.0\n")
+    onto = commit_all(world.checkout, "Rust 1.64.0", world.env)
+    world.git("checkout", "-q", "main")
+    new = f"{SET}-next"
+    res = world.run("rebase", "--set", SET, "--onto", onto, "--new-set", new, "--llvm", "14", "--no-config")
+    assert res.returncode == 0, res.stderr
+    entry = tomllib.loads((world.patches / "series.toml").read_text())["sets"][new]
+    assert entry["from"] == SET
+
+    res = world.run("-C", str(world.checkout), "mcp", "--set", new, cwd=tmp_path)  # no --out: ./mcp-<old set>
+    assert res.returncode == 0, res.stderr
+    assert f"the revisions of {SET} go on with {new}" in res.stderr and "(revision v2)" in res.stderr
+    assert not (tmp_path / f"mcp-{new}").exists()
+    text = (out / "mcp.md").read_text()
+    assert "- v2 (series " in text and f"\n- v1 (set {SET})\n" in text and "Range-diff from v1" in text
+    assert f"patch set `{new}`, revision v2" in text
+    assert sorted(p.name for p in (out / "revisions").iterdir()) == ["v1", "v2"]
+
+    other = tmp_path / "other"
+    assert world.run("mcp", "--set", new, "--out", str(other)).returncode == 0
+    before = sorted((p, p.read_bytes()) for p in other.rglob("*") if p.is_file())
+    res = mcp(world, "--out", str(other))  # the old set is not rebased from the new one
+    assert res.returncode == 7 and f"holds the revisions of set {new}, which {SET} does not come from" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert sorted((p, p.read_bytes()) for p in other.rglob("*") if p.is_file()) == before
