@@ -86,7 +86,7 @@ def _llvm_major(superproject: Repo, commit: str, root: Path, sources: dict[str, 
     branch = gitmodules_branch(superproject, commit, LLVM_PROJECT)
     found = _RUSTC_BRANCH.match(branch or "")
     if found:
-        sources["llvm"] = f".gitmodules (branch {branch} of {LLVM_PROJECT})"
+        sources["llvm"] = f"the branch .gitmodules gives {LLVM_PROJECT}, {branch}"
         return int(found.group(1))
     return None
 
