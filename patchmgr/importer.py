@@ -326,6 +326,9 @@ def checked_out(root: Path, path: str) -> Repo:
         if problem:
             raise BadInput(f"--repo {path!r}: the path {problem}")
         if not (root / path / ".git").exists():
+            if Repo(root).gitlink("HEAD", path) is None:
+                raise BadInput(f"--repo {path}: the checkout {root} has no submodule there; a range is looked up in "
+                               "the superproject (.) or in one of its submodules")
             raise WrongState(f"{path} is not checked out in {root}, so no range can be looked up in it; "
                              f"git submodule update --init {path} first")
     return Repo(root / path, path)

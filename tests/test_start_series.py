@@ -151,6 +151,11 @@ def test_repo_range_is_looked_up_in_the_submodule_and_a_bad_one_named_there(worl
                                   "src/llvm-project (the repository --repo src/llvm-project names)")
     res = world.run("import", f"{llvm_base}..mine", "--set", "autodiff-1.63.0")
     assert res.returncode == 3 and "is not a commit in the superproject (.; --repo PATH" in res.stderr
+    res = world.run("import", "HEAD~1..HEAD", "--repo", "src/nothere", "--set", "autodiff-1.63.0")
+    assert res.returncode == 3 and "--repo src/nothere: the checkout" in res.stderr and "has no submodule there" in res.stderr
+    world.git("submodule", "deinit", "-q", "-f", "src/llvm-project")
+    res = world.run("import", f"{llvm_base}..mine", "--repo", "src/llvm-project", "--set", "autodiff-1.63.0")
+    assert res.returncode == 7 and "git submodule update --init src/llvm-project" in res.stderr
     assert patches_bytes(world) == before
 
 
