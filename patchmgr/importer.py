@@ -192,8 +192,6 @@ def write_set(manifest: Manifest, set_name: str, lists: dict[str, list[tuple[str
     """Validate the mails, write them into the set's directories in export's form, and list them
     in the manifest: one list per repository (a range with an llvm-project move gives two), all
     validated before the first write."""
-    import tomlkit
-
     existing = manifest.sets.get(set_name)
     if existing is None:
         assert all(meta.get(k) is not None for k in ("rustc", "commit", "llvm")), meta  # new_set_meta's job
@@ -207,6 +205,27 @@ def write_set(manifest: Manifest, set_name: str, lists: dict[str, list[tuple[str
         formed, note = in_export_form(root_of_checkout, repo_path, commit, series_limit(manifest), patches, repo_mails)
         ready[repo_path] = (directory, formed, note)
     root = manifest.path.parent
+    text = _manifest_text(manifest, set_name, {path: (d, [n for n, _ in formed]) for path, (d, formed, _) in ready.items()},
+                          meta)
+    parse_manifest(text, manifest.path)  # what will be written validates (--commit, --rustc, ...), before any write
+    for directory, formed, _ in ready.values():
+        (root / directory).mkdir(parents=True, exist_ok=True)
+        for name, mail in formed:
+            write_atomic(root / directory / name, mail)
+    started = not manifest.path.exists()
+    write_manifest(manifest.path, text)
+    said = [f"started {manifest.path}"] if started else []
+    for repo_path, (directory, formed, note) in ready.items():
+        said += [f"imported {len(formed)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
+    return said
+
+
+def _manifest_text(manifest: Manifest, set_name: str, lists: dict[str, tuple[str, list[str]]],
+                   meta: dict[str, object]) -> str:
+    """The manifest with the set's lists (repository -> (directory, file names)) in place, the rest
+    of the file kept as the user wrote it (tomlkit); a new set gets its base from `meta`."""
+    import tomlkit
+
     if manifest.path.exists():
         doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
     else:  # the first import starts the manifest
@@ -221,26 +240,15 @@ def write_set(manifest: Manifest, set_name: str, lists: dict[str, list[tuple[str
         table["repos"] = tomlkit.table()
         sets[set_name] = table
     repos = sets[set_name]["repos"]
-    for repo_path, (directory, formed, _) in ready.items():
+    for repo_path, (directory, names) in lists.items():
         entry = tomlkit.table()
         entry["dir"] = directory
         array = tomlkit.array()
-        array.extend(name for name, _ in formed)
+        array.extend(names)
         array.multiline(True)
         entry["patches"] = array
         repos[repo_path] = entry
-    text = tomlkit.dumps(doc)
-    parse_manifest(text, manifest.path)  # what will be written validates (--commit, --rustc, ...), before any write
-    for directory, formed, _ in ready.values():
-        (root / directory).mkdir(parents=True, exist_ok=True)
-        for name, mail in formed:
-            write_atomic(root / directory / name, mail)
-    started = not manifest.path.exists()
-    write_manifest(manifest.path, text)
-    said = [f"started {manifest.path}"] if started else []
-    for repo_path, (directory, formed, note) in ready.items():
-        said += [f"imported {len(formed)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
-    return said
+    return tomlkit.dumps(doc)
 
 
 def in_export_form(root: Path | None, repo_path: str, commit: str, limit: int, patches: list[Patch],
