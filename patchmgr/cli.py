@@ -37,7 +37,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "diff-sets": ("patchmgr diff-sets autodiff-1.63.0 autodiff-1.64.0",),
     "init": ("patchmgr init ~/my-series",),
     "import": ("patchmgr --patches ~/my-series import upstream/master..my-branch --set mine-1.63.0",
-               "patchmgr import debian/patches/series --set deb-1.63.0 --rustc 1.63.0 --commit HASH --llvm 14"),
+               "patchmgr import 4b91a6ea..my-llvm --repo src/llvm-project --set mine-1.63.0",
+               "patchmgr import debian/patches/series --set deb-1.63.0 --llvm 14   # a stand-in llvm-project says no LLVM"),
     "mcp": ("patchmgr mcp --out mcp-autodiff", "patchmgr mcp --branch autodiff-draft --format-patch mails/"),
     "config": ("patchmgr config --show", "patchmgr config --llvm-config none"),
     "build": ("patchmgr build --dry-run", "patchmgr build --stage 1 -j 8 library/std"),
@@ -193,11 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("import", "make a set's patch list from a revision range, a directory of .patch files, or a quilt series",
                 "patchmgr.importer:command", needs="patches", writes_patches=True)
-    p.add_argument("source", help="BASE..BRANCH (in the checkout), a directory of format-patch files, or a quilt series file")
-    p.add_argument("--repo", default=".", metavar="PATH", help="the repository the patches are for (default '.')")
-    p.add_argument("--rustc", help="upstream version, for a new set")
-    p.add_argument("--commit", help="full upstream commit hash, for a new set")
-    p.add_argument("--llvm", type=int, help="LLVM major, for a new set")
+    p.add_argument("source", help="BASE..BRANCH (in the checkout; a commit that only moves a submodule's gitlink "
+                                  "imports that submodule's commits as its own list), a directory of format-patch "
+                                  "files, or a quilt series file")
+    p.add_argument("--repo", default=".", metavar="PATH",
+                   help="the repository the patches are for (default '.'); a BASE..BRANCH range is looked up in "
+                        "that repository: --repo src/llvm-project imports a range of llvm-project's own commits")
+    g = p.add_argument_group("a new set's base", "default: read from the tree the set starts from (version or "
+                             "src/version,\ngit-commit-hash or the commit, src/llvm-project's CMake or .gitmodules);\n"
+                             "an option given wins")
+    g.add_argument("--rustc", metavar="VERSION", help="upstream rustc version")
+    g.add_argument("--commit", metavar="HASH", help="full upstream commit hash")
+    g.add_argument("--llvm", type=int, metavar="N", help="LLVM major")
 
     p = command("mcp", "write a Major Change Proposal draft from the set's cover letter and the series itself; "
                 "optionally a prototype branch and a numbered mail series", "patchmgr.mcp:command", changes_tree=True)

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from patchmgr.base import find_root, release_base, repo_state, series_limit
+from patchmgr.bumps import submodule_bumps
 from patchmgr.carry import Replay
 from patchmgr.errors import BadInput, GitFailed, PatchmgrError, WrongState
 from patchmgr.export import formatted, strip_trailers
@@ -44,6 +45,7 @@ from patchmgr.series import (
     write_atomic,
     write_manifest,
 )
+from patchmgr.treefacts import LLVM_PROJECT, describe, read_tree_facts
 
 EPOCH = "Thu, 1 Jan 1970 00:00:00 +0000"
 UNKNOWN_AUTHOR = "Unknown Author <unknown@invalid>"
@@ -56,18 +58,40 @@ def sanitize(subject: str) -> str:
     return re.sub(r"\.\.+", ".", slug)[:52] or "patch"
 
 
-def mails_from_range(repo: Repo, rev_range: str) -> list[tuple[str, str]]:
-    """(file name, mail) for each commit of `base..branch`, oldest first."""
+def mails_from_range(repo: Repo, rev_range: str, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(file name, mail) for each commit of `base..branch`, oldest first; commits that change only
+    the paths `leave_out` (submodule moves, imported as those repositories' own lists) are not
+    patches and are left out."""
+    with scratch_dir("import") as tmp:
+        pathspec = ["--", ".", *(f":(exclude,literal){path}" for path in leave_out)] if leave_out else []
+        out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
+                       "-o", str(tmp), "--end-of-options", rev_range, *pathspec)
+        files = [Path(line) for line in out.splitlines() if line.strip()]
+        return [(f.name, strip_trailers(utf8(f.read_bytes(), f"{rev_range}: {f.name}"))) for f in files]
+
+
+def range_ends(repo: Repo, rev_range: str) -> tuple[str, str]:
+    """The commits `BASE..BRANCH` (or `BASE...BRANCH`) starts from and ends at in `repo`. Each side is
+    looked up before git sees the range, so a side that is no commit there is named with the
+    repository it was looked up in (a range of src/llvm-project given without --repo, say)."""
     if rev_range.startswith("-") or ".." not in rev_range:
         raise BadInput(f"{rev_range!r} is not a revision range such as upstream..my-branch")
-    _refuse_merges(repo, rev_range)
-    with scratch_dir("import") as tmp:
-        out = repo.run("format-patch", *FORMAT_PATCH_FLAGS,
-                       "-o", str(tmp), "--end-of-options", rev_range)
-        files = [Path(line) for line in out.splitlines() if line.strip()]
-        if not files:
-            raise BadInput(f"{rev_range} holds no commits to import")
-        return [(f.name, strip_trailers(utf8(f.read_bytes(), f"{rev_range}: {f.name}"))) for f in files]
+    symmetric = "..." in rev_range
+    left, _, right = rev_range.partition("..." if symmetric else "..")
+    ends = []
+    for side in (left or "HEAD", right or "HEAD"):
+        sha = repo.rev(side)
+        if sha is None:
+            where = ("the superproject (.; --repo PATH looks ranges up in a submodule)" if repo.label == SUPERPROJECT
+                     else f"{repo.label} (the repository --repo {repo.label} names)")
+            raise BadInput(f"{rev_range}: {side!r} is not a commit in {where}")
+        ends.append(sha)
+    if not symmetric:
+        return ends[0], ends[1]
+    common = repo.try_run("merge-base", ends[0], ends[1], readonly=True)
+    if common.status != 0:
+        raise BadInput(f"{rev_range}: {left!r} and {right!r} have no common ancestor in {repo.label}")
+    return common.out.strip(), ends[1]
 
 
 def _refuse_merges(repo: Repo, rev_range: str) -> None:
@@ -229,24 +253,45 @@ def imported_as(head: list[str], fallback_subject: str) -> tuple[str, str]:
     return author, subject + "\n\n" + message
 
 
-def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tuple[str, str]],
+def write_set(manifest: Manifest, set_name: str, lists: dict[str, list[tuple[str, str]]],
               meta: dict[str, object], root_of_checkout: Path | None) -> list[str]:
-    """Validate the mails, write them into the set's directory in export's form, and list them
-    in the manifest."""
+    """Validate the mails, write them into the set's directories in export's form, and list them
+    in the manifest: one list per repository (a range with an llvm-project move gives two), all
+    validated before the first write."""
+    existing = manifest.sets.get(set_name)
+    if existing is None:
+        assert all(meta.get(k) is not None for k in ("rustc", "commit", "llvm")), meta  # new_set_meta's job
+    commit = existing.commit if existing else str(meta["commit"])
+    ready: dict[str, tuple[str, list[tuple[str, str]], str | None]] = {}
+    for repo_path, repo_mails in lists.items():
+        series = existing.repo(repo_path) if existing else None
+        directory = series.dir if series else f"{set_name}/{'rust' if repo_path == SUPERPROJECT else Path(repo_path).name}"
+        # every mail parsed (and refused) before any write
+        patches = [parse_patch(text.encode("utf-8"), f"{directory}/{name}") for name, text in repo_mails]
+        formed, note = in_export_form(root_of_checkout, repo_path, commit, series_limit(manifest), patches, repo_mails)
+        ready[repo_path] = (directory, formed, note)
+    root = manifest.path.parent
+    text = _manifest_text(manifest, set_name, {path: (d, [n for n, _ in formed]) for path, (d, formed, _) in ready.items()},
+                          meta)
+    parse_manifest(text, manifest.path)  # what will be written validates (--commit, --rustc, ...), before any write
+    for directory, formed, _ in ready.values():
+        (root / directory).mkdir(parents=True, exist_ok=True)
+        for name, mail in formed:
+            write_atomic(root / directory / name, mail)
+    started = not manifest.path.exists()
+    write_manifest(manifest.path, text)
+    said = [f"started {manifest.path}"] if started else []
+    for repo_path, (directory, formed, note) in ready.items():
+        said += [f"imported {len(formed)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
+    return said
+
+
+def _manifest_text(manifest: Manifest, set_name: str, lists: dict[str, tuple[str, list[str]]],
+                   meta: dict[str, object]) -> str:
+    """The manifest with the set's lists (repository -> (directory, file names)) in place, the rest
+    of the file kept as the user wrote it (tomlkit); a new set gets its base from `meta`."""
     import tomlkit
 
-    existing = manifest.sets.get(set_name)
-    series = existing.repo(repo_path) if existing else None
-    directory = series.dir if series else f"{set_name}/{'rust' if repo_path == SUPERPROJECT else Path(repo_path).name}"
-    patches = [parse_patch(text.encode("utf-8"), f"{directory}/{name}") for name, text in mails]  # refuse before any write
-    if existing is None:
-        missing = [k for k in ("rustc", "commit", "llvm") if meta.get(k) is None]
-        if missing:
-            raise BadInput(f"set {set_name} is new: give its upstream base with "
-                           + ", ".join(f"--{k}" for k in missing))
-    commit = existing.commit if existing else str(meta["commit"])
-    mails, note = in_export_form(root_of_checkout, repo_path, commit, series_limit(manifest), patches, mails)
-    root = manifest.path.parent
     if manifest.path.exists():
         doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
     else:  # the first import starts the manifest
@@ -261,22 +306,15 @@ def write_set(manifest: Manifest, set_name: str, repo_path: str, mails: list[tup
         table["repos"] = tomlkit.table()
         sets[set_name] = table
     repos = sets[set_name]["repos"]
-    entry = tomlkit.table()
-    entry["dir"] = directory
-    array = tomlkit.array()
-    array.extend(name for name, _ in mails)
-    array.multiline(True)
-    entry["patches"] = array
-    repos[repo_path] = entry
-    text = tomlkit.dumps(doc)
-    parse_manifest(text, manifest.path)  # what will be written validates (--commit, --rustc, ...), before any write
-    (root / directory).mkdir(parents=True, exist_ok=True)
-    for name, mail in mails:
-        write_atomic(root / directory / name, mail)
-    started = not manifest.path.exists()
-    write_manifest(manifest.path, text)
-    return ([f"started {manifest.path}"] if started else []) + \
-        [f"imported {len(mails)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
+    for repo_path, (directory, names) in lists.items():
+        entry = tomlkit.table()
+        entry["dir"] = directory
+        array = tomlkit.array()
+        array.extend(names)
+        array.multiline(True)
+        entry["patches"] = array
+        repos[repo_path] = entry
+    return tomlkit.dumps(doc)
 
 
 def in_export_form(root: Path | None, repo_path: str, commit: str, limit: int, patches: list[Patch],
@@ -323,24 +361,110 @@ def _import_base(root: Path | None, repo_path: str, commit: str, limit: int) -> 
     return sub, pin
 
 
+def lists_from_range(root: Path, repo_path: str, rev_range: str, enzyme_path: str | None) -> tuple[
+        dict[str, list[tuple[str, str]]], list[str], str]:
+    """The lists a range gives (its repository's, and for each submodule the superproject's range
+    moves, that submodule's), the lines that say so, and the commit the range starts from."""
+    repo = checked_out(root, repo_path)
+    base, _ = range_ends(repo, rev_range)
+    _refuse_merges(repo, rev_range)
+    bumps = submodule_bumps(repo, rev_range, base, enzyme_path)
+    lists = {repo_path: mails_from_range(repo, rev_range, tuple(b.path for b in bumps))}
+    for bump in bumps:
+        sub = checked_out(root, bump.path)
+        for commit in (bump.old, bump.new):
+            if sub.rev(commit) is None:
+                raise WrongState(f"{bump.path} does not have commit {commit[:12]}, which {rev_range} moves its gitlink "
+                                 f"from or to; fetch it first (git -C {bump.path} fetch)")
+        if sub.try_run("merge-base", "--is-ancestor", bump.old, bump.new, readonly=True).status != 0:
+            raise BadInput(f"{rev_range} moves the {bump.path} gitlink from {bump.old[:12]} to {bump.new[:12]}, which "
+                           "does not descend from it, so its commits are no range of patches; rebase them onto "
+                           f"{bump.old[:12]} in {bump.path}, move the gitlink there, then import")
+        sub_range = f"{bump.old}..{bump.new}"
+        _refuse_merges(sub, sub_range)
+        submodule_bumps(sub, sub_range, bump.old, enzyme_path)  # refuses any: a submodule's submodules are no list
+        lists[bump.path] = mails_from_range(sub, sub_range)
+    if not any(lists.values()):
+        raise BadInput(f"{rev_range} holds no commits to import")
+    return lists, [bump.says() for bump in bumps], base
+
+
+def checked_out(root: Path, path: str) -> Repo:
+    """The repository at `path` of the checkout, where a range is looked up; one that is not there
+    is named (a submodule not initialised has no commits to read)."""
+    if path != SUPERPROJECT:
+        problem = path_problem(path)
+        if problem:
+            raise BadInput(f"--repo {path!r}: the path {problem}")
+        if not (root / path / ".git").exists():
+            if Repo(root).gitlink("HEAD", path) is None:
+                raise BadInput(f"--repo {path}: the checkout {root} has no submodule there; a range is looked up in "
+                               "the superproject (.) or in one of its submodules")
+            raise WrongState(f"{path} is not checked out in {root}, so no range can be looked up in it; "
+                             f"git submodule update --init {path} first")
+    return Repo(root / path, path)
+
+
+def new_set_meta(args, existing: bool, root: Path | None, tree: str | None) -> tuple[dict[str, object], str | None]:
+    """rustc, commit and LLVM of a new set: each option given wins, the rest is read from the tree
+    the set starts from (patchmgr/treefacts.py, as rebase reads a new base); with the line that
+    says which was read and from where."""
+    given: dict[str, object] = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
+    if existing or all(v is not None for v in given.values()):
+        return given, None
+    if root is None or tree is None:
+        missing = [k for k, v in given.items() if v is None]
+        raise BadInput(f"set {args.set_name} is new: give its upstream base with "
+                       + ", ".join(f"--{k}" for k in missing) + " (no checkout here to read them from)")
+    facts = read_tree_facts(Repo(root), tree, root)
+    meta: dict[str, object] = {"rustc": facts.rustc, "commit": facts.commit, "llvm": facts.llvm}
+    meta.update({k: v for k, v in given.items() if v is not None})
+    missing = [k for k, v in meta.items() if v is None]
+    if missing:
+        raise BadInput(f"set {args.set_name} is new and tree {tree[:12]} does not say its "
+                       + " or ".join(_UNSAID[k] for k in missing) + ": give "
+                       + ", ".join(f"--{k}" for k in missing))
+    return meta, describe(facts, given)
+
+
+#: what the tree lacks, for each fact it could not give
+_UNSAID = {"rustc": "rustc version (no version or src/version file, no release tag)",
+           "llvm": f"LLVM major (no LLVM_VERSION_MAJOR in {LLVM_PROJECT}'s CMake, no rustc/<major> branch for it "
+                   "in .gitmodules)"}
+
+
+def checkout_base(root: Path | None, manifest: Manifest) -> str | None:
+    """The commit below any applied series in the checkout: the tree a quilt series or a directory
+    of mails is imported for."""
+    if root is None:
+        return None
+    try:
+        return repo_state(Repo(root), None, series_limit(manifest)).base
+    except PatchmgrError:
+        return None
+
+
 def command(patches: Path, args) -> None:
     """`patchmgr import SOURCE --set NAME`: the source is a directory of mails, a quilt series
-    file, or else a revision range of the checkout. Into a directory without a manifest, the
-    import starts one."""
+    file, or else a revision range of the checkout (of the repository --repo names). Into a
+    directory without a manifest, the import starts one."""
     path = patches / MANIFEST_NAME
     manifest = load_manifest(patches, require_sets=False) if path.exists() else Manifest(path=path, sets={})
+    existing = manifest.sets.get(args.set_name)
     source = Path(args.source)
     try:
         root: Path | None = find_root(args.root.resolve())
     except WrongState:
         root = None  # a quilt series or a directory of mails is read without a checkout
-    if source.is_dir():
-        mails = mails_from_directory(source)
-    elif source.is_file():
-        mails = mails_from_quilt(source)
+    said: list[str] = []
+    if source.is_dir() or source.is_file():
+        lists = {args.repo: mails_from_directory(source) if source.is_dir() else mails_from_quilt(source)}
+        tree = checkout_base(root, manifest)
     else:
         root = find_root(args.root.resolve())
-        mails = mails_from_range(Repo(root / args.repo, args.repo), args.source)
-    meta = {"rustc": args.rustc, "commit": args.commit, "llvm": args.llvm}
-    for line in write_set(manifest, args.set_name, args.repo, mails, meta, root):
+        enzyme = existing.enzyme.path if existing and existing.enzyme else None
+        lists, said, start = lists_from_range(root, args.repo, args.source, enzyme)
+        tree = start if args.repo == SUPERPROJECT else checkout_base(root, manifest)
+    meta, facts = new_set_meta(args, existing is not None, root, tree)
+    for line in said + ([facts] if facts else []) + write_set(manifest, args.set_name, lists, meta, root):
         say(line)

@@ -522,7 +522,10 @@ def _check_mode(text: str, label: str, lineno: int, creates: bool) -> None:
         raise _fail(label, f"has mode {mode:o} on line {lineno}, which git reads as a directory; "
                     "patchmgr series carry regular files only")
     if kind == S_IFGITLINK and creates:
-        raise _fail(label, f"adds or moves a submodule (mode {mode:o}, line {lineno}); pin submodules in the manifest instead")
+        raise _fail(label, f"adds or moves a submodule (mode {mode:o}, line {lineno}); a patch cannot carry a submodule "
+                    "commit: a set lists a submodule's own commits as that repository's patches (patchmgr import "
+                    "OLD..NEW --repo PATH, or a range whose commit only moves the gitlink) and pins Enzyme in the "
+                    "manifest")
 
 
 # --- .gitmodules ------------------------------------------------------------

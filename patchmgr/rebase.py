@@ -30,7 +30,6 @@ from pathlib import Path
 import unidiff
 
 from patchmgr import carry, engine, releases, state, store, upstreamed
-from patchmgr.base import read_tarball_ids
 from patchmgr.errors import BadInput, BuildFailed, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
 from patchmgr.faults import fault
@@ -48,6 +47,7 @@ from patchmgr.series import (
     read_exactly,
     set_table,
 )
+from patchmgr.treefacts import read_tree_facts
 from patchmgr.workspace import View, Workspace, patch_branch
 
 #: the words a report's outcome begins with (a stopped patch's begins with its finding)
@@ -298,32 +298,20 @@ def _resolve_onto(ws: Workspace, onto: str, old: PatchSet, old_base: str) -> str
 
 
 def _new_set_facts(ws: Workspace, ontos: dict[str, str], old: PatchSet, llvm: int | None) -> state.NewBase:
-    """rustc version, upstream commit and LLVM major of the new base, read from its tree."""
-    sup, onto = ws.superproject, ontos[SUPERPROJECT]
-    version, upstream = read_tarball_ids(sup, onto)
-    if version is None:
-        version = (sup.read(onto, "src/version") or "").strip() or None
-    if not version or not VERSION.match(version):
-        raise BadInput(f"cannot tell the rustc version of {onto[:12]}: it has neither a version nor a src/version file")
+    """rustc version, upstream commit and LLVM major of the new base, read from its tree as import
+    reads a new set's (patchmgr/treefacts.py); an LLVM major the tree does not say is kept."""
+    onto = ontos[SUPERPROJECT]
+    facts = read_tree_facts(ws.superproject, onto, ws.root)
+    if facts.rustc is None:
+        raise BadInput(f"cannot tell the rustc version of {onto[:12]}: it has neither a version nor a src/version "
+                       "file, and no release tag")
     note = ""
     if llvm is None:
-        llvm = _llvm_major(ws, ontos)
+        llvm = facts.llvm
     if llvm is None:
-        llvm, note = old.llvm, f"LLVM major kept from {old.name}: the new base's llvm-project does not say; pass --llvm"
-    return state.NewBase(rustc=version, commit=upstream or onto, llvm=llvm, note=note)
-
-
-def _llvm_major(ws: Workspace, ontos: dict[str, str]) -> int | None:
-    for path, commit in ontos.items():
-        if path == SUPERPROJECT or not path.endswith("llvm-project"):
-            continue
-        repo = ws.repo(path)
-        for name in ("cmake/Modules/LLVMVersion.cmake", "llvm/CMakeLists.txt"):
-            text = repo.read(commit, name)
-            found = re.search(r"set\(LLVM_VERSION_MAJOR\s+(\d+)\)", text) if text is not None else None
-            if found:
-                return int(found.group(1))
-    return None
+        llvm, note = old.llvm, (f"LLVM major kept from {old.name}: the new base's llvm-project names no version and "
+                                ".gitmodules no rustc/<major> branch for it; pass --llvm")
+    return state.NewBase(rustc=facts.rustc, commit=facts.commit, llvm=llvm, note=note)
 
 
 def _new_dir(old_dir: str, old_name: str, new_name: str) -> str:

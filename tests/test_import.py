@@ -97,7 +97,10 @@ def test_revision_range(world):
 def test_import_errors(world):
     res = world.run("import", str(quilt(world)), "--set", "fresh")
     assert res.returncode == 3
-    assert res.stderr.strip().endswith("set fresh is new: give its upstream base with --rustc, --commit, --llvm")
+    # the fixture's tree says no rustc version and no LLVM major; its commit is the tree's own
+    assert res.stderr.strip().endswith("src/llvm-project's CMake, no rustc/<major> branch for it in .gitmodules): "
+                                       "give --rustc, --llvm"), res.stderr
+    assert "set fresh is new and tree " in res.stderr and len(res.stderr.strip().splitlines()) == 1
     crlf = world.tmp / "crlf"
     crlf.mkdir()
     (crlf / "series").write_text("a.patch\n")
