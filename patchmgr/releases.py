@@ -32,6 +32,10 @@ RELEASES = {
     "1.85.0": ("rustc-web", "1.85.0+dfsg3-1~deb12u3", "4d91de4e48198da2e33413efdcd9cd2cc0c46688", "2025-02-17T00:00:00+00:00"),
 }
 
+#: version -> the LLVM major of that release's own src/llvm-project (rust-lang/rust at its tag): the
+#: release tarball leaves the submodule out, so the tree itself cannot say it
+LLVM_MAJORS = {"1.63.0": 14, "1.85.0": 19}
+
 
 def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> str:
     """apt-get and tar (git goes through gitio), failing as ReleaseFailed."""

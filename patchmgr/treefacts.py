@@ -19,6 +19,7 @@ from pathlib import Path
 
 from patchmgr.base import read_tarball_ids
 from patchmgr.gitio import Repo
+from patchmgr.releases import LLVM_MAJORS, RELEASES
 from patchmgr.series import VERSION
 
 LLVM_PROJECT = "src/llvm-project"
@@ -52,6 +53,9 @@ def read_tree_facts(superproject: Repo, commit: str, root: Path) -> TreeFacts:
     else:
         upstream, sources["commit"] = commit, "the commit itself"
     llvm = _llvm_major(superproject, commit, root, sources)
+    if llvm is None and rustc in LLVM_MAJORS and RELEASES[rustc][2] == upstream:
+        llvm = LLVM_MAJORS[rustc]
+        sources["llvm"] = f"patchmgr's table of releases (rustc {rustc}'s release tree has no {LLVM_PROJECT})"
     return TreeFacts(tree=commit, rustc=rustc, commit=upstream, llvm=llvm, sources=sources)
 
 

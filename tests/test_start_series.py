@@ -221,3 +221,30 @@ def test_rebase_reads_the_llvm_of_a_stand_in_base_from_gitmodules(world):
     assert (entry["rustc"], entry["llvm"]) == ("1.85.0", 19)
     report = (world.patches / "autodiff-1.85.0" / "rebase-report.md").read_text()
     assert "LLVM 19" in report and "LLVM major kept" not in report
+
+
+def test_a_release_tree_without_llvm_project_gets_the_llvm_of_its_release(tmp_path):
+    """Debian's rustc-web 1.85 tarball has no src/llvm-project and no .gitmodules branch: the LLVM
+    major of the release (19) comes from patchmgr's release table, not from the old set (14)."""
+    from fixture import git, hermetic_env, write
+
+    from patchmgr.gitio import Repo
+    from patchmgr.releases import RELEASES
+    from patchmgr.treefacts import read_tree_facts
+
+    env = hermetic_env(tmp_path)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    git(tree, "init", "-q", env=env)
+    write(tree / "version", "1.85.0 (4d91de4e4 2025-02-17)\n")
+    write(tree / "git-commit-hash", RELEASES["1.85.0"][2] + "\n")
+    git(tree, "add", "-A", env=env)
+    git(tree, "commit", "-q", "-m", "Import rustc 1.85.0", env=env)
+    head = git(tree, "rev-parse", "HEAD", env=env).strip()
+    facts = read_tree_facts(Repo(tree), head, tree)
+    assert (facts.rustc, facts.commit, facts.llvm) == ("1.85.0", RELEASES["1.85.0"][2], 19)
+    assert "table of releases" in facts.sources["llvm"]
+    # another commit than the release's is not given the release's LLVM
+    write(tree / "git-commit-hash", "1" * 40 + "\n")
+    git(tree, "commit", "-q", "-am", "not the release", env=env)
+    assert read_tree_facts(Repo(tree), git(tree, "rev-parse", "HEAD", env=env).strip(), tree).llvm is None
