@@ -56,7 +56,7 @@ def _commit_each(repo: Repo, base: str, patches: list[Patch]) -> list[PatchResul
     HEAD ends at the last commit, so that one kept with --keep shows the series (git log)."""
     results = []
     tip = base
-    with MailCommitter(repo, "check-index") as committer:
+    with MailCommitter(repo) as committer:
         for patch in patches:
             try:
                 tip = committer.commit_mail(tip, patch.text, patch.diff)

@@ -50,7 +50,7 @@ def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[s
         for path in paths:
             borrowed = scratch.borrow(ws.repo(path))
             ranges = []
-            with MailCommitter(borrowed, "diffsets-index") as committer:
+            with MailCommitter(borrowed) as committer:
                 for patch_set, super_base, by_repo in zip(sets, super_bases, loaded):
                     base = repo_base(ws.superproject, super_base, path, patch_set)
                     patches = by_repo.get(path, [])

@@ -68,18 +68,21 @@ class MailCommitter:
         return self._apply(tree, diff, three_way)[0]
 
     def _apply(self, tree: str, diff: str, three_way: bool) -> tuple[str | None, str]:
-        """(new tree or None, git apply's error)."""
+        """(new tree or None, why not: git apply's error, and the 3-way merge's)."""
         self.read_tree(tree)
         res = self.repo.try_run("apply", "--cached", "--whitespace=nowarn", input=diff, env=self.env)
-        if res.status != 0 and three_way:  # a refused plain apply leaves the index as it was
+        if res.status == 0:
+            return self.write_tree(), ""
+        error = _first(res.err or res.out, ("fatal:", "error:")) or f"exit {res.status}"
+        if three_way:  # a refused plain apply leaves the index as it was
             self._index_tree = None  # a 3-way apply may leave conflicted entries
             res = self.repo.try_run("apply", "--cached", "--3way", "--whitespace=nowarn", input=diff, env=self.env)
-        if res.status != 0:
-            self._index_tree = None
-            lines = (res.err or res.out).strip().splitlines()
-            return None, next((line for line in lines if line.startswith(("fatal:", "error:"))),
-                              lines[0] if lines else f"exit {res.status}")
-        return self.write_tree(), ""
+            if res.status == 0:
+                return self.write_tree(), ""
+            error += "; 3-way: " + (_first(res.err or res.out, ("fatal:", "Applied patch")) or
+                                    _first(res.err or res.out, ("error:",)) or f"exit {res.status}")
+        self._index_tree = None
+        return None, error
 
     def tree_with(self, tree: str, entries: list[str]) -> str:
         """`tree` with index entries ("mode sha\\tpath"; mode 0 removes the path) put in."""
@@ -120,3 +123,8 @@ class MailCommitter:
         if as_author:
             env.update(GIT_COMMITTER_NAME=author["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=author["GIT_AUTHOR_EMAIL"])
         return self.repo.run("commit-tree", tree, "-p", parent, "-F", "-", input=message, env=env).strip()
+
+
+def _first(output: str, starts: tuple[str, ...]) -> str | None:
+    """The first line of git's `output` that starts with one of `starts`."""
+    return next((line for line in output.splitlines() if line.startswith(starts)), None)

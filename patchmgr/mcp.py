@@ -139,7 +139,7 @@ def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[
         borrowed = scratch.borrow(ws.repo(series.path))
         base = repo_base(ws.superproject, sup_base, series.path, patch_set)
         date = borrowed.run("log", "-1", "--format=%cI", base).strip()
-        with MailCommitter(borrowed, "mcp-index") as committer:
+        with MailCommitter(borrowed) as committer:
             tip = base
             for patch in patches[series.path]:
                 try:
