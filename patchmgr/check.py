@@ -33,7 +33,7 @@ class PatchResult:
 
 def check(ws: Workspace, set_name: str | None, keep: bool = False) -> list[PatchResult]:
     """Each patch of the set (the one for this tree's base, or `set_name`, whatever is applied)
-    applied on the set's base in scratch clones."""
+    committed on the set's base in scratch repositories."""
     patch_set = ws.manifest.get(set_name) if set_name else ws.inspect(None).patch_set
     super_base = ws.set_base(patch_set)
     by_repo = load_patches(patch_set)

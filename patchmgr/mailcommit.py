@@ -31,8 +31,10 @@ class MailCommitter:
     def __init__(self, repo: Repo, purpose: str = "commit"):
         self.repo = repo
         self._dir = ScratchDir(purpose)
-        self.env = {"GIT_INDEX_FILE": str(self._dir.path / "index")}
+        # index version 4 compresses the paths: a third smaller, so quicker to read and write
+        self.env = {"GIT_INDEX_FILE": str(self._dir.path / "index"), "GIT_INDEX_VERSION": "4"}
         self._index_tree: str | None = None  # the tree the private index holds, when known
+        self._trees: dict[str, str] = {}  # commit id -> its tree, for the commits made here
 
     def __enter__(self) -> MailCommitter:
         return self
@@ -48,7 +50,8 @@ class MailCommitter:
         return self._dir.path / name
 
     def tree_of(self, commit: str) -> str:
-        return self.repo.run("rev-parse", f"{commit}^{{tree}}", readonly=True).strip()
+        known = self._trees.get(commit)
+        return known or self.repo.run("rev-parse", f"{commit}^{{tree}}", readonly=True).strip()
 
     def read_tree(self, tree: str) -> None:
         """The private index set to `tree` (read once: a 50,000-entry index takes a tenth of a second)."""
@@ -122,7 +125,9 @@ class MailCommitter:
         env = {**self.env, **author, "GIT_COMMITTER_DATE": author["GIT_AUTHOR_DATE"], **(committer or {})}
         if as_author:
             env.update(GIT_COMMITTER_NAME=author["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=author["GIT_AUTHOR_EMAIL"])
-        return self.repo.run("commit-tree", tree, "-p", parent, "-F", "-", input=message, env=env).strip()
+        made = self.repo.run("commit-tree", tree, "-p", parent, "-F", "-", input=message, env=env).strip()
+        self._trees[made] = tree
+        return made
 
 
 def _first(output: str, starts: tuple[str, ...]) -> str | None:
