@@ -105,6 +105,22 @@ def am(clone: Path, files: list[str]) -> list[str]:
     return ["git", "-C", str(clone), "am", "-q", "--3way", "--keep-non-patch", *files]
 
 
+#: each command and the plain git it is measured against
+PAIRS = (("diff-sets", "range-diff", "git range-diff of the same commits"),
+         ("check", "am", "git am --3way in a checked-out scratch clone"),
+         ("mcp", "am", "git am --3way in a checked-out scratch clone"))
+
+
+def table(med: dict[str, float]) -> list[str]:
+    """The Markdown table of the medians (seconds), with the ratios."""
+    lines = ["| command | time | plain git | time | ratio |", "|---|---|---|---|---|"]
+    lines += [f"| patchmgr {ours} | {med[ours] * 1000:.0f} ms | {label} | {med[theirs] * 1000:.0f} ms | "
+              f"{med[ours] / med[theirs]:.2f}x |" for ours, theirs, label in PAIRS]
+    lines.append(f"| (the scratch clone's checkout, before git am) | | git checkout of the base | "
+                 f"{med['checkout'] * 1000:.0f} ms | |")
+    return lines
+
+
 def main() -> int:
     args = parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="patchmgr-bench-"))
@@ -137,19 +153,10 @@ def main() -> int:
             rows["checkout"].append(measure(["git", "-C", str(clone), "checkout", "-q", "-f", "--detach", base],
                                             tmp, env)[0])
             rows["am"].append(measure(am(clone, files[set_name]), tmp, env)[0])
-        med = {name: statistics.median(times) for name, times in rows.items()}
         count = len(files[set_name])
         print(f"{tree.name}: set {set_name} ({count} superproject patches) and {second} ({count - 1}), "
               f"median of {args.runs} runs, {os.cpu_count()} cores\n")
-        print("| command | time | plain git | time | ratio |")
-        print("|---|---|---|---|---|")
-        for ours, theirs, label in [("diff-sets", "range-diff", "git range-diff of the same commits"),
-                                    ("check", "am", "git am --3way in a checked-out scratch clone"),
-                                    ("mcp", "am", "git am --3way in a checked-out scratch clone")]:
-            print(f"| patchmgr {ours} | {med[ours] * 1000:.0f} ms | {label} | {med[theirs] * 1000:.0f} ms | "
-                  f"{med[ours] / med[theirs]:.2f}x |")
-        print(f"| (the scratch clone's checkout, before git am) | | git checkout of the base | "
-              f"{med['checkout'] * 1000:.0f} ms | |")
+        print("\n".join(table({name: statistics.median(times) for name, times in rows.items()})))
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
