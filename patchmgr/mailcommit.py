@@ -35,6 +35,7 @@ class MailCommitter:
         self.env = {"GIT_INDEX_FILE": str(self._dir.path / "index"), "GIT_INDEX_VERSION": "4"}
         self._index_tree: str | None = None  # the tree the private index holds, when known
         self._trees: dict[str, str] = {}  # commit id -> its tree, for the commits made here
+        self._made: dict[tuple, str] = {}  # what commit_mail was given -> the commit it made
 
     def __enter__(self) -> MailCommitter:
         return self
@@ -118,6 +119,13 @@ class MailCommitter:
         `committer`'s GIT_COMMITTER_NAME/EMAIL, or with `as_author` the mail's author (the same
         mail gives the same commit whoever runs it); dated as the author dated it.
         """
+        key = (parent, mail, diff, tuple(sorted((committer or {}).items())), as_author)
+        if key not in self._made:  # two revisions of a series share commits (diff-sets): each made once
+            self._made[key] = self._commit_mail(parent, mail, diff, committer, as_author)
+        return self._made[key]
+
+    def _commit_mail(self, parent: str, mail: str, diff: str, committer: dict[str, str] | None,
+                     as_author: bool) -> str:
         tree, error = self._apply(self.tree_of(parent), diff, three_way=True)
         if tree is None:
             raise DoesNotApply(f"git apply failed in {self.repo.label}: {error}")
