@@ -46,8 +46,8 @@ from patchmgr.hunks import (
     sections,
     split_lines,
 )
+from patchmgr.mailcommit import MailCommitter
 from patchmgr.patchfile import Patch
-from patchmgr.scratch import ScratchDir
 
 CLEAN, MERGED, RELOCATED, EMPTY, FAILED = "clean", "merged", "relocated", "empty", "failed"
 #: a vendored crate's directory: name-1.2.3 (or name-0.1.0+wasi..., name-1.0.0-beta)
@@ -198,56 +198,29 @@ def why_moved(old: str, new: str) -> str:
     return f"directory moved: {old_dir or '.'}/ -> {new_dir or '.'}/"
 
 
-class Replay:
+class Replay(MailCommitter):
     """One repository's carry: a private index, the materialized commits, the views of trees."""
 
     def __init__(self, repo: Repo, fuzz: int = 0):
-        self.repo, self.fuzz = repo, fuzz
-        self._dir = ScratchDir("carry")
-        self.env = {"GIT_INDEX_FILE": str(self._dir.path / "index")}
+        super().__init__(repo, "carry")
+        self.fuzz = fuzz
         self._views: dict[str, TreeView] = {}
         self._candidates_of: dict[tuple[str, str], list[str]] = {}
-
-    def close(self) -> None:
-        self._dir.cleanup()
 
     def view(self, tree: str) -> TreeView:
         if tree not in self._views:
             self._views = {tree: TreeView(self.repo, tree)} | dict(list(self._views.items())[-3:])
         return self._views[tree]
 
-    def tree_of(self, commit: str) -> str:
-        return self.repo.run("rev-parse", f"{commit}^{{tree}}", readonly=True).strip()
-
     # --- the set as commits on its old base -----------------------------------
     def materialize(self, base: str, patches: list[Patch], mails: list[str]) -> list[str]:
-        """Commit each patch on the one before, from `base`; `mails` are the tagged texts (messages)."""
-        repo, env = self.repo, self.env
-        repo.run("read-tree", base, env=env)
+        """Commit each patch on the one before, from `base`, as apply's git am would; `mails` are
+        the tagged texts (messages). The committer is the author, so the ids depend on the mails only."""
         parent, out = base, []
         for patch, mail in zip(patches, mails):
-            repo.run("apply", "--cached", "--whitespace=nowarn", input=patch.diff, env=env)
-            tree = repo.run("write-tree", env=env).strip()
-            ident, message = self._mailinfo(mail)
-            parent = repo.run("commit-tree", tree, "-p", parent, "-F", "-", input=message, env={**env, **ident}).strip()
+            parent = self.commit_mail(parent, mail, patch.diff, as_author=True)
             out.append(parent)
         return out
-
-    def _mailinfo(self, mail: str) -> tuple[dict[str, str], str]:
-        """Author, date and message of a mail, read by git's own mailinfo and cleaned up by
-        stripspace, as git am --keep-non-patch reads and commits it (apply's git am), so a
-        commit made here is the commit apply makes."""
-        msg, patch = str(self._dir.path / "msg"), str(self._dir.path / "patch")
-        info = self.repo.run("mailinfo", "-b", msg, patch, input=mail, readonly=True)
-        fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
-        with open(msg, encoding="utf-8", errors="surrogateescape") as f:
-            body = f.read()
-        message = self.repo.run("stripspace", input=fields.get("Subject", "") + "\n\n" + body,
-                                readonly=True, strip=False)
-        name, email, date = fields.get("Author", ""), fields.get("Email", ""), fields.get("Date", "")
-        ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date,
-                 "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email, "GIT_COMMITTER_DATE": date}
-        return ident, message
 
     # --- one patch --------------------------------------------------------------
     def carry(self, tip: str, commit: str, patch: Patch, relocate: bool = True) -> Carried:
@@ -257,7 +230,7 @@ class Replay:
         diffs = self.file_diffs(patch)
         moved_dirs = self._vanished_dirs(diffs, parent, tip_tree)
         if not moved_dirs:
-            tree = self._apply(tip, patch.diff)
+            tree = self.apply(tip_tree, patch.diff, three_way=False)
             if tree is not None:
                 return Carried(EMPTY if tree == tip_tree else CLEAN, tree)
         merged, conflicted = self._merge(parent, tip, commit)
@@ -280,12 +253,6 @@ class Replay:
         old, tip = self.view(self.tree_of(parent)), self.view(tip_tree)
         return [gone for fd in diffs if fd.old_path is None and fd.new_path
                 and (gone := gone_directory(fd.new_path, old, tip)) is not None]
-
-    def _apply(self, tip: str, diff: str) -> str | None:
-        self.repo.run("read-tree", tip, env=self.env)
-        if self.repo.try_run("apply", "--cached", "--whitespace=nowarn", input=diff, env=self.env).status != 0:
-            return None
-        return self.repo.run("write-tree", env=self.env).strip()
 
     def _merge(self, parent: str, tip: str, commit: str) -> tuple[str, list[str]]:
         """git's 3-way merge of parent..commit into tip: (tree, conflicted paths).
@@ -549,7 +516,7 @@ class Replay:
             return None
         names = []
         for name, text in (("ours", "".join(ours)), ("base", base), ("theirs", theirs)):
-            path = str(self._dir.path / name)
+            path = str(self.file(name))
             with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(text)
             names.append(path)
@@ -557,18 +524,14 @@ class Replay:
         return res.out if res.status == 0 else None
 
     def _write_tree(self, tip_tree: str, contents: dict[str, list[str] | None], modes: dict[str, str]) -> str:
-        repo, env = self.repo, self.env
-        repo.run("read-tree", tip_tree, env=env)
         entries = []
         for path, lines in sorted(contents.items()):
             if lines is None:
                 entries.append(f"0 {'0' * 40}\t{path}")
                 continue
-            blob = repo.run("hash-object", "-w", "--stdin", input="".join(lines)).strip()
+            blob = self.repo.run("hash-object", "-w", "--stdin", input="".join(lines)).strip()
             entries.append(f"{modes.get(path, '100644')} {blob}\t{path}")
-        if entries:
-            repo.run("update-index", "--index-info", input="\n".join(entries) + "\n", env=env)
-        return repo.run("write-tree", env=env).strip()
+        return self.tree_with(tip_tree, entries)
 
 
 #: the throwaway commits merge-tree is given: fixed, so the same carry makes the same objects

@@ -124,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "patchmgr.status:command")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = command("check", "apply the set in scratch clones (never in your tree) and report each patch",
+    p = command("check", "apply the set in scratch repositories (never in your tree) and report each patch",
                 "patchmgr.check:command")
-    p.add_argument("--keep", action="store_true", help="keep the scratch clones for inspection")
+    p.add_argument("--keep", action="store_true", help="keep the scratch repositories (bare, HEAD at the series) for inspection")
 
     command("lint", "validate the manifest and every patch of every set (or of --set NAME), without a tree",
             "patchmgr.lint:command", needs="manifest")

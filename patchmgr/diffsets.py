@@ -1,31 +1,37 @@
 """diff-sets A B: what changed between two patch sets, patch by patch, as git range-diff shows it.
 
-Both sets are applied in scratch clones that borrow the checkout's objects (the
-user's tree is only read), each on its own base, then `git range-diff` compares
-the two series, repository by repository.
+Both sets are committed, each on its own base, in the object store of bare
+scratch repositories that borrow the checkout's objects (mailcommit: the commits
+git am makes, with no checkout; the user's repositories are only read), then
+`git range-diff` compares the two series, repository by repository.
 """
 
 from __future__ import annotations
 
 from patchmgr.base import repo_base
 from patchmgr.errors import CheckFailed
-from patchmgr.gitio import Repo, scratch_clones, tool_commit_env
+from patchmgr.gitio import TOOL_IDENT, scratch_clones
 from patchmgr.lint import load_patches
+from patchmgr.mailcommit import DoesNotApply, MailCommitter
 from patchmgr.output import show
 from patchmgr.series import SUPERPROJECT, PatchSet
 from patchmgr.workspace import Workspace
 
+#: the committer of the compared commits: fixed (and dated as their authors dated them), so their
+#: ids, which range-diff prints, are the same on every run and machine
+_COMMITTER = {"GIT_COMMITTER_NAME": TOOL_IDENT[0], "GIT_COMMITTER_EMAIL": TOOL_IDENT[1]}
 
-def _series_on(clone: Repo, base: str, patches, name: str) -> str:
-    """Apply the patches on base; the commits get fixed committers and dates, so their ids (which
-    range-diff prints) are the same on every run and machine."""
-    clone.run("checkout", "-q", "--detach", base)
-    env = tool_commit_env("1970-01-01T00:00:00+00:00")
+
+def _series_on(committer: MailCommitter, base: str, patches, name: str) -> str:
+    """The patches committed on base, one on the other; the last commit."""
+    tip = base
     for patch in patches:
-        if clone.am(patch.text, "--quiet", env=env).status != 0:
-            clone.try_run("am", "--abort")
-            raise CheckFailed(f"{patch.label} of set {name} does not apply to its base; run patchmgr check --set {name}")
-    return clone.head()
+        try:
+            tip = committer.commit_mail(tip, patch.text, patch.diff, committer=_COMMITTER)
+        except DoesNotApply:
+            raise CheckFailed(f"{patch.label} of set {name} does not apply to its base; "
+                              f"run patchmgr check --set {name}") from None
+    return tip
 
 
 def diff_sets(ws: Workspace, first: str, second: str) -> str:
@@ -42,16 +48,17 @@ def range_diff(ws: Workspace, first: PatchSet, second: PatchSet) -> list[tuple[s
     loaded = [load_patches(s) for s in sets]
     with scratch_clones("diffsets") as scratch:
         for path in paths:
-            clone = scratch.clone(ws.repo(path))
+            borrowed = scratch.borrow(ws.repo(path))
             ranges = []
-            for patch_set, super_base, by_repo in zip(sets, super_bases, loaded):
-                base = repo_base(ws.superproject, super_base, path, patch_set)
-                patches = by_repo.get(path, [])
-                ranges.append(f"{base}..{_series_on(clone, base, patches, patch_set.name)}")
+            with MailCommitter(borrowed) as committer:
+                for patch_set, super_base, by_repo in zip(sets, super_bases, loaded):
+                    base = repo_base(ws.superproject, super_base, path, patch_set)
+                    patches = by_repo.get(path, [])
+                    ranges.append(f"{base}..{_series_on(committer, base, patches, patch_set.name)}")
             if all(r.split("..")[0] == r.split("..")[1] for r in ranges):
                 sections.append((path, "(no patches in either set)"))
                 continue
-            out = clone.run("-c", "core.abbrev=12", "range-diff", "--no-color", *ranges, strip=False)
+            out = borrowed.run("-c", "core.abbrev=12", "range-diff", "--no-color", *ranges, strip=False)
             sections.append((path, out.rstrip()))
     return sections
 

@@ -23,7 +23,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     7: ("state", "wrong state for this command (nothing to continue, operation in progress, not applied, ...)"),
     8: ("git", "a git command failed unexpectedly"),
     9: ("foreign-commits", "the patch branch holds commits that are not from the series"),
-    10: ("check-failed", "the set does not apply cleanly in a scratch clone"),
+    10: ("check-failed", "the set does not apply cleanly in a scratch repository"),
     11: ("build", "preflight or the x.py build failed"),
     12: ("release", "a release's source package could not be downloaded or imported"),
     13: ("busy", "another patchmgr command is running on this checkout; nothing was changed"),

@@ -437,6 +437,27 @@ class Scratch:
             clone.run("checkout", "-q", "--detach", at)
         return clone
 
+    def borrow(self, repo: Repo) -> Repo:
+        """A bare repository that reads `repo`'s objects (objects/info/alternates, as `clone
+        --shared` makes) and writes its own: commits made in it leave nothing in the user's
+        repository, and it costs a `git init`, not a clone of the refs or a checkout."""
+        objects, shallow = repo.run("rev-parse", "--path-format=absolute", "--git-path", "objects", "--git-path",
+                                    "shallow", readonly=True).split("\n")[:2]
+        borrowed = self.bare(repo.label, objects)
+        if os.path.isfile(shallow):  # a shallow clone's cut: without it a walk would look for the missing parents
+            (borrowed.path / "shallow").write_bytes(Path(shallow).read_bytes())
+        return borrowed
+
+    def bare(self, label: str, objects: str | Path | None = None) -> Repo:
+        """An empty bare repository named for `label` (whose object store reads `objects` too)."""
+        name = "superproject" if label == "." else label.replace("/", "_")
+        borrowed = Repo(self.root / f"{name}.git", label)
+        borrowed.path.mkdir()
+        borrowed.run("init", "-q", "--bare")
+        if objects is not None:
+            (borrowed.path / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+        return borrowed
+
 
 @contextmanager
 def scratch_clones(purpose: str, keep: bool = False) -> Iterator[Scratch]:

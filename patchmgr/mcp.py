@@ -23,6 +23,7 @@ from patchmgr.diffsets import range_diff
 from patchmgr.errors import BadInput, CheckFailed, WrongState
 from patchmgr.gitio import Repo, Scratch, scratch_clones, tool_commit_env
 from patchmgr.lint import load_patches
+from patchmgr.mailcommit import DoesNotApply, MailCommitter
 from patchmgr.output import say
 from patchmgr.patchfile import Patch
 from patchmgr.series import SUPERPROJECT, Manifest, PatchSet, load_manifest, set_table
@@ -113,18 +114,20 @@ def fill_template(template: str, label: str, title: str, filled: dict[str, str])
     return front + "".join(out).rstrip("\n") + "\n"
 
 
-# --- the prototype: the series applied, in scratch clones ------------------
+# --- the prototype: the series committed, in scratch repositories ----------
 
 @dataclass
 class Built:
-    repo: Repo  # the scratch clone
+    repo: Repo  # the scratch repository holding the commits
     base: str
     head: str
 
 
 def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[Patch]], scratch: Scratch
                     ) -> dict[str, Built]:
-    """Apply the set on its base as plain commits (no patchmgr trailers), submodules first.
+    """Commit the set on its base as plain commits (no patchmgr trailers), submodules first, in
+    bare scratch repositories that borrow the checkout's objects (the commits git am makes,
+    without a checkout: mailcommit).
 
     Enzyme becomes a .gitmodules entry and gitlink in its owner (nothing is
     cloned), and the superproject records the patched submodules, as the
@@ -133,31 +136,47 @@ def build_prototype(ws: Workspace, patch_set: PatchSet, patches: dict[str, list[
     sup_base = ws.set_base(patch_set)
     built: dict[str, Built] = {}
     for series in patch_set.apply_order():
-        repo = ws.repo(series.path)
+        borrowed = scratch.borrow(ws.repo(series.path))
         base = repo_base(ws.superproject, sup_base, series.path, patch_set)
-        clone = scratch.clone(repo, at=base)
-        for patch in patches[series.path]:
-            if clone.am(patch.text, "--quiet").status:
-                raise CheckFailed(f"{patch.label} does not apply to the base of {patch_set.name}; "
-                                  f"run patchmgr check --set {patch_set.name}, fix or rebase the set, then mcp again")
-        date = clone.run("log", "-1", "--format=%cI", base).strip()
-        if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
-            rel = enzyme_rel_path(patch_set)
-            clone.run("config", "-f", ".gitmodules", f"submodule.{rel}.path", rel)
-            clone.run("config", "-f", ".gitmodules", f"submodule.{rel}.url", patch_set.enzyme.url)
-            clone.run("add", ".gitmodules")
-            clone.run("update-index", "--add", "--cacheinfo", f"160000,{patch_set.enzyme.commit},{rel}")
-            clone.run("commit", "-q", "--no-verify", "-m", f"Add Enzyme as submodule {rel}\n\n"
-                      f"{patch_set.enzyme.url} at {patch_set.enzyme.commit}", env=tool_commit_env(date))
-        if series.path == SUPERPROJECT:
-            for path, nested in built.items():
-                if nested.head != nested.base:
-                    clone.run("update-index", "--cacheinfo", f"160000,{nested.head},{path}")
-            if clone.run("diff", "--cached", "--name-only").strip():
-                clone.run("commit", "-q", "--no-verify", "-m", f"Update {', '.join(built)} for {patch_set.name}",
-                          env=tool_commit_env(date))
-        built[series.path] = Built(clone, base, clone.head())
+        date = borrowed.run("log", "-1", "--format=%cI", base).strip()
+        with MailCommitter(borrowed) as committer:
+            tip = base
+            for patch in patches[series.path]:
+                try:
+                    tip = committer.commit_mail(tip, patch.text, patch.diff)
+                except DoesNotApply:
+                    raise CheckFailed(f"{patch.label} does not apply to the base of {patch_set.name}; run patchmgr "
+                                      f"check --set {patch_set.name}, fix or rebase the set, then mcp again") from None
+            if patch_set.enzyme and patch_set.enzyme_owner() == series.path:
+                tip = _add_enzyme(committer, tip, patch_set, date)
+            if series.path == SUPERPROJECT:
+                links = [f"160000 {nested.head}\t{path}" for path, nested in built.items() if nested.head != nested.base]
+                tree = committer.tree_with(committer.tree_of(tip), links)
+                if tree != committer.tree_of(tip):
+                    tip = _tool_commit(borrowed, tree, tip, f"Update {', '.join(built)} for {patch_set.name}", date)
+        built[series.path] = Built(borrowed, base, tip)
     return built
+
+
+def _add_enzyme(committer: MailCommitter, tip: str, patch_set: PatchSet, date: str) -> str:
+    """A commit on `tip` that adds Enzyme as a submodule: its .gitmodules entry (written by git
+    config, as `git submodule add` writes it) and its gitlink at the pin."""
+    pin = patch_set.enzyme
+    assert pin is not None
+    repo, rel = committer.repo, enzyme_rel_path(patch_set)
+    modules = committer.file("gitmodules")
+    modules.write_text(repo.read(tip, ".gitmodules") or "", encoding="utf-8", errors="surrogateescape")
+    repo.run("config", "-f", str(modules), f"submodule.{rel}.path", rel)
+    repo.run("config", "-f", str(modules), f"submodule.{rel}.url", pin.url)
+    blob = repo.run("hash-object", "-w", "--", str(modules)).strip()
+    tree = committer.tree_with(committer.tree_of(tip), [f"100644 {blob}\t.gitmodules", f"160000 {pin.commit}\t{rel}"])
+    return _tool_commit(repo, tree, tip, f"Add Enzyme as submodule {rel}\n\n{pin.url} at {pin.commit}", date)
+
+
+def _tool_commit(repo: Repo, tree: str, parent: str, message: str, date: str) -> str:
+    """A commit of patchmgr's own (the Enzyme submodule, the gitlinks), dated as the base, so the
+    same set gives the same commit."""
+    return repo.run("commit-tree", tree, "-p", parent, "-F", "-", input=message + "\n", env=tool_commit_env(date)).strip()
 
 
 def check_outputs(ws: Workspace, patch_set: PatchSet, branch: str | None, mails: Path | None) -> None:
@@ -426,8 +445,8 @@ def draft(ws: Workspace, set_name: str | None, out: Path | None, template: Path 
         made.append(f"{out}: the revisions of {last} go on with {patch_set.name}, which was rebased from it")
     with scratch_clones("mcp") as scratch:
         built = build_prototype(ws, patch_set, patches, scratch)
-        sup = built[SUPERPROJECT].repo if SUPERPROJECT in built else None
-        surface = find_surface(patches.get(SUPERPROJECT, []), lambda path: sup.read("HEAD", path) if sup else None)
+        sup = built.get(SUPERPROJECT)
+        surface = find_surface(patches.get(SUPERPROJECT, []), lambda path: sup.repo.read(sup.head, path) if sup else None)
         out.mkdir(parents=True, exist_ok=True)
         revision, changelog = record_revision(ws, patch_set, out)
         proposal = render_proposal(patch_set, cover, surface, patches, revision, changelog)

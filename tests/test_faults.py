@@ -255,11 +255,15 @@ def test_scratch_directories_of_a_killed_run_are_removed_by_the_next_one(fast_wo
 
 def test_a_git_that_outlives_its_killed_patchmgr_keeps_the_scratch_directory(fast_world):
     """Issue 25, class 8: the git commands patchmgr runs inherit the owner record's lock, so a git am
-    still running in a scratch clone after its patchmgr was killed keeps the directory until it ends."""
+    still running in a scratch clone after its patchmgr was killed keeps the directory until it ends.
+    The git am is the in-place apply's, which makes the edited patch's commits in a scratch clone."""
     world = fast_world
+    ok(world.run("apply", "--no-config"))
+    patch = sorted((world.patches / SET / "rust").iterdir())[1]
+    patch.write_text(patch.read_text().replace("+// -Z autodiff", "+// -Z autodiff (changed)"))
     tmp, templates, release = world.tmp / "tmpdir", world.tmp / "templates", world.tmp / "release"
     tmp.mkdir()
-    hook = templates / "hooks" / "pre-applypatch"  # copied into every clone: runs inside check's git am
+    hook = templates / "hooks" / "pre-applypatch"  # copied into every clone: runs inside the scratch clone's git am
     hook.parent.mkdir(parents=True)
     hook.write_text(f'#!/bin/sh\nif mkdir "{world.tmp}/killed" 2>/dev/null; then\n'
                     "  kill -9 $(awk '{print $4}' /proc/$PPID/stat)\n"  # patchmgr, git am's parent
@@ -269,10 +273,10 @@ def test_a_git_that_outlives_its_killed_patchmgr_keeps_the_scratch_directory(fas
     config.write_bytes(Path(world.env["GIT_CONFIG_GLOBAL"]).read_bytes())
     git(world.tmp, "config", "--file", str(config), "init.templateDir", str(templates), env=world.env)
     env = {"TMPDIR": str(tmp), "GIT_CONFIG_GLOBAL": str(config)}
-    res = world.run("check", env_extra=env)
+    res = world.run("apply", "--no-config", env_extra=env)
     assert res.returncode == -9, res.stderr
     left = list(tmp.iterdir())
-    assert len(left) == 1 and left[0].name.startswith("patchmgr-check-"), left
+    assert len(left) == 1 and left[0].name.startswith("patchmgr-reapply-"), left
     try:
         ok(world.run("check", env_extra={"TMPDIR": str(tmp)}))  # the orphaned git am still runs there
         assert left[0] in list(tmp.iterdir())
