@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 from patchmgr import __version__, output
-from patchmgr.errors import EXIT_CODES, Conflict, PatchmgrError, UsageError
+from patchmgr.errors import EXIT_CODES, EXIT_OS, Conflict, PatchmgrError, UsageError
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>2}  {name}: {meaning}" for code, (name, meaning) in EXIT_CODES.items())
 #: the end of every command's --help: the exit codes are the same for all, so they are listed once
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--abort", dest="mode", action="store_const", const="--abort",
                       help="put every repository back exactly where it was before the apply (also after a kill)")
 
-    p = command("unapply", "remove the patch set: every repository back at its base, Enzyme submodule included",
+    p = command("unapply", "remove the patch set: every repository back where apply found it, Enzyme submodule included",
                 "patchmgr.unapply:command", changes_tree=True)
     p.add_argument("--force", action="store_true",
                    help="also when the patch branches hold other commits; they are saved under refs/patchmgr/backup/ first")
@@ -318,3 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         # quiet, with the status a shell shows for git ended by SIGPIPE
         output.silence_all()
         return 128 + signal.SIGPIPE
+    except OSError as e:
+        # the file system refused (permissions, no space, a directory where a file goes): one line
+        # naming the path, not a traceback
+        where = f": {e.filename}" if e.filename else ""
+        output.error(f"{e.strerror or e}{where}; fix that, then run the command again (patchmgr status shows "
+                     "where the tree stands)")
+        return EXIT_OS

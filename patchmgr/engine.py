@@ -658,7 +658,8 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
                                          for o in journal.applied_origins],
                                   patch_ids=ids, verified=verified, exported=exported,
                                   config=keep.config if keep else None,
-                                  config_inputs=keep.config_inputs if keep else None)
+                                  config_inputs=keep.config_inputs if keep else None,
+                                  bases={**(keep.bases if keep else {}), **journal.adopted})
     state.save_applied(ws.git_dir, applied)
     fault("apply:recorded")
     state.remove(ws.git_dir, state.OP_FILE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+EXIT_OS = 14
 
 #: code -> (name, meaning); the single source for README's table.
 EXIT_CODES: dict[int, tuple[str, str]] = {
@@ -27,6 +28,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     11: ("build", "preflight or the x.py build failed"),
     12: ("release", "a release's source package could not be downloaded or imported"),
     13: ("busy", "another patchmgr command is running on this checkout; nothing was changed"),
+    14: ("os", "the file system refused a read or write (permissions, space, a directory in the way); the error names the path"),
 }
 
 

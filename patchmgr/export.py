@@ -27,7 +27,7 @@ from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_patch, parse_trailers
 from patchmgr.scratch import scratch_dir
 from patchmgr.series import PatchSet, read_exactly, write_manifest
-from patchmgr.store import write_file
+from patchmgr.store import line_endings_of, write_file
 from patchmgr.workspace import View, Workspace
 
 _OURS = re.compile(rf"^(?:{TRAILER_SET}|{TRAILER_PATCH}): .*(?:\n|\Z)", re.M)
@@ -216,13 +216,14 @@ def formatted(repo: Repo, commits: list[str]) -> list[tuple[str, str]]:
 def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]]) -> None:
     import tomlkit
 
-    doc = tomlkit.parse(manifest.read_text(encoding="utf-8"))
+    current = read_exactly(manifest)
+    doc = tomlkit.parse(current)
     for path, names in lists.items():
         array = tomlkit.array()
         array.extend(names)
         array.multiline(True)
         doc["sets"][patch_set.name]["repos"][path]["patches"] = array
-    write_manifest(manifest, tomlkit.dumps(doc))
+    write_manifest(manifest, line_endings_of(current, tomlkit.dumps(doc)))  # a CRLF manifest stays CRLF
 
 
 def command(ws: Workspace, args) -> None:

@@ -42,9 +42,11 @@ from patchmgr.series import (
     Manifest,
     load_manifest,
     parse_manifest,
+    read_exactly,
     write_atomic,
     write_manifest,
 )
+from patchmgr.store import line_endings_of
 from patchmgr.treefacts import LLVM_PROJECT, describe, read_tree_facts
 
 EPOCH = "Thu, 1 Jan 1970 00:00:00 +0000"
@@ -292,8 +294,9 @@ def _manifest_text(manifest: Manifest, set_name: str, lists: dict[str, tuple[str
     of the file kept as the user wrote it (tomlkit); a new set gets its base from `meta`."""
     import tomlkit
 
-    if manifest.path.exists():
-        doc = tomlkit.parse(manifest.path.read_text(encoding="utf-8"))
+    current = read_exactly(manifest.path) if manifest.path.exists() else ""
+    if current:
+        doc = tomlkit.parse(current)
     else:  # the first import starts the manifest
         doc = tomlkit.document()
         doc.add(tomlkit.comment("patchmgr manifest: the patch sets this directory carries (schema in patchmgr's README)"))
@@ -314,7 +317,7 @@ def _manifest_text(manifest: Manifest, set_name: str, lists: dict[str, tuple[str
         array.multiline(True)
         entry["patches"] = array
         repos[repo_path] = entry
-    return tomlkit.dumps(doc)
+    return line_endings_of(current, tomlkit.dumps(doc))  # a CRLF manifest stays CRLF
 
 
 def in_export_form(root: Path | None, repo_path: str, commit: str, limit: int, patches: list[Patch],
@@ -366,10 +369,13 @@ def lists_from_range(root: Path, repo_path: str, rev_range: str, enzyme_path: st
     """The lists a range gives (its repository's, and for each submodule the superproject's range
     moves, that submodule's), the lines that say so, and the commit the range starts from."""
     repo = checked_out(root, repo_path)
-    base, _ = range_ends(repo, rev_range)
-    _refuse_merges(repo, rev_range)
-    bumps = submodule_bumps(repo, rev_range, base, enzyme_path)
-    lists = {repo_path: mails_from_range(repo, rev_range, tuple(b.path for b in bumps))}
+    base, tip = range_ends(repo, rev_range)
+    # A...B means the branch's commits since the merge base; to rev-list and format-patch it would
+    # mean both sides' commits, so git is given the two commits range_ends found
+    commits = f"{base}..{tip}"
+    _refuse_merges(repo, commits)
+    bumps = submodule_bumps(repo, commits, base, enzyme_path)
+    lists = {repo_path: mails_from_range(repo, commits, tuple(b.path for b in bumps))}
     for bump in bumps:
         sub = checked_out(root, bump.path)
         for commit in (bump.old, bump.new):

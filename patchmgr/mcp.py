@@ -310,12 +310,14 @@ def record_revision(ws: Workspace, patch_set: PatchSet, out: Path) -> tuple[int,
     else:
         number = (numbers[-1] if numbers else 0) + 1
         target = root / f"v{number}"
+        diff = None
+        if number > 1:  # before anything is written: a revision without its range-diff would stay so
+            previous = next(iter(load_manifest(root / f"v{number - 1}").sets.values()))
+            diff = range_diff(ws, previous, patch_set)
         for rel, data in files.items():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             (target / rel).write_bytes(data)
-        if number > 1:
-            previous = next(iter(load_manifest(root / f"v{number - 1}").sets.values()))
-            diff = range_diff(ws, previous, patch_set)
+        if diff is not None:
             (target / "range-diff.txt").write_text("".join(f"## {path}\n{text}\n" for path, text in diff), encoding="utf-8")
     digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).hexdigest()[:12]
     return number, _changelog(root, number, digest, patch_set.name)

@@ -47,6 +47,7 @@ from patchmgr.series import (
     read_exactly,
     set_table,
 )
+from patchmgr.store import line_endings_of
 from patchmgr.treefacts import read_tree_facts
 from patchmgr.workspace import View, Workspace, patch_branch
 
@@ -625,13 +626,14 @@ def _write_new_set(ws: Workspace, journal: state.RebaseJournal, old: PatchSet) -
     new_set = dataclasses.replace(old, name=journal.set, rustc=new.rustc, commit=new.commit, llvm=new.llvm,
                                   repos=tuple(RepoSeries(r.path, dirs[r.path], tuple(lists[r.path])) for r in old.repos),
                                   enzyme_series=enzyme_series, from_set=old.name)
-    doc = tomlkit.parse(ws.manifest.path.read_text(encoding="utf-8"))
+    current = read_exactly(ws.manifest.path)  # its CRs too: the store compares bytes
+    doc = tomlkit.parse(current)
     table = tomlkit.table()
     table.add(tomlkit.comment(f"Rebased from {old.name} by patchmgr rebase; see {journal.set}/{REPORT_NAME}."))
     for key, value in set_table(new_set).items():
         table[key] = value
     doc["sets"][journal.set] = table
-    out.add_set(ws.manifest.path, journal.set, tomlkit.dumps(doc))
+    out.add_set(ws.manifest.path, journal.set, line_endings_of(current, tomlkit.dumps(doc)))
     fault("rebase:manifest-written")
 
     journal.names = names

@@ -273,6 +273,16 @@ def new_patch(ws: Workspace, set_name: str | None, subject: str, paths: list[str
                    and not v.repo.run("--literal-pathspecs", "ls-files", "--", f, readonly=True)]
         if unknown:
             raise UsageError(f"{_where(v)}{unknown[0]} is neither a file nor tracked (nothing was changed)")
+        if v.path != SUPERPROJECT:
+            # its owner then records the submodule's new commit through apply, which refuses a tree
+            # with other uncommitted changes: refused here, before the branch moves
+            others = [_where(r) + f for r, fs in ((next(x for x in view.patched_repos if x.path == p), fs)
+                                                  for p, fs in _changed_repos(view).items())
+                      for f in fs if r.path != v.path or f not in files]
+            if others:
+                raise WrongState(f"{others[0]} has uncommitted changes too; a new patch in {v.path} is recorded in "
+                                 "its owner by apply, which needs the rest of the tree clean: commit or stash them "
+                                 "first (nothing was changed)")
     else:
         changed = _changed_repos(view)
         if not changed:

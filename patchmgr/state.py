@@ -198,9 +198,17 @@ class AppliedRecord:
     exported: dict[str, dict[str, str]] = field(default_factory=dict)
     config: ConfigWritten | None = None
     config_inputs: ConfigInputs | None = None
+    # repository path -> the commit the series sits on, where that is not the origin's HEAD (a branch
+    # whose newest commits were the patches: the patch branch starts below them, adopt.py)
+    bases: dict[str, str] = field(default_factory=dict)
 
     def origin(self, path: str) -> RepoOrigin | None:
         return next((r for r in self.repos if r.path == path), None)
+
+    def base(self, path: str) -> str | None:
+        """The commit the series sits on in repository `path`, as apply recorded it."""
+        origin = self.origin(path)
+        return self.bases.get(path) or (origin.head if origin else None)
 
 
 @dataclass

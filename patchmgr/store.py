@@ -54,6 +54,14 @@ def read_exactly(path: Path) -> str:
         return f.read()
 
 
+def line_endings_of(current: str, text: str) -> str:
+    """`text` (a manifest tomlkit wrote from `current`) with `current`'s line endings: tomlkit keeps
+    a CRLF file's CRs on the lines it read but ends the lines it adds with LF alone."""
+    if "\r\n" in current and "\n" not in current.replace("\r\n", ""):
+        return text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return text
+
+
 def digest(text: str) -> str:
     """sha256 of the bytes `write_atomic` writes for `text`."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

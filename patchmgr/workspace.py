@@ -303,8 +303,7 @@ class Workspace:
 
     def superproject_state(self, record: state.AppliedRecord | None) -> RepoState:
         """The superproject's base and series, from the base the applied record knows if there is one."""
-        origin = record.origin(SUPERPROJECT) if record else None
-        known = origin.head if origin else None
+        known = record.base(SUPERPROJECT) if record else None
         return repo_state(self.superproject, known, series_limit(self.manifest), exported_commits(record, SUPERPROJECT))
 
     def set_base(self, patch_set: PatchSet) -> str:
@@ -340,8 +339,8 @@ class Workspace:
             if series.path == SUPERPROJECT:
                 rstate = sup_state
             else:
-                origin = record.origin(series.path) if record else None
-                known = origin.head if origin else self.recorded_gitlink(sup_state.base, series.path)
+                known = (record.base(series.path) if record else None) or \
+                    self.recorded_gitlink(sup_state.base, series.path)
                 rstate = repo_state(repo, known, limit, exported_commits(record, series.path))
             recorded = record.patch_ids.get(series.path, {}) if record else {}
             verified = record.verified.get(series.path, {}) if record else {}

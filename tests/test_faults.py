@@ -515,3 +515,19 @@ def test_a_kill_inside_the_checkout_of_a_kept_clone_leaves_it_usable(fast_world)
     res = ok(world.run("apply", "--no-config"))
     assert "is unusable" not in res.stderr
     assert json.loads(ok(world.run("status", "--json")).stdout)["state"] == "applied"
+
+
+def test_rebase_abort_on_a_crlf_manifest_keeps_its_bytes_and_the_users_edit(fast_world):
+    """A CRLF manifest: the rebase writes the new set's entry with the file's own line endings, so
+    an abort after it was written takes out only that entry, keeping what the user added since."""
+    world = fast_world
+    _new_upstream(world)
+    manifest = world.patches / "series.toml"
+    manifest.write_bytes(manifest.read_bytes().replace(b"\n", b"\r\n"))
+    original = manifest.read_bytes()
+    killed_at(world, "rebase:manifest-written", "rebase", "--onto", "next", "--no-config")
+    written = manifest.read_bytes()
+    assert written != original and b"\n" not in written.replace(b"\r\n", b"")  # its line endings kept
+    manifest.write_bytes(written + b"# reviewed\r\n")
+    ok(world.run("rebase", "--abort"))
+    assert manifest.read_bytes() == original + b"# reviewed\r\n"

@@ -42,6 +42,19 @@ def test_apply_on_the_branch_that_holds_the_series_adopts_it(world):
     assert world.git("rev-parse", "dev").strip() == tip
     assert world.git("rev-parse", f"{BRANCH}~3").strip() == world.base  # 2 patches + the gitlink commit
     assert world.git("diff", "--stat", tree, "HEAD", "--", ".", ":(exclude)src/llvm-project", ":(exclude).gitmodules") == ""
+    # a commit of the user's between two patch commits is still seen (the base is recorded, not
+    # found by walking back over the trailers)
+    applied_tip = world.git("rev-parse", BRANCH).strip()
+    world.git("checkout", "-q", f"{BRANCH}~2")
+    write(world.checkout / "NOTES.md", "between\n")
+    world.git("add", "NOTES.md")
+    world.git("commit", "-q", "-m", "mine, between the patches")
+    mine = world.git("rev-parse", "HEAD").strip()
+    world.git("cherry-pick", f"{BRANCH}~1", f"{BRANCH}")
+    world.git("checkout", "-q", "-B", BRANCH)
+    sup = next(r for r in json.loads(ok(world.run("status", "--json")).stdout)["repos"] if r["path"] == ".")
+    assert sup["foreign_commits"] == [mine]
+    world.git("checkout", "-q", "-B", BRANCH, applied_tip)  # the branch as apply made it
     ok(world.run("unapply"))
     assert world.git("symbolic-ref", "HEAD").strip() == "refs/heads/dev"
     assert snapshot(world) == before
@@ -193,3 +206,32 @@ def test_import_of_a_range_on_a_release_tree_builds_on_the_range_base_not_the_br
     ok(world.run("--patches", str(mine), "apply", "--no-config", "--set", "mine"))
     res = ok(world.run("--patches", str(mine), "export"))
     assert "nothing changed" in res.stderr
+
+
+def test_a_symmetric_range_imports_only_the_branch_side(world):
+    """`A...B` is B's commits since the merge base, as import's help says, not both sides' commits
+    (which is what rev-list would make of it)."""
+    base = world.git("rev-parse", "HEAD").strip()
+    world.git("checkout", "-q", "-b", "side")
+    write(world.checkout / "NOTES.md", "mine\n")
+    world.git("add", "NOTES.md")
+    world.git("commit", "-q", "-m", "docs: my notes")
+    world.git("checkout", "-q", "-b", "moved-on", base)
+    write(world.checkout / "UPSTREAM.md", "upstream moved on\n")
+    world.git("add", "UPSTREAM.md")
+    world.git("commit", "-q", "-m", "upstream: moved on")
+    mine = world.tmp / "mine"
+    ok(world.run("--patches", str(mine), "import", "moved-on...side", "--set", "mine", "--rustc", "1.63.0",
+                 "--commit", world.base, "--llvm", "14"))
+    names = sorted(p.name for p in (mine / "mine" / "rust").iterdir())
+    assert names == ["0001-docs-my-notes.patch"], names
+
+
+def test_a_file_system_refusal_is_one_line_with_its_own_exit_code(world, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    res = run_bare(world, "init", str(blocker / "series"))
+    assert res.returncode == 14, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert str(blocker / "series") in res.stderr
+    assert world.git("config", "--local", "patchmgr.patches", check=False) == ""

@@ -316,3 +316,4 @@ def test_verify_checks_the_crates_x_py_reaches(tmp_path):
     paths = ["compiler/rustc_codegen_llvm/src/back/autodiff.rs", "compiler/rustc_codegen_gcc/src/lib.rs",
              "src/bootstrap/native.rs", "vendor/cc/src/lib.rs", "README.md", "src/test/ui/x.rs"]
     assert crate_dirs(tmp_path, paths) == ["compiler/rustc_codegen_llvm", "src/bootstrap"]
+

@@ -156,3 +156,18 @@ def test_a_new_killed_after_the_branch_moved_is_finished_by_refresh(applied_worl
     label = f"{SET}/rust/0003-docs-autodiff.patch"
     assert "+# autodiff" in (world.patches / label).read_text()
     adopted_then_unapplied(world, superproject, label)
+
+
+def test_new_of_named_files_in_a_submodule_is_refused_before_any_change_while_other_files_changed(applied_world):
+    """Its owner records the submodule's new commit through apply, which needs the rest of the tree
+    clean: refused before the branch moves, not half way with a false "nothing was changed"."""
+    world = applied_world
+    edit(world, f"{LLVM}/llvm/lib/Passes/PassBuilder.cpp", "// pass builder", "// pass builder, with Enzyme")
+    edit(world, "compiler/rustc_session/src/options.rs", "// options", "// options, mine")
+    before, files = snapshot(world), sorted((p, p.read_bytes()) for p in world.patches.rglob("*") if p.is_file())
+    res = world.run("new", "Register Enzyme", "--", f"{LLVM}/llvm/lib/Passes/PassBuilder.cpp")
+    assert res.returncode == 7, res.stderr
+    assert "compiler/rustc_session/src/options.rs has uncommitted changes too" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert snapshot(world) == before
+    assert sorted((p, p.read_bytes()) for p in world.patches.rglob("*") if p.is_file()) == files
