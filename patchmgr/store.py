@@ -35,10 +35,13 @@ from patchmgr.output import say
 
 def write_atomic(path: Path, text: str | bytes) -> None:
     """Replace a file of the series (the manifest, a patch) through a rename, so a kill never
-    leaves half of it; line endings as they are (a patch of a CRLF file carries CRs)."""
+    leaves half of it; line endings as they are (a patch of a CRLF file carries CRs). Flushed to
+    disk before the rename, as the state files are, so a journal never names a file a crash lost."""
     tmp = _tmp(path)
     with open(tmp, "wb") as f:
         f.write(text.encode("utf-8") if isinstance(text, str) else text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
