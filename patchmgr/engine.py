@@ -213,17 +213,22 @@ def require_no_later_edits(ws: Workspace, journal: state.Journal, what: str,
                             "(nothing was changed)")
 
 
-def patches_of(patch_set: PatchSet | None) -> Callable[[], dict[str, list[Patch]]]:
-    """For require_no_later_edits: the set's patches, read when first asked (only an untracked
-    file at a patch path needs them); none when they cannot be read (then no file is the run's)."""
+def patches_of(*patch_sets: PatchSet | None) -> Callable[[], dict[str, list[Patch]]]:
+    """For require_no_later_edits: the sets' patches (a rebase's old set, and its new one once
+    written: the final apply git-ams those), read when first asked (only an untracked file at a
+    patch path needs them); a set whose files cannot be read gives none (then no file is its)."""
     @functools.cache
     def read() -> dict[str, list[Patch]]:
         from patchmgr.lint import load_patches
 
-        try:
-            return load_patches(patch_set) if patch_set else {}
-        except PatchmgrError:
-            return {}
+        found: dict[str, list[Patch]] = {}
+        for patch_set in filter(None, patch_sets):
+            try:
+                for path, patches in load_patches(patch_set).items():
+                    found.setdefault(path, []).extend(patches)
+            except PatchmgrError:
+                continue
+        return found
     return read
 
 

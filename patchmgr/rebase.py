@@ -258,7 +258,8 @@ def abort(ws: Workspace) -> None:
         engine.require_nothing_untracked(enzyme)  # before anything moves
     undo = store.Undo(ws.manifest.path.parent, ws.manifest.path, journal.writes, f"the rebase to {journal.set}",
                        "patchmgr rebase --abort")
-    engine.require_no_later_edits(ws, journal, "rebase", engine.patches_of(old))
+    new = ws.manifest.sets.get(journal.set) if journal.written else None
+    engine.require_no_later_edits(ws, journal, "rebase", engine.patches_of(old, new))
     for origin in journal.repos:
         repo = ws.repo(origin.path)
         engine.restore(repo, origin, journal.patch_branch, journal.paths.get(origin.path, []))
