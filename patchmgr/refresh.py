@@ -55,7 +55,7 @@ def applied_view(ws: Workspace, set_name: str | None, command: str) -> View:
         raise WrongState(f"set {name} is not applied here, so {command} has no patch branch to work on; "
                          "run patchmgr apply first (nothing was changed)")
     repos = [v.repo for v in view.patched_repos]
-    ws.require_ready(repos, ours=True)  # no git operation stopped, no git lock, no hidden changes
+    ws.require_ready(repos, clean=False)  # no git operation stopped, no git lock, no hidden changes
     for v in view.patched_repos:
         if v.state.series and v.branch != "refs/heads/" + patch_branch(name):
             raise WrongState(f"{v.path} is not on branch {patch_branch(name)}; check it out, then run patchmgr "

@@ -243,7 +243,7 @@ class Workspace:
         return Repo(target, patch_set.enzyme.path) if (target / ".git").exists() else None
 
     def require_ready(self, repos: list[Repo], ours: bool = False, gitlinks: list[str] | None = None,
-                      writes: bool = True) -> None:
+                      writes: bool = True, clean: bool = True) -> None:
         """Refuse before any change when a git operation is stopped, or a git lock file
         exists, in any of `repos`, or a tracked file has uncommitted changes.
 
@@ -252,7 +252,8 @@ class Workspace:
         whose new HEAD is the set's to record, not an uncommitted change. Without
         `writes` (a command that then writes nothing, such as a no-op apply) files
         hidden by index flags are not looked for: a listing of the whole index is
-        the dearest read here, and nothing would overwrite them.
+        the dearest read here, and nothing would overwrite them. Without `clean`
+        (refresh and new, whose input is the uncommitted changes) tracked files may differ.
         """
         for repo in repos:
             what = repo.operation_in_progress()
@@ -266,7 +267,7 @@ class Workspace:
                                  "if none is running, remove that file (nothing was changed)")
         if writes:
             self.require_no_hidden_changes(repos)
-        if not ours:
+        if clean and not ours:
             self.require_clean(repos, gitlinks or [])
 
     def require_no_hidden_changes(self, repos: list[Repo]) -> None:

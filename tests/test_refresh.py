@@ -7,6 +7,8 @@ is finished by running the command again."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from fixture import ENZYME_PATH, mtimes, snapshot, write
 from test_enzyme_patches import LABEL, add_enzyme_patch
@@ -171,3 +173,19 @@ def test_new_of_named_files_in_a_submodule_is_refused_before_any_change_while_ot
     assert len(res.stderr.strip().splitlines()) == 1
     assert snapshot(world) == before
     assert sorted((p, p.read_bytes()) for p in world.patches.rglob("*") if p.is_file()) == files
+
+
+def test_refresh_refuses_while_a_git_am_of_patchmgrs_mails_is_stopped(applied_world):
+    """A stopped git am whose mail carries patchmgr's trailers is still a stopped git operation for
+    refresh (only --continue of the run that started it may go on over it)."""
+    world = applied_world
+    opts = world.checkout / "compiler/rustc_session/src/options.rs"
+    mail = next((world.patches / SET / "rust").glob("0002-*.patch")).read_text()
+    mail = mail.replace("+// -Z autodiff\n", "+// -Z autodiff, again\n").replace(
+        "\n---\n", f"\n\nPatchmgr-Set: {SET}\nPatchmgr-Patch: {SET}/rust/0002-x.patch\n---\n", 1)
+    subprocess.run(["git", "am", "--3way"], input=mail, text=True, cwd=world.checkout, env=world.env,
+                   capture_output=True)
+    assert (world.checkout / ".git/rebase-apply").exists()
+    opts.write_text(opts.read_text() + "// more\n")
+    res = world.run("refresh")
+    assert res.returncode == 7 and "in progress" in res.stderr, res.stderr
