@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from patchmgr import __version__, output
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, handler: str, needs: str = "tree", changes_tree: bool = False,
-                writes_patches: bool = False) -> argparse.ArgumentParser:
+                writes_patches: bool | Callable[[argparse.Namespace], bool] = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=command_epilog(name),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(handler=handler, needs=needs, changes_tree=changes_tree, writes_patches=writes_patches)
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
             "patchmgr.lint:command", needs="manifest")
 
     p = command("export", "write the patch branches back to the set's patch files and manifest, deterministically",
-                "patchmgr.export:command", changes_tree=True, writes_patches=True)
+                "patchmgr.export:command", changes_tree=True,
+                writes_patches=lambda args: not args.quilt)  # --quilt writes only its DIR
     p.add_argument("--quilt", type=Path, metavar="DIR",
                    help="instead, write one repository's patch branch as a quilt series (series and one patch per "
                         "commit, headers as imported) into DIR: new, empty, or one export --quilt wrote")
@@ -280,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         return handler(root, args) or 0
     located = locate(args.patches, env, root)
     args.patches_from = located.how
-    if args.writes_patches and not getattr(args, "quilt", None):  # export --quilt writes only its DIR
+    if args.writes_patches(args) if callable(args.writes_patches) else args.writes_patches:
         refuse_installed(located, args.command)
     patches = located.path
     if args.needs == "patches":
