@@ -61,6 +61,16 @@ class MailCommitter:
             self.repo.run("read-tree", tree, env=self.env)
             self._index_tree = tree
 
+    def tree_with_work_tree(self, start: str, paths: list[str]) -> str:
+        """The tree of `start` with the work tree's content at `paths` (files added, changed or
+        deleted): refresh and new, whose input is the uncommitted changes; the real index is not
+        touched."""
+        self.read_tree(start)
+        if paths:
+            self._index_tree = None
+            self.repo.run("--literal-pathspecs", "add", "-A", "-f", "--", *paths, env=self.env)
+        return self.write_tree()
+
     def write_tree(self) -> str:
         self._index_tree = self.repo.run("write-tree", env=self.env).strip()
         return self._index_tree

@@ -26,9 +26,9 @@ from patchmgr.errors import UsageError, WrongState
 from patchmgr.export import export_set, formatted
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo
+from patchmgr.mailcommit import MailCommitter
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET
-from patchmgr.scratch import ScratchDir
 from patchmgr.series import SUPERPROJECT, load_manifest
 from patchmgr.workspace import RepoView, View, Workspace, patch_branch
 
@@ -94,16 +94,6 @@ def settle(ws: Workspace, set_name: str) -> list[str]:
     if not ws.inspect(set_name).fully_applied:
         apply(ws, set_name)
     return changes
-
-
-def _private_tree(repo: Repo, scratch: ScratchDir, start: str, paths: list[str]) -> str:
-    """The tree of commit `start` with the work tree's content at `paths` (files added,
-    changed or deleted), made in a private index: the real one is not touched."""
-    env = {"GIT_INDEX_FILE": str(scratch.path / "index")}
-    repo.run("read-tree", start, env=env)
-    if paths:
-        repo.run("--literal-pathspecs", "add", "-A", "-f", "--", *paths, env=env)
-    return repo.run("write-tree", env=env).strip()
 
 
 def _stage(repo: Repo, paths: list[str]) -> None:
@@ -174,15 +164,6 @@ def choose_target(view: View, changed: dict[str, list[str]], wanted: str | None)
                      "(nothing was changed)")
 
 
-def _apply_diff(repo: Repo, scratch: ScratchDir, tree: str, diff: str) -> str | None:
-    """`tree` with `diff` applied (in the private index), or None when it does not apply."""
-    env = {"GIT_INDEX_FILE": str(scratch.path / "index")}
-    repo.run("read-tree", tree, env=env)
-    if repo.try_run("apply", "--cached", "--binary", "-", input=diff, env=env).status != 0:
-        return None
-    return repo.run("write-tree", env=env).strip()
-
-
 def folded_commits(v: RepoView, target: str, files: list[str], labels: dict[str, str]) -> tuple[str, str]:
     """(the new tip, the old tip): every commit from `target` to HEAD made again with the work
     tree's changes of `files` in its tree, as fixup and rebase would leave them, in the object
@@ -191,22 +172,19 @@ def folded_commits(v: RepoView, target: str, files: list[str], labels: dict[str,
     repo, commits = v.repo, list(v.state.commits)
     head = repo.head()
     later = commits[commits.index(target):]
-    scratch = ScratchDir("refresh")
-    try:
-        wanted = _private_tree(repo, scratch, head, files)
+    with MailCommitter(repo, "refresh") as index:
+        wanted = index.tree_with_work_tree(head, files)
         diff = repo.run("diff-tree", "-p", "--binary", "--full-index", "--no-renames", head, wanted,
                         readonly=True, strip=False)
         trees = {head: wanted}
         for newer, sha in zip(reversed(later), list(reversed(later))[1:]):
-            tree = _apply_diff(repo, scratch, f"{sha}^{{tree}}", diff)
+            tree = index.apply(f"{sha}^{{tree}}", diff, three_way=False)
             if tree is None:
                 raise WrongState(f"the changes to {', '.join(files[:3])} in {v.path} depend on patch "
                                  f"{labels.get(newer, newer[:12])}, which comes after {labels[target]}; fold them "
                                  f"into that one (patchmgr refresh {labels.get(newer, newer[:12])}) or make them "
                                  "a new patch (nothing was changed)")
             trees[sha] = tree
-    finally:
-        scratch.cleanup()
     parent = repo.run("rev-parse", f"{target}^", readonly=True).strip()
     for sha in later:
         parent = repo.recommit(sha, parent, tree=trees[sha])
@@ -295,11 +273,8 @@ def new_patch(ws: Workspace, set_name: str | None, subject: str, paths: list[str
         v = next(r for r in view.patched_repos if r.path == path)
     require_on_branch(v, view.patch_set.name, "new")
     head = v.repo.head()
-    scratch = ScratchDir("new")
-    try:
-        tree = _private_tree(v.repo, scratch, head, files)
-    finally:
-        scratch.cleanup()
+    with MailCommitter(v.repo, "new") as index:
+        tree = index.tree_with_work_tree(head, files)
     if tree == v.repo.run("rev-parse", f"{head}^{{tree}}", readonly=True).strip():
         raise UsageError(f"the files named hold no change against the patch branch in {v.path} (nothing was changed)")
     label = _new_label(view, v, tree, head, subject)
