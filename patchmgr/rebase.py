@@ -208,37 +208,43 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
     if journal.final is not None:  # stopped while completing the apply of the new set
         return _finish(ws, journal, old)
     patches = load_patches(old)
-    outcomes = journal.outcomes
     for origin in journal.repos:
-        repo = ws.repo(origin.path)
-        labels = {p.label for p in patches[origin.path]}
-        if engine.am_in_progress(repo):
-            label = engine.current_label(repo)
-            finding = journal.findings.get(label, "")
-            if how == "--skip":
-                outcomes[label] = [_after(finding, SKIPPED), note or "skipped with --skip"]
-                state.save_op(ws.git_dir, journal)
-                repo.run("am", "--skip")
-            else:
-                res = repo.try_run("am", "--continue")
-                if res.status != 0 and engine.am_in_progress(repo):
-                    stopped = next(p for p in patches[origin.path] if p.label == label)
-                    raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
-                outcomes[label] = [_after(finding, BY_HAND), note or ""]
-            say(f"{label}: {outcomes[label][0]}")
-        elif journal.stopped in labels and journal.stopped not in outcomes:  # stopped on a finding
-            label = journal.stopped
-            if how == "--skip":
-                outcomes[label] = [_after(journal.findings.get(label, ""), SKIPPED), note or "skipped with --skip"]
-                say(f"{label}: {outcomes[label][0]}")
-            else:
-                journal.taken[label] = note or ""
-        else:
-            continue
-        journal.stopped = None
-        state.save_op(ws.git_dir, journal)
+        settle(ws, journal, ws.repo(origin.path), patches[origin.path], how, note)
     _replay(ws, journal, old, patches)
     return _finish(ws, journal, old)
+
+
+def settle(ws: Workspace, journal: state.RebaseJournal, repo: Repo, patches: list[Patch], how: str,
+           note: str | None) -> None:
+    """--continue or --skip of the patch `repo` stopped on (of `patches`, its series), if it stopped
+    on one: git am finishes or drops it, or its finding is decided; the outcome is recorded."""
+    outcomes = journal.outcomes
+    labels = {p.label for p in patches}
+    if engine.am_in_progress(repo):
+        label = engine.current_label(repo)
+        finding = journal.findings.get(label, "")
+        if how == "--skip":
+            outcomes[label] = [_after(finding, SKIPPED), note or "skipped with --skip"]
+            state.save_op(ws.git_dir, journal)
+            repo.run("am", "--skip")
+        else:
+            res = repo.try_run("am", "--continue")
+            if res.status != 0 and engine.am_in_progress(repo):
+                stopped = next(p for p in patches if p.label == label)
+                raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
+            outcomes[label] = [_after(finding, BY_HAND), note or ""]
+        say(f"{label}: {outcomes[label][0]}")
+    elif journal.stopped in labels and journal.stopped not in outcomes:  # stopped on a finding
+        label = journal.stopped
+        if how == "--skip":
+            outcomes[label] = [_after(journal.findings.get(label, ""), SKIPPED), note or "skipped with --skip"]
+            say(f"{label}: {outcomes[label][0]}")
+        else:
+            journal.taken[label] = note or ""
+    else:
+        return
+    journal.stopped = None
+    state.save_op(ws.git_dir, journal)
 
 
 def _after(finding: str, word: str) -> str:
@@ -387,10 +393,12 @@ def _replay(ws: Workspace, journal: state.RebaseJournal, old: PatchSet, patches:
     state.save_op(ws.git_dir, journal)
 
 
-def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches: list[Patch]) -> bool:
-    """One pass over a repository's pending patches; True when it must run again."""
+def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches: list[Patch],
+                repo: Repo | None = None) -> bool:
+    """One pass over a repository's pending patches (in `repo`, default the checkout's at `path`:
+    a pin move carries in a scratch repository); True when it must run again."""
     outcomes = journal.outcomes
-    repo = ws.repo(path)
+    repo = repo or ws.repo(path)
     on_branch = repo.branch() == "refs/heads/" + journal.patch_branch
     if on_branch:
         for label in engine.applied_labels(repo, journal.ontos[path], journal.set):
@@ -676,7 +684,12 @@ def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, 
 
 def command(ws: Workspace, args) -> None:
     """`patchmgr rebase --onto X | --continue | --skip | --abort`, then the new set's bootstrap config
-    and, with --verify, its compile check."""
+    and, with --verify, its compile check; --pin moves a pin instead (patchmgr/pinmove.py)."""
+    from patchmgr import pinmove
+
+    if pinmove.wanted(ws, args):
+        pinmove.command(ws, args)
+        return
     if args.mode == "--abort":
         abort(ws)
         return
