@@ -27,7 +27,7 @@ import re
 import shutil
 from pathlib import Path
 
-from patchmgr import carry, engine, rebase, state, store
+from patchmgr import engine, rebase, state, store
 from patchmgr.errors import BadInput, GitFailed, UsageError, WrongState
 from patchmgr.export import formatted
 from patchmgr.faults import fault
@@ -141,6 +141,7 @@ def resolve(ws: Workspace, patch_set: PatchSet, what: str, url: str | None, llvm
                        "nothing was changed")
     if commit == pin.commit:
         raise WrongState(f"{what} is commit {commit[:12]}, the pin set {patch_set.name} already has; nothing to move")
+    _deepen(work, new_url, pin.commit, commit)
     source = "--pin-llvm"
     if llvm is None:
         llvm, source = pinned_llvm_majors(work, commit)
@@ -159,9 +160,11 @@ def _borrow_kept_clone(ws: Workspace, patch_set: PatchSet, work: Repo) -> None:
     owner = patch_set.enzyme_owner()
     if owner is None or not (ws.root / owner / ".git").exists():
         return
-    objects = engine.module_dir(ws.repo(owner), enzyme_rel_path(patch_set)) / "objects"
-    if objects.is_dir():
-        (work.git_dir() / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+    gitdir = engine.module_dir(ws.repo(owner), enzyme_rel_path(patch_set))
+    if (gitdir / "objects").is_dir():
+        (work.git_dir() / "objects" / "info" / "alternates").write_text(f"{gitdir / 'objects'}\n")
+        if (gitdir / "shallow").is_file():  # apply's clone is shallow: a walk must stop at its cut
+            shutil.copyfile(gitdir / "shallow", work.git_dir() / "shallow")
 
 
 def _bring(work: Repo, url: str, what: str) -> str | None:
@@ -179,6 +182,16 @@ def _bring(work: Repo, url: str, what: str) -> str | None:
             return found
     work.try_run(*_FETCH, "--update-head-ok", "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
     return work.rev(what)
+
+
+def _deepen(work: Repo, url: str, old: str, new: str) -> None:
+    """The new commit's history back to the old pin's date, where the server gives it (a stop's
+    report names the upstream commits that changed the patch's lines, read from that history);
+    without it the report only lacks those names."""
+    if work.try_run("merge-base", "--is-ancestor", old, new, readonly=True).status == 0:
+        return
+    since = work.run("log", "-1", "--format=%ct", old, readonly=True).strip()
+    work.try_run(*_FETCH, f"--shallow-since={since}", "--", url, new)
 
 
 def _require_reachable(work: Repo, url: str) -> None:
@@ -402,25 +415,7 @@ def dry_run(ws: Workspace, set_name: str | None, path: str, what: str, url: str 
                                       new=state.NewBase(rustc=old.rustc, commit=old.commit, llvm=old.llvm),
                                       dirs={}, fuzz=fuzz, pin=move)
         say(f"dry run: the pin of {old.name} at {path} to {what} ({move.commit[:12]}), in a scratch repository")
-        replay = carry.Replay(work, fuzz)
-        try:
-            commits = replay.materialize(move.old_commit, patches, [engine.tagged(p, old.name) for p in patches])
-            tip = move.commit
-            for patch, commit in zip(patches, commits):
-                decision = rebase.decide(replay, journal, work, patch, commit, tip, [])
-                if decision.stop:
-                    journal.outcomes[patch.label] = [decision.outcome or "conflict", "the move stops here"
-                                                     + (f": {decision.detail}" if decision.detail else "")]
-                else:
-                    if decision.tree is not None:
-                        tip = work.recommit(commit, tip, tree=decision.tree)
-                    journal.outcomes[patch.label] = [decision.outcome, decision.detail]
-                if decision.relocations:
-                    journal.relocations[patch.label] = decision.relocations
-                outcome, detail = journal.outcomes[patch.label]
-                say(f"{patch.label}: {outcome}" + (f" ({detail})" if detail else ""))
-        finally:
-            replay.close()
+        rebase.dry_carry(journal, work, patches, move.old_commit, move.commit, "the move stops here")
     text = render_report(journal, None, dry_run=True)
     target = Path(report) if report else old.root / f"pin-dry-run-{old.name}.md"
     target.write_text(text, encoding="utf-8")

@@ -167,32 +167,36 @@ def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None
     with scratch_clones("rebase") as scratch:
         for series in p.old.apply_order():
             clone = scratch.clone(ws.repo(series.path))
-            replay = carry.Replay(clone, fuzz)
-            try:
-                pending = p.patches[series.path]
-                mails = [engine.tagged(patch, p.name) for patch in pending]
-                commits = replay.materialize(p.old_bases[series.path], pending, mails)
-                tip = p.ontos[series.path]
-                for patch, commit in zip(pending, commits):
-                    decision = decide(replay, journal, clone, patch, commit, tip, [])
-                    if decision.stop:
-                        journal.outcomes[patch.label] = [decision.outcome or "conflict", "the rebase stops here"
-                                                         + (f": {decision.detail}" if decision.detail else "")]
-                    else:
-                        if decision.tree is not None:
-                            tip = clone.recommit(commit, tip, tree=decision.tree)
-                        journal.outcomes[patch.label] = [decision.outcome, decision.detail]
-                    if decision.relocations:
-                        journal.relocations[patch.label] = decision.relocations
-                    outcome, detail = journal.outcomes[patch.label]
-                    say(f"{patch.label}: {outcome}" + (f" ({detail})" if detail else ""))
-            finally:
-                replay.close()
+            dry_carry(journal, clone, p.patches[series.path], p.old_bases[series.path], p.ontos[series.path])
     text = render_report(journal, p.old, {}, dry_run=True)
     path = Path(report) if report else p.old.root / f"rebase-dry-run-{p.name}.md"
     path.write_text(text, encoding="utf-8")
     show(text, end="")
     say(f"dry run report: {path}")
+
+
+def dry_carry(journal: state.RebaseJournal, repo: Repo, patches: list[Patch], old_base: str, tip: str,
+              stops: str = "the rebase stops here") -> None:
+    """Carry `patches` from `old_base` onto `tip` in `repo` (a scratch one), never stopping: each
+    outcome (a patch it would stop on with why, and left out) and relocation into the journal."""
+    replay = carry.Replay(repo, journal.fuzz)
+    try:
+        commits = replay.materialize(old_base, patches, [engine.tagged(patch, journal.set) for patch in patches])
+        for patch, commit in zip(patches, commits):
+            decision = decide(replay, journal, repo, patch, commit, tip, [])
+            if decision.stop:
+                journal.outcomes[patch.label] = [decision.outcome or "conflict", stops
+                                                 + (f": {decision.detail}" if decision.detail else "")]
+            else:
+                if decision.tree is not None:
+                    tip = repo.recommit(commit, tip, tree=decision.tree)
+                journal.outcomes[patch.label] = [decision.outcome, decision.detail]
+            if decision.relocations:
+                journal.relocations[patch.label] = decision.relocations
+            outcome, detail = journal.outcomes[patch.label]
+            say(f"{patch.label}: {outcome}" + (f" ({detail})" if detail else ""))
+    finally:
+        replay.close()
 
 
 def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:

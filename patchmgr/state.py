@@ -27,7 +27,9 @@ Version 3 added fields with defaults (a journal's `adopted`, `enzyme_module_asid
 `writes`, applied.json's `exported`) and bases.json: a version-2 file reads as it is (a
 rebase journal of version 2 holds the whole manifest instead of `writes`, and is refused
 with the advice to finish it with that patchmgr), while a version-2 patchmgr refuses a
-version-3 file as newer instead of misreading it.
+version-3 file as newer instead of misreading it. A rebase journal's `pin` (a pin move) and
+StoreWrites' `replaced` came later within version 3, with defaults: a file without them reads as
+before.
 """
 
 from __future__ import annotations

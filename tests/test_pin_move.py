@@ -249,3 +249,19 @@ def test_pin_llvm_and_an_abbreviated_id(world, pins):
     data = entry(world)
     assert data["enzyme"]["commit"] == pins.moved and data["enzyme"]["llvm"] == [14, 15]
     assert "LLVM 14, 15 (--pin-llvm)" in report(world)
+
+
+def test_the_clone_apply_keeps_is_read_not_written(world, pins):
+    """After apply and unapply, Enzyme's clone under .git/modules holds the old pin: the move reads
+    its objects and changes nothing there; the next apply fetches the new pin into it."""
+    ok(world.run("apply", "--no-config"))
+    ok(world.run("unapply"))
+    kept = world.llvm / ".git/modules/enzyme" if (world.llvm / ".git").is_dir() else \
+        world.checkout / ".git/modules/src/llvm-project/modules/enzyme"
+    assert kept.is_dir()
+    state = {str(p.relative_to(kept)): p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    ok(move(world, "moved"))
+    assert {str(p.relative_to(kept)): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == state
+    assert entry(world)["enzyme"]["commit"] == pins.moved
+    ok(world.run("apply", "--no-config"))
+    assert world.git("rev-parse", "HEAD~2", repo=ENZYME_PATH).strip() == pins.moved
