@@ -60,6 +60,8 @@ def wanted(ws: Workspace, args) -> bool:
 def command(ws: Workspace, args) -> None:
     """`patchmgr rebase --pin PATH=COMMIT [--pin-url URL] [--pin-llvm N,N] [--dry-run]`, and the
     --continue, --skip and --abort of a stopped pin move."""
+    if args.mode and args.pin is not None:
+        raise UsageError(f"--pin starts a pin move; rebase {args.mode} goes on with the one in progress (drop --pin)")
     if args.mode == "--abort":
         abort(ws)
         return

@@ -265,3 +265,13 @@ def test_the_clone_apply_keeps_is_read_not_written(world, pins):
     assert entry(world)["enzyme"]["commit"] == pins.moved
     ok(world.run("apply", "--no-config"))
     assert world.git("rev-parse", "HEAD~2", repo=ENZYME_PATH).strip() == pins.moved
+
+
+def test_a_set_without_enzyme_patches_moves_its_pin_alone(world):
+    later = git(world.enzyme_upstream, "rev-parse", "HEAD", env=world.env).strip()
+    manifest = (world.patches / "series.toml").read_text()
+    ok(world.run("rebase", "--pin", f"{ENZYME_PATH}={later[:12]}"))
+    assert (world.patches / "series.toml").read_text() == manifest.replace(world.enzyme_pin, later)
+    assert "(the set has no patches for this repository)" in report(world)
+    ok(world.run("apply", "--no-config"))
+    assert world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip() == later
