@@ -275,3 +275,23 @@ def test_a_set_without_enzyme_patches_moves_its_pin_alone(world):
     assert "(the set has no patches for this repository)" in report(world)
     ok(world.run("apply", "--no-config"))
     assert world.git("rev-parse", "HEAD", repo=ENZYME_PATH).strip() == later
+
+
+def test_abort_keeps_a_later_manifest_edit_and_refuses_over_an_edited_patch_file(world, pins):
+    """--abort takes back what the move wrote and only that: a comment added to the manifest since
+    stays; a carried patch file edited since is refused (exit 5), with nothing changed."""
+    files = patch_bytes(world)
+    res = move(world, "moved", env_extra={"PATCHMGR_TEST_FAULT": "pin:manifest-written"})
+    assert res.returncode == -9, res.stderr
+    carried = world.patches / FIRST
+    written = carried.read_bytes()
+    carried.write_bytes(written + b"\n")
+    now = patch_bytes(world)
+    res = world.run("rebase", "--abort")
+    assert res.returncode == 5 and f"{carried} was changed since the pin move" in res.stderr, res.stderr
+    assert patch_bytes(world) == now
+    carried.write_bytes(written)
+    manifest = world.patches / "series.toml"
+    manifest.write_bytes(b"# mine\n" + manifest.read_bytes())
+    ok(world.run("rebase", "--abort"))
+    assert patch_bytes(world) == dict(files, **{"series.toml": b"# mine\n" + files["series.toml"]})
