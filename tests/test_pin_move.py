@@ -295,3 +295,11 @@ def test_abort_keeps_a_later_manifest_edit_and_refuses_over_an_edited_patch_file
     manifest.write_bytes(b"# mine\n" + manifest.read_bytes())
     ok(world.run("rebase", "--abort"))
     assert patch_bytes(world) == dict(files, **{"series.toml": b"# mine\n" + files["series.toml"]})
+
+
+def test_an_unreachable_url_is_refused_before_any_change(world, pins):
+    files, snap = patch_bytes(world), snapshot(world)
+    res = move(world, "clean", "--pin-url", str(world.tmp / "no-such-repository"))
+    assert res.returncode == 8 and "cannot be reached" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert patch_bytes(world) == files and snapshot(world) == snap
