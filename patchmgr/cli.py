@@ -34,7 +34,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "refresh": ("patchmgr refresh", "patchmgr refresh 0002-Add-the-autodiff-trait.patch"),
     "new": ("patchmgr new 'docs: the autodiff page'",
             "patchmgr new 'codegen: the Enzyme glue' -- compiler/rustc_codegen_llvm/src/back/enzyme.rs"),
-    "rebase": ("patchmgr rebase --onto 1.64.0", "patchmgr rebase --dry-run --onto upstream/master --new-set ad-next"),
+    "rebase": ("patchmgr rebase --onto 1.64.0", "patchmgr rebase --dry-run --onto upstream/master --new-set ad-next",
+               "patchmgr rebase --pin src/llvm-project/enzyme=v0.0.30"),
     "diff-sets": ("patchmgr diff-sets autodiff-1.63.0 autodiff-1.64.0",),
     "init": ("patchmgr init ~/my-series",),
     "import": ("patchmgr --patches ~/my-series import upstream/master..my-branch --set mine-1.63.0",
@@ -157,12 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "unless named); default: every tracked file with changes")
 
     p = command("rebase", "carry the set onto a newer upstream, patch by patch; writes a new set and a report, "
-                "then applies it", "patchmgr.rebase:command", changes_tree=True, writes_patches=True)
+                "then applies it (or, with --pin, move the set's pinned Enzyme and carry its patches)",
+                "patchmgr.rebase:command", changes_tree=True, writes_patches=True)
     p.add_argument("--onto", metavar="REV|VERSION",
                    help="the new base: a revision of the checkout, or a rustc version (tag VERSION, else its "
                         "Debian source package is committed on top of the old base and tagged)")
     p.add_argument("--new-set", metavar="NAME", help="name of the new set (default: the old name with the new version)")
     p.add_argument("--llvm", type=int, metavar="N", help="LLVM major of the new base, when its llvm-project does not say")
+    p.add_argument("--pin", metavar="PATH=COMMIT",
+                   help="instead of --onto: move the set's pinned repository at PATH (src/llvm-project/enzyme) to "
+                        "COMMIT (an id, full or abbreviated, or a tag of its URL) and carry its patches onto it; "
+                        "rewrites the same set in place, with a report (docs/rebase.md, Moving a pin)")
+    p.add_argument("--pin-url", metavar="URL", help="with --pin: the URL the new commit comes from (default: the pin's)")
+    p.add_argument("--pin-llvm", metavar="N[,N]",
+                   help="with --pin: the LLVM majors the new commit builds against, when its CI workflows do not say")
     p.add_argument("--no-config", action="store_true", help="do not write the bootstrap config after applying the new set")
     p.add_argument("--dry-run", action="store_true",
                    help="replay in scratch clones only, never stopping, and write the report (your tree, branches "

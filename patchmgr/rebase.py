@@ -167,32 +167,36 @@ def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None
     with scratch_clones("rebase") as scratch:
         for series in p.old.apply_order():
             clone = scratch.clone(ws.repo(series.path))
-            replay = carry.Replay(clone, fuzz)
-            try:
-                pending = p.patches[series.path]
-                mails = [engine.tagged(patch, p.name) for patch in pending]
-                commits = replay.materialize(p.old_bases[series.path], pending, mails)
-                tip = p.ontos[series.path]
-                for patch, commit in zip(pending, commits):
-                    decision = decide(replay, journal, clone, patch, commit, tip, [])
-                    if decision.stop:
-                        journal.outcomes[patch.label] = [decision.outcome or "conflict", "the rebase stops here"
-                                                         + (f": {decision.detail}" if decision.detail else "")]
-                    else:
-                        if decision.tree is not None:
-                            tip = clone.recommit(commit, tip, tree=decision.tree)
-                        journal.outcomes[patch.label] = [decision.outcome, decision.detail]
-                    if decision.relocations:
-                        journal.relocations[patch.label] = decision.relocations
-                    outcome, detail = journal.outcomes[patch.label]
-                    say(f"{patch.label}: {outcome}" + (f" ({detail})" if detail else ""))
-            finally:
-                replay.close()
+            dry_carry(journal, clone, p.patches[series.path], p.old_bases[series.path], p.ontos[series.path])
     text = render_report(journal, p.old, {}, dry_run=True)
     path = Path(report) if report else p.old.root / f"rebase-dry-run-{p.name}.md"
     path.write_text(text, encoding="utf-8")
     show(text, end="")
     say(f"dry run report: {path}")
+
+
+def dry_carry(journal: state.RebaseJournal, repo: Repo, patches: list[Patch], old_base: str, tip: str,
+              stops: str = "the rebase stops here") -> None:
+    """Carry `patches` from `old_base` onto `tip` in `repo` (a scratch one), never stopping: each
+    outcome (a patch it would stop on with why, and left out) and relocation into the journal."""
+    replay = carry.Replay(repo, journal.fuzz)
+    try:
+        commits = replay.materialize(old_base, patches, [engine.tagged(patch, journal.set) for patch in patches])
+        for patch, commit in zip(patches, commits):
+            decision = decide(replay, journal, repo, patch, commit, tip, [])
+            if decision.stop:
+                journal.outcomes[patch.label] = [decision.outcome or "conflict", stops
+                                                 + (f": {decision.detail}" if decision.detail else "")]
+            else:
+                if decision.tree is not None:
+                    tip = repo.recommit(commit, tip, tree=decision.tree)
+                journal.outcomes[patch.label] = [decision.outcome, decision.detail]
+            if decision.relocations:
+                journal.relocations[patch.label] = decision.relocations
+            outcome, detail = journal.outcomes[patch.label]
+            say(f"{patch.label}: {outcome}" + (f" ({detail})" if detail else ""))
+    finally:
+        replay.close()
 
 
 def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
@@ -208,37 +212,43 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
     if journal.final is not None:  # stopped while completing the apply of the new set
         return _finish(ws, journal, old)
     patches = load_patches(old)
-    outcomes = journal.outcomes
     for origin in journal.repos:
-        repo = ws.repo(origin.path)
-        labels = {p.label for p in patches[origin.path]}
-        if engine.am_in_progress(repo):
-            label = engine.current_label(repo)
-            finding = journal.findings.get(label, "")
-            if how == "--skip":
-                outcomes[label] = [_after(finding, SKIPPED), note or "skipped with --skip"]
-                state.save_op(ws.git_dir, journal)
-                repo.run("am", "--skip")
-            else:
-                res = repo.try_run("am", "--continue")
-                if res.status != 0 and engine.am_in_progress(repo):
-                    stopped = next(p for p in patches[origin.path] if p.label == label)
-                    raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
-                outcomes[label] = [_after(finding, BY_HAND), note or ""]
-            say(f"{label}: {outcomes[label][0]}")
-        elif journal.stopped in labels and journal.stopped not in outcomes:  # stopped on a finding
-            label = journal.stopped
-            if how == "--skip":
-                outcomes[label] = [_after(journal.findings.get(label, ""), SKIPPED), note or "skipped with --skip"]
-                say(f"{label}: {outcomes[label][0]}")
-            else:
-                journal.taken[label] = note or ""
-        else:
-            continue
-        journal.stopped = None
-        state.save_op(ws.git_dir, journal)
+        settle(ws, journal, ws.repo(origin.path), patches[origin.path], how, note)
     _replay(ws, journal, old, patches)
     return _finish(ws, journal, old)
+
+
+def settle(ws: Workspace, journal: state.RebaseJournal, repo: Repo, patches: list[Patch], how: str,
+           note: str | None) -> None:
+    """--continue or --skip of the patch `repo` stopped on (of `patches`, its series), if it stopped
+    on one: git am finishes or drops it, or its finding is decided; the outcome is recorded."""
+    outcomes = journal.outcomes
+    labels = {p.label for p in patches}
+    if engine.am_in_progress(repo):
+        label = engine.current_label(repo)
+        finding = journal.findings.get(label, "")
+        if how == "--skip":
+            outcomes[label] = [_after(finding, SKIPPED), note or "skipped with --skip"]
+            state.save_op(ws.git_dir, journal)
+            repo.run("am", "--skip")
+        else:
+            res = repo.try_run("am", "--continue")
+            if res.status != 0 and engine.am_in_progress(repo):
+                stopped = next(p for p in patches if p.label == label)
+                raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
+            outcomes[label] = [_after(finding, BY_HAND), note or ""]
+        say(f"{label}: {outcomes[label][0]}")
+    elif journal.stopped in labels and journal.stopped not in outcomes:  # stopped on a finding
+        label = journal.stopped
+        if how == "--skip":
+            outcomes[label] = [_after(journal.findings.get(label, ""), SKIPPED), note or "skipped with --skip"]
+            say(f"{label}: {outcomes[label][0]}")
+        else:
+            journal.taken[label] = note or ""
+    else:
+        return
+    journal.stopped = None
+    state.save_op(ws.git_dir, journal)
 
 
 def _after(finding: str, word: str) -> str:
@@ -387,10 +397,12 @@ def _replay(ws: Workspace, journal: state.RebaseJournal, old: PatchSet, patches:
     state.save_op(ws.git_dir, journal)
 
 
-def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches: list[Patch]) -> bool:
-    """One pass over a repository's pending patches; True when it must run again."""
+def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches: list[Patch],
+                repo: Repo | None = None) -> bool:
+    """One pass over a repository's pending patches (in `repo`, default the checkout's at `path`:
+    a pin move carries in a scratch repository); True when it must run again."""
     outcomes = journal.outcomes
-    repo = ws.repo(path)
+    repo = repo or ws.repo(path)
     on_branch = repo.branch() == "refs/heads/" + journal.patch_branch
     if on_branch:
         for label in engine.applied_labels(repo, journal.ontos[path], journal.set):
@@ -676,7 +688,12 @@ def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, 
 
 def command(ws: Workspace, args) -> None:
     """`patchmgr rebase --onto X | --continue | --skip | --abort`, then the new set's bootstrap config
-    and, with --verify, its compile check."""
+    and, with --verify, its compile check; --pin moves a pin instead (patchmgr/pinmove.py)."""
+    from patchmgr import pinmove
+
+    if pinmove.wanted(ws, args):
+        pinmove.command(ws, args)
+        return
     if args.mode == "--abort":
         abort(ws)
         return

@@ -27,7 +27,9 @@ Version 3 added fields with defaults (a journal's `adopted`, `enzyme_module_asid
 `writes`, applied.json's `exported`) and bases.json: a version-2 file reads as it is (a
 rebase journal of version 2 holds the whole manifest instead of `writes`, and is refused
 with the advice to finish it with that patchmgr), while a version-2 patchmgr refuses a
-version-3 file as newer instead of misreading it.
+version-3 file as newer instead of misreading it. A rebase journal's `pin` (a pin move) and
+StoreWrites' `replaced` came later within version 3, with defaults: a file without them reads as
+before.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ DIR_NAME = "patchmgr"
 KIND_APPLY = "apply"
 KIND_REBASE = "rebase"
 KIND_UNAPPLY = "unapply"
+#: the scratch repository a pin move carries the pinned repository's patches in (patchmgr/pinmove.py),
+#: inside DIR_NAME: it lives while the move is under way or stopped, and the user resolves a stop there
+PIN_WORK_DIR = "pin-work"
 
 
 @dataclass
@@ -101,9 +106,10 @@ class ManifestEdit:
     that differs), so an undo puts `before` back where `written` still stands, every other
     byte (what the user wrote since) kept."""
 
-    set: str  # the set the edit added
+    set: str  # the set the edit added (or, in_place, changed)
     before: str
     written: str
+    in_place: bool = False  # an existing set's entry was changed (a pin move), not a set added
 
 
 @dataclass
@@ -113,7 +119,8 @@ class StoreWrites:
     wrote since."""
 
     manifest: ManifestEdit | None = None
-    files: dict[str, str] = field(default_factory=dict)  # path under patches/ -> sha256 of the bytes written
+    files: dict[str, str] = field(default_factory=dict)  # path under patches/ -> sha256 of the bytes written ("": removed)
+    replaced: dict[str, str] = field(default_factory=dict)  # path under patches/ -> its text before it was overwritten or removed
     dirs: list[str] = field(default_factory=list)  # directories it created, parents first
 
 
@@ -125,6 +132,23 @@ class NewBase:
     commit: str
     llvm: int
     note: str = ""
+
+
+@dataclass
+class PinMove:
+    """A pin move (rebase --pin): the pinned repository at `path` goes from the set's pin to
+    `commit`; its patches are carried in the scratch repository `work`."""
+
+    path: str  # the pinned repository's path in the checkout (enzyme.path)
+    arg: str  # the commit as given (a tag, an abbreviated id)
+    commit: str  # the new pin, a full id
+    url: str  # the new pin's URL
+    old_commit: str
+    old_url: str
+    llvm: list[int]  # the LLVM majors of the new pin
+    old_llvm: list[int]
+    llvm_source: str  # where `llvm` was read (or why it was kept)
+    work: str  # absolute path of the scratch repository's work tree
 
 
 @dataclass(kw_only=True)
@@ -155,6 +179,7 @@ class RebaseJournal(Journal):
     names: dict[str, str] = field(default_factory=dict)  # old label -> new label
     final: ApplyJournal | None = None
     applied_before: AppliedRecord | None = None  # applied.json as it was, for --abort
+    pin: PinMove | None = None  # a pin move of the set in place (patchmgr/pinmove.py), not a rebase onto a new base
 
 
 @dataclass(kw_only=True)

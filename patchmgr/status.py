@@ -16,7 +16,8 @@ def command(ws: Workspace, args) -> None:
     op = ws.op_record()
     if isinstance(op, state.RebaseJournal):
         shown = {"set": op.set, "from": op.from_set, "onto_arg": op.onto_arg, "ontos": op.ontos,
-                 "outcomes": op.outcomes, "stopped": op.stopped}
+                 "outcomes": op.outcomes, "stopped": op.stopped,
+                 "pin": dataclasses.asdict(op.pin) if op.pin else None}
         show(json.dumps({"rebase": shown}, indent=2) if args.json else describe_rebase(op))
         return
     view = ws.inspect(args.set_name or (op.set if op else None))
@@ -30,8 +31,13 @@ def command(ws: Workspace, args) -> None:
 
 def describe_rebase(journal: state.RebaseJournal) -> str:
     """What status shows while a rebase is stopped."""
-    lines = [f"rebase of {journal.from_set} onto {journal.onto_arg} "
-             f"({journal.ontos[SUPERPROJECT][:12]}) as {journal.set} is in progress"]
+    pin = journal.pin
+    if pin is not None:
+        lines = [f"pin move of set {journal.set} is in progress: {pin.path} from {pin.old_commit[:12]} to {pin.arg} "
+                 f"({pin.commit[:12]}), its patches carried in {pin.work}"]
+    else:
+        lines = [f"rebase of {journal.from_set} onto {journal.onto_arg} "
+                 f"({journal.ontos[SUPERPROJECT][:12]}) as {journal.set} is in progress"]
     lines += [f"  {label}: {outcome}" + (f" ({detail})" if detail else "")
               for label, (outcome, detail) in journal.outcomes.items()]
     if journal.stopped:
@@ -42,8 +48,9 @@ def describe_rebase(journal: state.RebaseJournal) -> str:
             lines.append(f"  stopped at {journal.stopped}, {finding}: patchmgr rebase --skip leaves it out, "
                          "--continue keeps it (or --abort)")
         else:
+            where = f" in {pin.work}" if pin is not None else ""
             lines.append(f"  stopped at {journal.stopped}" + (f", {finding}" if finding else "")
-                         + ": resolve, git add, then patchmgr rebase --continue (or --skip, --abort)")
+                         + f": resolve{where}, git add, then patchmgr rebase --continue (or --skip, --abort)")
     elif journal.final is not None:
         lines.append("  the new set is written; completing its apply stopped: patchmgr rebase --continue "
                      "(or --abort)")

@@ -70,6 +70,10 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+#: StoreWrites.files' digest of a file the operation removed
+REMOVED = ""
+
+
 def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
@@ -82,13 +86,25 @@ class Store:
         self.root, self.record, self.save = root, record, save
 
     def write(self, path: Path, text: str) -> None:
-        """Write the file at `path` (inside the patches directory) atomically, recorded."""
+        """Write the file at `path` (inside the patches directory) atomically, recorded; a file
+        that was there before the operation wrote it is recorded with its text, which Undo puts back."""
         rel = self._rel(path)
         self._mkdirs(path.parent)
+        if rel not in self.record.files and path.is_file():
+            self.record.replaced[rel] = read_exactly(path)
         if self.record.files.get(rel) != digest(text):
             self.record.files[rel] = digest(text)
             self.save()
         write_atomic(path, text)
+
+    def remove(self, path: Path) -> None:
+        """Remove the file at `path`, its text recorded first (Undo puts it back)."""
+        rel = self._rel(path)
+        if rel not in self.record.files:
+            self.record.replaced[rel] = read_exactly(path)
+            self.record.files[rel] = REMOVED
+            self.save()
+        path.unlink(missing_ok=True)
 
     def add_set(self, manifest: Path, name: str, text: str) -> None:
         """Write `text`, the manifest with set `name` added, recording the span it replaces. Once
@@ -98,6 +114,18 @@ class Store:
             return
         before, written = _changed_span(current, text)
         self.record.manifest = state.ManifestEdit(set=name, before=before, written=written)
+        self.save()
+        write_atomic(manifest, text)
+
+    def change_set(self, manifest: Path, name: str, text: str) -> None:
+        """Write `text`, the manifest with set `name`'s entry changed in place, recording the span it
+        replaces. Once written (the run was killed after it and goes on), the first record stands."""
+        current = read_exactly(manifest)
+        edit = self.record.manifest
+        if edit is not None and edit.in_place and edit.written and current.count(edit.written) == 1:
+            return
+        before, written = _changed_span(current, text)
+        self.record.manifest = state.ManifestEdit(set=name, before=before, written=written, in_place=True)
         self.save()
         write_atomic(manifest, text)
 
@@ -124,9 +152,10 @@ class Undo:
 
     def __init__(self, root: Path, manifest: Path, record: state.StoreWrites, what: str, again: str):
         self.root, self.manifest, self.record, self.what = root, manifest, record, what
-        self.files = [root / rel for rel in record.files]
-        changed = [root / rel for rel, sha in record.files.items()
-                   if (root / rel).is_file() and hashlib.sha256((root / rel).read_bytes()).hexdigest() != sha]
+        self.files = [root / rel for rel in record.files if rel not in record.replaced]
+        self.restore = {root / rel: text for rel, text in record.replaced.items()
+                        if _bytes(root / rel) != text.encode("utf-8")}
+        changed = [root / rel for rel, sha in record.files.items() if not _as_recorded(root / rel, sha, record.replaced.get(rel))]
         self.manifest_text = _manifest_undone(manifest, record.manifest, what, again)
         if changed:
             raise DirtyTree(f"{changed[0]} was changed since {what} wrote it; move it away (or delete it), then "
@@ -138,6 +167,10 @@ class Undo:
         for path in self.files:
             path.unlink(missing_ok=True)
             _tmp(path).unlink(missing_ok=True)  # a kill inside write_atomic leaves the file's own temporary
+        for path, text in self.restore.items():
+            write_file(path, text)
+        for rel in self.record.replaced:
+            _tmp(self.root / rel).unlink(missing_ok=True)
         for rel in reversed(self.record.dirs):
             directory = self.root / rel
             if directory.is_dir():
@@ -145,6 +178,25 @@ class Undo:
                     say(f"kept {directory}: it holds files {self.what} did not write")
                 else:
                     directory.rmdir()
+
+
+def _bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _as_recorded(path: Path, sha: str, original: str | None) -> bool:
+    """Whether the file at `path` is as the operation left it: with the digest it wrote (or gone,
+    where it removed the file or never got to write it), or, for a file it replaced, still or
+    again the original text."""
+    now = _bytes(path)
+    if original is not None and now == original.encode("utf-8"):
+        return True
+    if now is None:
+        return original is None or sha == REMOVED
+    return hashlib.sha256(now).hexdigest() == sha
 
 
 def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str, again: str) -> str | None:
@@ -158,6 +210,8 @@ def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str,
     except tomllib.TOMLDecodeError as e:
         raise DirtyTree(f"{manifest} is not valid TOML ({e}); fix it, then run {again} again "
                         "(nothing was changed)") from None
+    if edit.in_place:
+        return _change_undone(manifest, current, edit, what, again)
     if edit.set not in sets:
         return None  # not written yet (a kill before it), or the user removed it
     if current.count(edit.written) != 1:
@@ -172,6 +226,19 @@ def _manifest_undone(manifest: Path, edit: state.ManifestEdit | None, what: str,
         pass
     raise DirtyTree(f"{manifest}: the entry of set {edit.set} cannot be taken out of the manifest as it is now; "
                     f"remove [sets.\"{edit.set}\"] yourself, then run {again} again (nothing was changed)")
+
+
+def _change_undone(manifest: Path, current: str, edit: state.ManifestEdit, what: str, again: str) -> str | None:
+    """The manifest with an in-place change of a set's entry taken back: the span written (still
+    there once) back to the span it replaced; None when it was never written (a kill before it)."""
+    if edit.written and current.count(edit.written) == 1:
+        start = current.index(edit.written)
+        return current[:start] + edit.before + current[start + len(edit.written):]
+    if edit.written and edit.written not in current and edit.before in current:
+        return None
+    raise DirtyTree(f"{manifest}: the entry of set {edit.set} was changed since {what} changed it; put it back as "
+                    f"it was yourself (the patches directory's history has it), then run {again} again "
+                    "(nothing was changed)")
 
 
 def _sets(text: str) -> dict:

@@ -29,6 +29,10 @@ _LLVM_MAJOR = re.compile(r"set\(LLVM_VERSION_MAJOR\s+(\d+)\)")
 #: rust-lang/llvm-project's branches: rustc/<major>.<minor>-<date>
 _RUSTC_BRANCH = re.compile(r"^rustc/(\d+)\.\d+-")
 _FULL_HASH = re.compile(r"^[0-9a-f]{40}$")
+#: where a pinned repository (Enzyme) says which LLVM majors it builds against: its CI's build
+#: matrices, `llvm: ["7", "8", ..., "14"]` (what follows the `]`, such as `#, "14"`, is a comment)
+WORKFLOWS = ".github/workflows"
+_MATRIX_LLVM = re.compile(r"^\s*llvm:\s*\[([^\]#]*)\]", re.M)
 
 
 @dataclass(frozen=True)
@@ -126,3 +130,20 @@ def describe(facts: TreeFacts, given: dict[str, object]) -> str:
 
 def _short(key: str, value: object) -> str:
     return str(value)[:12] if key == "commit" else str(value)
+
+
+def pinned_llvm_majors(repo: Repo, commit: str) -> tuple[tuple[int, ...], str]:
+    """The LLVM majors the pinned repository's CI builds commit `commit` against (every `llvm:`
+    list of a build matrix in its GitHub workflows, together), with the files that said so;
+    ((), "") when none does. Enzyme states its support nowhere else: its CMake takes whatever
+    LLVM it is given, and a release note names only what changed."""
+    listing = repo.try_run("ls-tree", "--name-only", f"{commit}:{WORKFLOWS}", readonly=True)
+    majors: set[int] = set()
+    sources = []
+    for name in sorted(listing.out.split()) if listing.status == 0 else []:
+        found = [int(v) for m in _MATRIX_LLVM.finditer(repo.read(commit, f"{WORKFLOWS}/{name}") or "")
+                 for v in re.findall(r"\d+", m.group(1))]
+        if found:
+            majors.update(found)
+            sources.append(f"{WORKFLOWS}/{name}")
+    return tuple(sorted(majors)), ", ".join(sources)
