@@ -674,10 +674,11 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
 
 
 def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]],
-               exported: dict[str, dict[str, str]]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+               exported: dict[str, dict[str, str]]
+               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, state.Verified]]]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
-    and repo path -> label -> [commit, digest of the file's diff, digest of the whole file] for
-    those same commits (the last tells an edit of only the message or author).
+    and repo path -> label -> that commit with the digests of the file's diff and of the whole
+    file (the last tells an edit of only the message or author).
 
     Status and unapply compare against the ids to tell a patch file changed since
     apply (nothing to lose) from a commit edited after it (work to keep). A
@@ -701,12 +702,12 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
     return ids, verified
 
 
-def matching_ids(repo: Repo, pairs: list[tuple[str, Patch]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+def matching_ids(repo: Repo, pairs: list[tuple[str, Patch]]) -> tuple[dict[str, str], dict[str, state.Verified]]:
     """For each (commit, patch) whose commit has its patch file's patch-id: label -> that id, and
-    label -> [commit, digest of the file's diff, digest of the whole file] (AppliedRecord's
+    label -> the commit and the digests of the file's diff and of the whole file (AppliedRecord's
     patch_ids and verified); pairs that differ get no entry."""
     by_sha = repo.patch_ids([sha for sha, _ in pairs])
     by_file = repo.patch_ids_of_diffs([patch.diff for _, patch in pairs])
     matching = [(sha, patch) for (sha, patch), file_id in zip(pairs, by_file) if by_sha.get(sha) == file_id]
     return ({patch.label: by_sha[sha] for sha, patch in matching},
-            {patch.label: [sha, diff_digest(patch.diff), diff_digest(patch.text)] for sha, patch in matching})
+            {patch.label: state.Verified(sha, diff_digest(patch.diff), diff_digest(patch.text)) for sha, patch in matching})
