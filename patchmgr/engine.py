@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from patchmgr import state
+from patchmgr import gitmodules, state
 from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import BadInput, Conflict, DirtyTree, GitFailed, PatchmgrError, WrongState
 from patchmgr.faults import fault
@@ -400,10 +400,7 @@ def _registered(owner: Repo, rel: str) -> bool:
     """Whether the submodule at `rel` is in the .gitmodules of `owner`'s index but not of its HEAD:
     _make_enzyme's last step is done, so a --continue goes on from there (also for a journal an
     older patchmgr wrote while `git submodule add` made it)."""
-    def listed(blob: str) -> bool:
-        key = f"submodule.{rel}.path"
-        return owner.try_run("config", "--blob", blob, "--get", key, readonly=True).out.strip() == rel
-    return listed(":.gitmodules") and not listed("HEAD:.gitmodules")
+    return rel in gitmodules.read(owner, ":.gitmodules") and rel not in gitmodules.read(owner, "HEAD:.gitmodules")
 
 
 def _aside_path(gitdir: Path) -> Path:
