@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from patchmgr import state
+from patchmgr import gitmodules, state
 from patchmgr.diagnose import failing_hunks, render
 from patchmgr.errors import BadInput, Conflict, DirtyTree, GitFailed, PatchmgrError, WrongState
 from patchmgr.faults import fault
@@ -400,10 +400,7 @@ def _registered(owner: Repo, rel: str) -> bool:
     """Whether the submodule at `rel` is in the .gitmodules of `owner`'s index but not of its HEAD:
     _make_enzyme's last step is done, so a --continue goes on from there (also for a journal an
     older patchmgr wrote while `git submodule add` made it)."""
-    def listed(blob: str) -> bool:
-        key = f"submodule.{rel}.path"
-        return owner.try_run("config", "--blob", blob, "--get", key, readonly=True).out.strip() == rel
-    return listed(":.gitmodules") and not listed("HEAD:.gitmodules")
+    return rel in gitmodules.read(owner, ":.gitmodules") and rel not in gitmodules.read(owner, "HEAD:.gitmodules")
 
 
 def _aside_path(gitdir: Path) -> Path:
@@ -674,10 +671,11 @@ def complete(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list
 
 
 def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, list[Patch]],
-               exported: dict[str, dict[str, str]]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+               exported: dict[str, dict[str, str]]
+               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, state.Verified]]]:
     """repo path -> patch label -> patch-id of its commit as applied, where it matches its file;
-    and repo path -> label -> [commit, digest of the file's diff, digest of the whole file] for
-    those same commits (the last tells an edit of only the message or author).
+    and repo path -> label -> that commit with the digests of the file's diff and of the whole
+    file (the last tells an edit of only the message or author).
 
     Status and unapply compare against the ids to tell a patch file changed since
     apply (nothing to lose) from a commit edited after it (work to keep). A
@@ -701,12 +699,12 @@ def _patch_ids(ws: Workspace, journal: state.ApplyJournal, patches: dict[str, li
     return ids, verified
 
 
-def matching_ids(repo: Repo, pairs: list[tuple[str, Patch]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+def matching_ids(repo: Repo, pairs: list[tuple[str, Patch]]) -> tuple[dict[str, str], dict[str, state.Verified]]:
     """For each (commit, patch) whose commit has its patch file's patch-id: label -> that id, and
-    label -> [commit, digest of the file's diff, digest of the whole file] (AppliedRecord's
+    label -> the commit and the digests of the file's diff and of the whole file (AppliedRecord's
     patch_ids and verified); pairs that differ get no entry."""
     by_sha = repo.patch_ids([sha for sha, _ in pairs])
     by_file = repo.patch_ids_of_diffs([patch.diff for _, patch in pairs])
     matching = [(sha, patch) for (sha, patch), file_id in zip(pairs, by_file) if by_sha.get(sha) == file_id]
     return ({patch.label: by_sha[sha] for sha, patch in matching},
-            {patch.label: [sha, diff_digest(patch.diff), diff_digest(patch.text)] for sha, patch in matching})
+            {patch.label: state.Verified(sha, diff_digest(patch.diff), diff_digest(patch.text)) for sha, patch in matching})

@@ -26,7 +26,7 @@ from patchmgr.gitio import FORMAT_PATCH_FLAGS, Repo
 from patchmgr.output import say
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, parse_patch, parse_trailers
 from patchmgr.scratch import scratch_dir
-from patchmgr.series import PatchSet, read_exactly, write_manifest
+from patchmgr.series import PatchSet, patch_list, read_exactly, write_atomic
 from patchmgr.store import line_endings_of, write_file
 from patchmgr.workspace import View, Workspace
 
@@ -219,11 +219,8 @@ def _write_lists(manifest: Path, patch_set: PatchSet, lists: dict[str, list[str]
     current = read_exactly(manifest)
     doc = tomlkit.parse(current)
     for path, names in lists.items():
-        array = tomlkit.array()
-        array.extend(names)
-        array.multiline(True)
-        doc["sets"][patch_set.name]["repos"][path]["patches"] = array
-    write_manifest(manifest, line_endings_of(current, tomlkit.dumps(doc)))  # a CRLF manifest stays CRLF
+        doc["sets"][patch_set.name]["repos"][path]["patches"] = patch_list(names)
+    write_atomic(manifest, line_endings_of(current, tomlkit.dumps(doc)))  # a CRLF manifest stays CRLF
 
 
 def command(ws: Workspace, args) -> None:

@@ -42,9 +42,9 @@ from patchmgr.series import (
     Manifest,
     load_manifest,
     parse_manifest,
+    patch_list,
     read_exactly,
     write_atomic,
-    write_manifest,
 )
 from patchmgr.store import line_endings_of
 from patchmgr.treefacts import LLVM_PROJECT, describe, read_tree_facts
@@ -281,7 +281,7 @@ def write_set(manifest: Manifest, set_name: str, lists: dict[str, list[tuple[str
         for name, mail in formed:
             write_atomic(root / directory / name, mail)
     started = not manifest.path.exists()
-    write_manifest(manifest.path, text)
+    write_atomic(manifest.path, text)
     said = [f"started {manifest.path}"] if started else []
     for repo_path, (directory, formed, note) in ready.items():
         said += [f"imported {len(formed)} patches into {set_name} ({repo_path}): {directory}/"] + ([note] if note else [])
@@ -312,10 +312,7 @@ def _manifest_text(manifest: Manifest, set_name: str, lists: dict[str, tuple[str
     for repo_path, (directory, names) in lists.items():
         entry = tomlkit.table()
         entry["dir"] = directory
-        array = tomlkit.array()
-        array.extend(names)
-        array.multiline(True)
-        entry["patches"] = array
+        entry["patches"] = patch_list(names)
         repos[repo_path] = entry
     return line_endings_of(current, tomlkit.dumps(doc))  # a CRLF manifest stays CRLF
 

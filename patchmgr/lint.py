@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from patchmgr import gitmodules
 from patchmgr.errors import BadInput
 from patchmgr.gitio import Repo
 from patchmgr.output import show
 from patchmgr.patchfile import Patch, parse_patch
-from patchmgr.safety import ConfigParseError, git_config_entries, inside
+from patchmgr.safety import inside
 from patchmgr.series import (
     DEFAULT_ENZYME_PATH,
     MANIFEST_NAME,
@@ -191,14 +192,8 @@ def check_manifest_paths(superproject: Repo, base: str, patch_set: PatchSet, roo
 def submodule_url(superproject: Repo, base: str, path: str) -> str | None:
     """The URL `base`'s .gitmodules gives the submodule at `path`, as git submodule reads it; None
     where .gitmodules does not name that path or git cannot parse it."""
-    text = superproject.read(base, ".gitmodules")
-    try:
-        entries = dict(git_config_entries(text)) if text else {}
-    except ConfigParseError:
-        return None
-    name = next((key[len("submodule."):-len(".path")] for key, value in entries.items()
-                 if key.startswith("submodule.") and key.endswith(".path") and value == path), None)
-    return entries.get(f"submodule.{name}.url") if name is not None else None
+    entry = gitmodules.read(superproject, f"{base}:.gitmodules").get(path)
+    return entry.url if entry else None
 
 
 def same_repository(a: str, b: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,9 +316,6 @@ def load_manifest(patches_dir: Path, require_sets: bool = True) -> Manifest:
     return parse_manifest(text, path, require_sets)
 
 
-write_manifest = write_atomic
-
-
 @dataclass(frozen=True)
 class TreePath:
     """A manifest path that names a place in the checkout, with the key errors name."""
@@ -360,6 +358,17 @@ def nearest_sets(manifest: Manifest, version: str | None) -> str:
     return f"nearest: {ordered[0].name}; known sets: {listing}" if ordered else "no sets are known"
 
 
+def patch_list(names: Sequence[str]):
+    """A `patches = [...]` array (tomlkit) as every writer of the manifest spells it: one file
+    per line, so a diff of the manifest shows each patch added or removed on its own line."""
+    import tomlkit
+
+    array = tomlkit.array()
+    array.extend(names)
+    array.multiline(bool(names))
+    return array
+
+
 def set_table(patch_set: PatchSet, cover: bool = True):
     """The manifest table of a set (tomlkit), as rebase writes a new set and mcp records a revision."""
     import tomlkit
@@ -382,10 +391,7 @@ def set_table(patch_set: PatchSet, cover: bool = True):
     for series in patch_set.all_series():
         entry = tomlkit.table()
         entry["dir"] = series.dir
-        array = tomlkit.array()
-        array.extend(series.patches)
-        array.multiline(bool(series.patches))
-        entry["patches"] = array
+        entry["patches"] = patch_list(series.patches)
         repos[series.path] = entry
     table["repos"] = repos
     return table

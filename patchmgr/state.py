@@ -17,6 +17,8 @@ an older file and an older one refuses a newer file instead of misreading it.
 - `bases.json` (`KnownBases`) remembers, for every set applied here, the superproject commit it
   was last applied on; it outlives unapply and rebase, so check, diff-sets and mcp put a set
   that is not applied on the base it had, not on whatever branch tip carries the same release.
+- `verify.json` (`VerifyCache`) keeps the results of `rebase --verify`'s x.py checks by the
+  trees checked, so asking again after nothing changed costs nothing.
 - `quilt-exports.json` (`QuiltExports`) lists, per directory `export --quilt` wrote, the files it
   wrote there and their digests: such a directory may be written again, and only the files it
   holds unchanged are replaced or removed; any other file in it is the user's.
@@ -27,9 +29,12 @@ Version 3 added fields with defaults (a journal's `adopted`, `enzyme_module_asid
 `writes`, applied.json's `exported`) and bases.json: a version-2 file reads as it is (a
 rebase journal of version 2 holds the whole manifest instead of `writes`, and is refused
 with the advice to finish it with that patchmgr), while a version-2 patchmgr refuses a
-version-3 file as newer instead of misreading it. A rebase journal's `pin` (a pin move) and
-StoreWrites' `replaced` came later within version 3, with defaults: a file without them reads as
-before.
+version-3 file as newer instead of misreading it. Version 4 writes applied.json's `verified`
+entries as objects (`Verified`) instead of positional lists, which a version-3 file's are
+read as, verify.json with a version and through the same atomic write, and adds a rebase
+journal's `pin` (a pin move) and StoreWrites' `replaced` and a manifest edit's `in_place`, with
+defaults: a version-3 file without them reads as before, and a version-3 patchmgr refuses a
+pin move's journal as newer instead of misreading it.
 """
 
 from __future__ import annotations
@@ -44,11 +49,12 @@ from typing import Any, ClassVar, TypeVar
 
 from patchmgr.errors import WrongState
 
-VERSION = 3
+VERSION = 4
 OP_FILE = "op.json"
 APPLIED_FILE = "applied.json"
 BASES_FILE = "bases.json"
 QUILT_EXPORTS_FILE = "quilt-exports.json"
+VERIFY_FILE = "verify.json"
 DIR_NAME = "patchmgr"
 KIND_APPLY = "apply"
 KIND_REBASE = "rebase"
@@ -209,14 +215,23 @@ class ConfigInputs:
 
 
 @dataclass
+class Verified:
+    """A patch's commit as apply (or export) found it equal to the patch file: while the
+    branch still has this commit and the file this diff, no patch-id needs computing."""
+    commit: str
+    diff: str  # digest of the file's diff
+    file: str = ""  # digest of the whole file (its message and author too); "" in older records
+
+
+@dataclass
 class AppliedRecord:
     set: str
     patch_branch: str
     repos: list[RepoOrigin]
     # repository path -> patch label -> patch-id of its commit as applied (where it matched its file)
     patch_ids: dict[str, dict[str, str]] = field(default_factory=dict)
-    # repository path -> patch label -> [commit, digest of the file's diff, digest of the whole file] verified equal
-    verified: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # repository path -> patch label -> its commit and file, verified equal
+    verified: dict[str, dict[str, Verified]] = field(default_factory=dict)
     # repository path -> commit -> patch label: commits export wrote as that patch file although their
     # trailers do not name it (a commit the user made on the branch, a patch export renamed); they are
     # the applied patch, as the commits apply made are
@@ -239,6 +254,20 @@ class AppliedRecord:
 @dataclass
 class KnownBases:
     sets: dict[str, str] = field(default_factory=dict)  # set name -> superproject commit it was last applied on
+
+
+@dataclass
+class Verdict:
+    """One x.py check of `rebase --verify`: did the trees compile in this configuration."""
+    configuration: str
+    ok: bool
+    error: str | None = None  # the first error, with its location
+    blamed: str | None = None  # the patch label it is pinned on
+
+
+@dataclass
+class VerifyCache:
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # digest of (trees, configuration, crates) -> verdict
 
 
 @dataclass
@@ -343,7 +372,22 @@ def _read(git_dir: Path, name: str) -> dict | None:
     if not isinstance(version, int) or version > VERSION:
         raise WrongState(f"{path} was written by a newer patchmgr (format {version}, this one reads up to "
                          f"{VERSION}); use that version, or upgrade this one")
-    return _upgrade(name, data) if version == 1 else data
+    data = _upgrade(name, data) if version == 1 else data
+    return _positional_verified(data) if version < 4 and name == APPLIED_FILE else data
+
+
+def _positional_verified(data: dict) -> dict:
+    """applied.json's `verified` entries as lists ([commit, diff digest] or [commit, diff
+    digest, file digest], before version 4) as the objects `Verified` reads."""
+    verified = data.get("verified")
+    if not isinstance(verified, dict):
+        return data
+    def entry(value: Any) -> Any:
+        if isinstance(value, list) and 2 <= len(value) <= 3:
+            return dict(zip(("commit", "diff", "file"), value))
+        return value  # not a list of that shape: _decode names what is wrong
+    return {**data, "verified": {path: {label: entry(v) for label, v in labels.items()} if isinstance(labels, dict)
+                                 else labels for path, labels in verified.items()}}
 
 
 def _load(git_dir: Path, name: str, cls: type[T], data: dict) -> T:
@@ -400,6 +444,17 @@ def load_quilt_exports(git_dir: Path) -> QuiltExports:
 
 def save_quilt_exports(git_dir: Path, exports: QuiltExports) -> None:
     _write(git_dir, QUILT_EXPORTS_FILE, _encode(exports))
+
+
+def load_verify_cache(git_dir: Path) -> VerifyCache:
+    data = _read(git_dir, VERIFY_FILE)
+    if data is not None and "verdicts" not in data and all(isinstance(v, dict) for v in data.values()):
+        data = {"verdicts": data}  # before version 4: the bare map, no version, written in place
+    return VerifyCache() if data is None else _load(git_dir, VERIFY_FILE, VerifyCache, data)
+
+
+def save_verify_cache(git_dir: Path, cache: VerifyCache) -> None:
+    _write(git_dir, VERIFY_FILE, _encode(cache))
 
 
 def remove(git_dir: Path, name: str) -> None:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from patchmgr import gitmodules
 from patchmgr.base import read_tarball_ids
 from patchmgr.gitio import Repo
 from patchmgr.releases import LLVM_MAJORS, RELEASES
@@ -101,17 +102,8 @@ def _llvm_major(superproject: Repo, commit: str, root: Path, sources: dict[str, 
 
 def gitmodules_branch(repo: Repo, commit: str, path: str) -> str | None:
     """The `branch` .gitmodules in `commit` gives the submodule at `path`, read by git's own parser."""
-    res = repo.try_run("config", "-z", "--blob", f"{commit}:.gitmodules", "--list", readonly=True)
-    if res.status != 0:
-        return None
-    values: dict[str, str] = {}
-    for item in res.out.split("\0"):
-        key, _, value = item.partition("\n")
-        values[key] = value
-    for key, value in values.items():
-        if key.startswith("submodule.") and key.endswith(".path") and value == path:
-            return values.get(key[:-len("path")] + "branch")
-    return None
+    entry = gitmodules.read(repo, f"{commit}:.gitmodules").get(path)
+    return entry.branch if entry else None
 
 
 def describe(facts: TreeFacts, given: dict[str, object]) -> str:

@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchmgr import state
 from patchmgr.output import say
 from patchmgr.patchfile import Patch
 from patchmgr.series import PatchSet
 from patchmgr.workspace import Workspace
 
-CACHE_FILE = "verify.json"
 _LOCATION = re.compile(r"\(([^()\s]+?):(\d+)(?::\d+)?\)$")
 
 
@@ -30,14 +30,6 @@ _LOCATION = re.compile(r"\(([^()\s]+?):(\d+)(?::\d+)?\)$")
 class Configuration:
     name: str  # as the report says it
     enzyme: bool | None  # llvm.enzyme for this check; None: the config as it is
-
-
-@dataclass
-class Verdict:
-    configuration: str
-    ok: bool
-    error: str | None = None  # the first error, with its location
-    blamed: str | None = None  # the patch label it is pinned on
 
 
 def configurations(patch_set: PatchSet) -> list[Configuration]:
@@ -92,7 +84,7 @@ def blame(error: str, patches: list[Patch], crates: dict[str, list[str]]) -> str
     return None
 
 
-def verify(ws: Workspace, patch_set: PatchSet, patches: list[Patch]) -> list[Verdict]:
+def verify(ws: Workspace, patch_set: PatchSet, patches: list[Patch]) -> list[state.Verdict]:
     """x.py check of the crates the superproject's patches touch, per configuration, cached by tree."""
     from xpy_ext.xpy import run_xpy
 
@@ -101,28 +93,27 @@ def verify(ws: Workspace, patch_set: PatchSet, patches: list[Patch]) -> list[Ver
     if not targets:
         say("verify: the set's patches touch no crate x.py checks")
         return []
-    cache_path = ws.git_dir / "patchmgr" / CACHE_FILE
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    cache = state.load_verify_cache(ws.git_dir)
     trees = [ws.repo(r.path).run("rev-parse", "HEAD^{tree}", readonly=True).strip() for r in patch_set.repos]
     verdicts = []
     for conf in configurations(patch_set):
         key = hashlib.sha256(json.dumps([trees, conf.name, targets]).encode()).hexdigest()
-        if key in cache:
-            verdicts.append(Verdict(**cache[key]))
-            say(f"verify ({conf.name}): {'ok' if cache[key]['ok'] else 'fails'}, as checked before for these trees")
+        known = cache.verdicts.get(key)
+        if known is not None:
+            verdicts.append(known)
+            say(f"verify ({conf.name}): {'ok' if known.ok else 'fails'}, as checked before for these trees")
             continue
         args = ["check", *targets]
         if conf.enzyme is not None:
             args = ["--config", str(_config_for(ws, conf.enzyme)), *args]
         say(f"verify ({conf.name}): x.py check {' '.join(targets)}")
         result = run_xpy(ws.root, args, ws.root / "build" / f"patchmgr-verify-{_slug(conf.name)}.log")
-        verdict = Verdict(conf.name, result.returncode == 0, result.first_error)
+        verdict = state.Verdict(conf.name, result.returncode == 0, result.first_error)
         if not verdict.ok and verdict.error:
             verdict.blamed = blame(verdict.error, patches, crates)
         verdicts.append(verdict)
-        cache[key] = verdict.__dict__
-        cache_path.parent.mkdir(exist_ok=True)
-        cache_path.write_text(json.dumps(cache, indent=1))
+        cache.verdicts[key] = verdict
+        state.save_verify_cache(ws.git_dir, cache)
     return verdicts
 
 
@@ -143,7 +134,7 @@ def _config_for(ws: Workspace, enzyme: bool) -> Path:
     return path
 
 
-def render(verdicts: list[Verdict]) -> list[str]:
+def render(verdicts: list[state.Verdict]) -> list[str]:
     """The report's compile-check section."""
     lines = ["## Compile check (rebase --verify)", ""]
     for v in verdicts:

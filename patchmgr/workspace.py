@@ -409,7 +409,7 @@ def enzyme_rel_path(patch_set: PatchSet) -> str:
 
 
 def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoState, patches: list[Patch],
-             recorded: dict[str, str], verified: dict[str, list[str]]) -> RepoView:
+             recorded: dict[str, str], verified: dict[str, state.Verified]) -> RepoView:
     """Compare one repository with its series.
 
     `recorded` holds the patch-ids of the commits as apply made them: a drifted
@@ -430,11 +430,11 @@ def _compare(patch_set: PatchSet, series: RepoSeries, repo: Repo, rstate: RepoSt
     view.pending = [label for label in labels if label not in applied]
     view.skipped = [label for label in view.pending if positions and labels.index(label) < max(positions)]
     by_label = dict(zip(labels, patches))
-    unverified = [(sha, label) for sha, label in on_branch if label not in by_label
-                  or verified.get(label, [])[:2] != [sha, diff_digest(by_label[label].diff)]]
+    unverified = [(sha, label) for sha, label in on_branch if label not in by_label or label not in verified
+                  or (verified[label].commit, verified[label].diff) != (sha, diff_digest(by_label[label].diff))]
     # the same commit and diff, but the file's message or author edited since apply: drifted, not edited
     view.drifted = [label for sha, label in on_branch if (sha, label) not in unverified
-                    and len(verified[label]) > 2 and verified[label][2] != diff_digest(by_label[label].text)]
+                    and verified[label].file and verified[label].file != diff_digest(by_label[label].text)]
     if unverified:
         commit_ids = repo.patch_ids([sha for sha, _ in unverified])
         file_ids = repo.patch_ids_of_diffs([by_label[label].diff if label in by_label else "" for _, label in unverified])

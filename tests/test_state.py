@@ -42,7 +42,7 @@ def test_journal_round_trip(tmp_path, journal):
 def test_applied_record_round_trip(tmp_path):
     record = state.AppliedRecord(set="s", patch_branch="patchmgr/s", repos=[origin()],
                                  patch_ids={".": {"s/rust/0001.patch": "e" * 40}},
-                                 verified={".": {"s/rust/0001.patch": ["f" * 40, "0" * 64]}},
+                                 verified={".": {"s/rust/0001.patch": state.Verified("f" * 40, "0" * 64, "1" * 64)}},
                                  config=state.ConfigWritten("/t/config.toml", "1" * 64, False),
                                  config_inputs=state.ConfigInputs("k", None))
     state.save_applied(tmp_path, record)
@@ -74,6 +74,36 @@ def test_version_1_files_are_read(tmp_path):
     assert journal.from_set == "s" and journal.stopped == "x" and journal.new.llvm == 15
 
 
+def test_version_3_verified_lists_are_read_as_objects(tmp_path):
+    """Before version 4, applied.json's `verified` entries were positional lists, of two
+    items in the oldest records (no digest of the whole file) and three later."""
+    (tmp_path / "patchmgr").mkdir()
+    (tmp_path / "patchmgr" / "applied.json").write_text(json.dumps({
+        "version": 3, "set": "s", "patch_branch": "patchmgr/s", "repos": [origin().__dict__],
+        "verified": {".": {"a": ["f" * 40, "0" * 64, "1" * 64], "b": ["e" * 40, "2" * 64]}}}))
+    record = state.load_applied(tmp_path)
+    assert record is not None
+    assert record.verified == {".": {"a": state.Verified("f" * 40, "0" * 64, "1" * 64),
+                                     "b": state.Verified("e" * 40, "2" * 64, "")}}
+    state.save_applied(tmp_path, record)
+    written = json.loads((tmp_path / "patchmgr" / "applied.json").read_text())
+    assert written["version"] == 4 and written["verified"]["."]["b"] == {"commit": "e" * 40, "diff": "2" * 64, "file": ""}
+
+
+def test_verify_cache_round_trip_and_its_unversioned_form(tmp_path):
+    """verify.json is declared here like the other files; the bare map written before
+    version 4 (no version, not written through a rename) still reads."""
+    (tmp_path / "patchmgr").mkdir()
+    old = {"k" * 64: {"configuration": "Enzyme off", "ok": False, "error": "error[E0425] (a.rs:1)", "blamed": "s/0001"}}
+    (tmp_path / "patchmgr" / "verify.json").write_text(json.dumps(old))
+    cache = state.load_verify_cache(tmp_path)
+    assert cache.verdicts == {"k" * 64: state.Verdict("Enzyme off", False, "error[E0425] (a.rs:1)", "s/0001")}
+    cache.verdicts["m" * 64] = state.Verdict("--cfg llvm_enzyme", True)
+    state.save_verify_cache(tmp_path, cache)
+    assert json.loads((tmp_path / "patchmgr" / "verify.json").read_text())["version"] == state.VERSION
+    assert state.load_verify_cache(tmp_path) == cache
+
+
 def test_a_rebase_journal_holding_the_whole_manifest_is_refused(tmp_path):
     """An older patchmgr's rebase journal kept the manifest's whole text, which its --abort wrote
     back over every edit made since; this one does not take such a journal over."""
@@ -87,7 +117,7 @@ def test_a_rebase_journal_holding_the_whole_manifest_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    ('{"version": 4, "kind": "apply"}', r"written by a newer patchmgr \(format 4, this one reads up to 3\)"),
+    ('{"version": 5, "kind": "apply"}', r"written by a newer patchmgr \(format 5, this one reads up to 4\)"),
     ("{not json", r"op\.json is corrupt"),
     ("[1, 2]", r"op\.json is corrupt \(not a JSON object\)"),
     ('{"version": 2, "kind": "merge", "set": "s"}', r"records an unknown operation 'merge'"),
