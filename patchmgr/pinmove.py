@@ -37,7 +37,7 @@ from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, Patch, parse_trailers
 from patchmgr.safety import url_problem
 from patchmgr.scratch import scratch_dir
-from patchmgr.series import PatchSet, RepoSeries, read_exactly
+from patchmgr.series import PatchSet, RepoSeries, patch_list, read_exactly
 from patchmgr.store import line_endings_of
 from patchmgr.treefacts import pinned_llvm_majors
 from patchmgr.workspace import Workspace, enzyme_rel_path
@@ -353,10 +353,7 @@ def _write(ws: Workspace, journal: state.RebaseJournal, work: Repo) -> None:
         entry["enzyme"]["llvm"] = move.llvm
     listed = entry["repos"][move.path]["patches"] if move.path in entry["repos"] else None
     if listed is not None and list(listed) != names:
-        array = tomlkit.array()
-        array.extend(names)
-        array.multiline(bool(names))
-        entry["repos"][move.path]["patches"] = array
+        entry["repos"][move.path]["patches"] = patch_list(names)
     out.change_set(ws.manifest.path, journal.set, line_endings_of(current, tomlkit.dumps(doc)))
     fault("pin:manifest-written")
 
