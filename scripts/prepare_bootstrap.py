@@ -18,8 +18,8 @@ LLVM and without network. This script, on a tree made by import_rustc.py:
 `patchmgr apply` then writes config.toml from config.toml.in: an offline
 `local-rebuild` with Debian's rustc/cargo 1.63 as stage0 and the system LLVM.
 
-Debian packages needed for the build itself: rustc (1.63), cargo, llvm-14-dev
-(or llvm-13-dev), libclang-common-14-dev, cmake, ninja-build.
+Debian packages needed for the build itself: rustc (1.63), cargo, llvm-14-dev,
+libclang-common-14-dev, cmake, ninja-build.
 """
 
 from __future__ import annotations

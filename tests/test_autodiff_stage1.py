@@ -210,7 +210,7 @@ def compile_failing(rustc: str, tmp: Path, *extra: str) -> subprocess.CompletedP
 
 
 def test_enzyme_failure_is_a_short_error(rustc, tmp_path):
-    """Enzyme v0.0.24 ended in `LLVM ERROR: unknown binary operator` (exit 101) after printing IR."""
+    """Enzyme itself (v0.0.24 as v0.0.30) ends in `LLVM ERROR: unknown binary operator` after printing IR."""
     res = compile_failing(rustc, tmp_path)
     assert res.returncode == 1, res.stderr[-4000:]
     assert "error: Enzyme: cannot handle unknown binary operator in enzyme_failure::flip_low_bit: " \
@@ -267,7 +267,7 @@ def test_crate_from_crates_io_through_vendored_sources(rustc, tmp_path):
 
 
 def test_libm_sin_is_a_short_error(rustc, tmp_path):
-    """Enzyme v0.0.24 printed 118,000 lines of IR and aborted on libm's sin (illegal updateAnalysis)."""
+    """Enzyme itself prints the whole module's IR and aborts on libm's sin (illegal updateAnalysis)."""
     work = vendored_package(rustc, tmp_path)
     res = cargo_vendored(rustc, tmp_path, work, "--bin", "sin")
     assert res.returncode != 0
@@ -286,7 +286,7 @@ def test_stage1_build_through_patchmgr():
         pytest.skip("STAGE1 BUILD NOT RUN: set PATCHMGR_STAGE1_TREE to a tree prepared by "
                     "scripts/prepare_bootstrap.py with the series applied (a 30-40 minute build, outside CI)")
     res = subprocess.run([sys.executable, "-m", "patchmgr", "-C", tree, "build", "--stage", "1", "--no-link",
-                          "--llvm-config", os.environ.get("PATCHMGR_LLVM_CONFIG", "/usr/lib/llvm-13/bin/llvm-config")],
+                          "--llvm-config", os.environ.get("PATCHMGR_LLVM_CONFIG", "auto")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "passed the smoke test" in res.stderr

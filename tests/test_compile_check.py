@@ -18,9 +18,15 @@ import subprocess
 import sys
 
 import pytest
-from realtree import REPO, RealTree, unavailable
+from realtree import REAL_SET, REPO, RealTree, unavailable
+
+from patchmgr.series import load_manifest
+from xpy_ext.commands import build_llvm
 
 pytestmark = [pytest.mark.realtree, pytest.mark.slow]
+
+#: the LLVM the shipped set builds with by default: the newest its pinned Enzyme builds against
+LLVM = build_llvm(load_manifest(REPO / "patches").get(REAL_SET))
 
 sys.path.insert(0, str(REPO / "scripts"))
 
@@ -29,19 +35,19 @@ sys.path.insert(0, str(REPO / "scripts"))
 def patched(tmp_path_factory):
     rustc = shutil.which("rustc", path="/usr/bin")
     version = subprocess.run([rustc, "--version"], capture_output=True, text=True).stdout if rustc else ""
-    if not version.startswith("rustc 1.63.") or not shutil.which("llvm-config", path="/usr/lib/llvm-13/bin"):
-        unavailable("Debian's rustc 1.63 and llvm-13-dev are needed for x.py check; run scripts/install_deps.sh as root")
+    if not version.startswith("rustc 1.63.") or not shutil.which("llvm-config", path=f"/usr/lib/llvm-{LLVM}/bin"):
+        unavailable(f"Debian's rustc 1.63 and llvm-{LLVM}-dev are needed for x.py check; run scripts/install_deps.sh as root")
     import prepare_bootstrap
 
     real = RealTree(tmp_path_factory.mktemp("check"))
     prepare_bootstrap.prepare(real.root)
     res = real.run("apply")
     assert res.returncode == 0, res.stderr
-    # apply rendered the set's template for 1.63: offline local-rebuild on the system LLVM 13, the one the pinned Enzyme builds with
+    # apply rendered the set's template for 1.63: offline local-rebuild on the system LLVM the pinned Enzyme builds with
     config = (real.root / "config.toml").read_text()
     assert config.startswith("changelog-seen = 2\n")
     for line in ['vendor = true', 'rustc = "/usr/bin/rustc"', 'local-rebuild = true', 'enzyme = true',
-                 'llvm-config = "/usr/lib/llvm-13/bin/llvm-config"']:
+                 f'llvm-config = "/usr/lib/llvm-{LLVM}/bin/llvm-config"']:
         assert line in config, line
     return real
 
@@ -65,12 +71,12 @@ def test_bootstrap_builds_enzyme_with_cmake(patched):
     log = patched.tmp / "enzyme-build.log"
     result = run_xpy(patched.root, ["build", "src/llvm-project/enzyme"], log)
     assert result.returncode == 0, f"{result.first_error}; see {log}:\n" + log.read_text()[-3000:]
-    assert "Building Enzyme for x86_64-unknown-linux-gnu against LLVM 13." in log.read_text()
-    library = next(patched.root.glob("build/*/native/enzyme/build/Enzyme/LLVMEnzyme-13.so"))
-    # like Enzyme v0.0.24, the library registers a legacy pass named `enzyme` when loaded
+    assert f"Building Enzyme for x86_64-unknown-linux-gnu against LLVM {LLVM}." in log.read_text()
+    library = next(patched.root.glob(f"build/*/native/enzyme/build/Enzyme/LLVMEnzyme-{LLVM}.so"))
+    # like Enzyme itself, the library registers a legacy pass named `enzyme` when loaded
     ir = patched.tmp / "f.ll"
     ir.write_text("define double @f(double %x) {\n  ret double %x\n}\n")
-    res = subprocess.run(["/usr/lib/llvm-13/bin/opt", "-enable-new-pm=0", "-load", str(library), "-enzyme", "-S",
+    res = subprocess.run([f"/usr/lib/llvm-{LLVM}/bin/opt", "-enable-new-pm=0", "-load", str(library), "-enzyme", "-S",
                           str(ir)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "define double @f(double %x)" in res.stdout

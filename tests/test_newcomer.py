@@ -31,9 +31,11 @@ def ok(res):
 
 def test_the_shipped_pin_names_the_llvm_it_builds_with():
     patch_set = load_manifest(REPO / "patches").get(SET)
-    assert patch_set.enzyme is not None and patch_set.enzyme.llvm == (13,)
-    assert patch_set.llvm == 14  # the upstream base's LLVM stays what it is
-    assert build_llvm(patch_set) == 13
+    assert patch_set.enzyme is not None and patch_set.enzyme.llvm == tuple(range(7, 15))
+    assert patch_set.llvm == 14  # the upstream base's LLVM, and the newest the pinned Enzyme builds against
+    assert build_llvm(patch_set) == 14
+    older = dataclasses.replace(patch_set, enzyme=dataclasses.replace(patch_set.enzyme, llvm=(13,)))
+    assert build_llvm(older) == 13  # a pin that does not build against the set's LLVM takes its own
     assert build_llvm(dataclasses.replace(patch_set, enzyme=None)) == 14
 
 
@@ -57,6 +59,17 @@ def test_preflight_refuses_an_llvm_the_pinned_enzyme_cannot_build_with(tmp_path,
     assert found == ([problem.format(tool=tool)] if problem else [])
 
 
+def test_preflight_names_the_shipped_pins_llvm_range(tmp_path):
+    """The shipped pin builds against LLVM 7 to 14: LLVM 19 (Debian's newest) is refused, naming the range."""
+    patch_set = load_manifest(REPO / "patches").get(SET)
+    tool = fake_llvm_config(tmp_path, "19.1.7")
+    found = [str(p) for p in preflight.check(tmp_path, bootstrap_for("1.63.0"), "1.63.0", llvm_config=tool,
+                                             stage0_rustc=None, offline=False, enzyme=True,
+                                             enzyme_llvm=patch_set.enzyme.llvm) if "LLVM" in str(p)]
+    assert found == [f"LLVM 19 from {tool} is not one the pinned Enzyme builds against (LLVM 7 to 14); apt-get install "
+                     "llvm-14-dev and pass --llvm-config /usr/lib/llvm-14/bin/llvm-config (or leave it at auto)"]
+
+
 @pytest.mark.parametrize("value,message", [
     ("[]", None), ("[13]", None), ("[13, 14]", None),
     ("13", r"enzyme\.llvm' must be a list of LLVM major"),
@@ -64,7 +77,9 @@ def test_preflight_refuses_an_llvm_the_pinned_enzyme_cannot_build_with(tmp_path,
     ("[true]", r"not True"), ("[13, 13]", r"lists an LLVM major twice"),
 ])
 def test_enzyme_llvm_key(tmp_path, value, message):
-    text = (REPO / "patches" / "series.toml").read_text().replace("llvm = [13]", f"llvm = {value}")
+    text = (REPO / "patches" / "series.toml").read_text()
+    assert "llvm = [7, 8, 9, 10, 11, 12, 13, 14]" in text
+    text = text.replace("llvm = [7, 8, 9, 10, 11, 12, 13, 14]", f"llvm = {value}")
     (tmp_path / "series.toml").write_text(text)
     if message is None:
         load_manifest(tmp_path)

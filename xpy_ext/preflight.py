@@ -48,6 +48,15 @@ def enzyme_library_major(sysroot: Path) -> int | None:
     return None
 
 
+def majors_text(majors: tuple[int, ...]) -> str:
+    """LLVM majors as a reader says them: a run of consecutive ones as "7 to 14" (an Enzyme
+    release's CI covers a range), others as "13 or 15"."""
+    ordered = sorted(majors)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]} to {ordered[-1]}"
+    return " or ".join(str(m) for m in ordered)
+
+
 def check(tree: Path, row: Bootstrap, version: str, *, llvm_config: str | None, stage0_rustc: str | None,
           offline: bool, enzyme: bool, stage1_sysroot: Path | None = None,
           enzyme_llvm: tuple[int, ...] = ()) -> list[Problem]:
@@ -68,7 +77,7 @@ def check(tree: Path, row: Bootstrap, version: str, *, llvm_config: str | None, 
             problems.append(Problem(f"LLVM {major} from {llvm_config} is older than rustc {version} accepts ({oldest})",
                                     f"apt-get install llvm-{oldest}-dev and pass its llvm-config"))
         elif enzyme and enzyme_llvm and major not in enzyme_llvm:
-            wanted = " or ".join(str(m) for m in enzyme_llvm)
+            wanted = majors_text(enzyme_llvm)
             problems.append(Problem(f"LLVM {major} from {llvm_config} is not one the pinned Enzyme builds against "
                                     f"(LLVM {wanted})",
                                     f"apt-get install llvm-{max(enzyme_llvm)}-dev and pass --llvm-config "
