@@ -438,7 +438,9 @@ def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, 
     print("| patch | outcome |")
     print("|---|---|")
     for label, outcome in autodiff.items():
-        print(f"| {label} | {word(outcome)}: {outcome[:160]} |")
+        # the finding in full (where upstream has each piece), what the stop would be about in short
+        finding, stops, why = outcome.partition(": the rebase stops here")
+        print(f"| {label} | {word(outcome)}: {finding}{stops}{why[:120]} |")
     print()
     print("| command | time | baseline | baseline time | ratio | peak RSS |")
     print("|---|---|---|---|---|---|")

@@ -20,10 +20,8 @@ patch's module does, an autodiff_fallback gate and macro).
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from fixture import commit_all, commit_upstream, git, manifest_text, write
+from fixture import commit_upstream, series_as_set, write
 
 OLD = "autodiff-1.63.0"
 WRITE = "compiler/rustc_codegen_ssa/src/traits/write.rs"
@@ -144,32 +142,14 @@ SERIES = [
 ]
 
 
-def rebuilt_series(world) -> str:
+def rebuilt_series(world) -> None:
     """The base with the backend's files, and the series above on it as the set's patches."""
     env, up = world.env, world.upstream
     for path, text in [(WRITE, WRITE_RS), (TRAITS_MOD, TRAITS_MOD_RS), (LLVM_LIB, LLVM_LIB_RS), (MACROS, MACROS_RS),
                        (ACTIVE, ACTIVE_RS), (OPTIONS, OPTIONS_RS)]:
         write(up / path, text)
     base = commit_upstream(up, "Rust 1.63.0 with the backend's files", env)
-    work = world.tmp / "superseded-series"
-    git(world.tmp, "clone", "-q", str(up), str(work), env=env)
-    for message, edits in SERIES:
-        for path, old, new in edits:
-            file = work / path
-            if old is None:
-                write(file, new)
-            else:
-                assert old in file.read_text(), (path, old)
-                file.write_text(file.read_text().replace(old, new, 1))
-        commit_all(work, message, env)
-    rust_dir = world.patches / OLD / "rust"
-    shutil.rmtree(rust_dir)
-    git(work, "format-patch", "-q", "-o", str(rust_dir), f"{base}..HEAD", env=env)
-    llvm = sorted(p.name for p in (world.patches / OLD / "llvm-project").iterdir())
-    world.write_manifest(manifest_text(OLD, base, world.enzyme_pin, sorted(p.name for p in rust_dir.iterdir()), llvm))
-    world.git("fetch", "-q", "origin")
-    world.git("reset", "-q", "--hard", base)
-    return base
+    series_as_set(world, OLD, base, SERIES, "superseded-series")
 
 
 def new_base(world, defines: bool) -> None:
