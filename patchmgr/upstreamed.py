@@ -188,9 +188,7 @@ class _Definitions:
         needles = [f"feature = \"{f.name}\"" for f in surface.features] + [f", {f.name}," for f in surface.features]
         needles += [f"{m.name}: " for m in surface.macros] + [f"trait {t}" for t in surface.traits]
         for m in surface.methods:
-            needles.append(f"fn {m.name}")
-            needles += [f"trait {t}" for t in (m.owner, *m.supertraits)] if m.kind == "trait" else \
-                [f"for {m.owner}", f"impl {m.owner}", f"> {m.owner}"]
+            needles += [f"fn {m.name}", *_owner_needles(m)]
         self.lines: dict[str, list[tuple[int, str]]] = {}
         if not needles:
             return
@@ -233,10 +231,11 @@ class _Definitions:
         """A trait's method declared in a trait of its name or in one of its supertraits; an
         impl's, in an impl block for the same type (of whichever trait)."""
         fn = re.compile(rf"\bfn\s+{method.name}\b")
+        owners = _owner_needles(method)
         for path in sorted(self.lines):
             hits = [n for n, text in self.lines[path] if fn.search(text)]
-            if not hits:
-                continue
+            if not hits or not any(o in text for _, text in self.lines[path] for o in owners):
+                continue  # only a file that also names the trait or type is read
             lines = (self.tip.text(path) or "").split("\n")
             for n in hits:
                 block = enclosing(lines, n - 1) if n <= len(lines) else None
@@ -245,6 +244,14 @@ class _Definitions:
                 theirs = block_label(block.owner, block.trait, method.name)
                 return f"{method.label}{f' as {theirs}' if theirs != method.label else ''} in {path}:{n}"
         return None
+
+
+def _owner_needles(method: Method) -> list[str]:
+    """What the header of a block that may hold the method has: `trait X` of the trait or a
+    supertrait, `impl T`, `impl<...> T` or `for T` of the type."""
+    if method.kind == "trait":
+        return [f"trait {t}" for t in (method.owner, *method.supertraits)]
+    return [f"for {method.owner}", f"impl {method.owner}", f"> {method.owner}"]
 
 
 def _same_owner(method: Method, block: Block) -> bool:
