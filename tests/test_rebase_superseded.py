@@ -21,7 +21,10 @@ patch's module does, an autodiff_fallback gate and macro).
 from __future__ import annotations
 
 import pytest
-from fixture import commit_upstream, series_as_set, write
+from fixture import commit_all, commit_upstream, git, hermetic_env, series_as_set, write
+
+from patchmgr import surface
+from patchmgr.patchfile import parse_patch
 
 OLD = "autodiff-1.63.0"
 WRITE = "compiler/rustc_codegen_ssa/src/traits/write.rs"
@@ -298,3 +301,51 @@ def test_no_finding_where_upstream_defines_none_of_it(world):
     assert len(rows) == 5, rows
     for row in rows.values():
         assert "superseded" not in row and "partly upstream" not in row and " upstream " not in row, rows
+
+
+BACKEND_RS = """pub trait ExtraBackendMethods:
+    CodegenBackend + WriteBackendMethods + Sized + Send + Sync
+{
+    fn codegen_allocator(&self) -> Self::Module;
+}
+
+impl<'a, B: ExtraBackendMethods> rustc_codegen_ssa::traits::WriteBackendMethods for &'a mut Wrapper<B>
+where
+    B: Clone,
+{
+    fn print_pass_timings(&self) {}
+}
+
+pub struct Helper;
+
+impl fmt::Display for Helper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+"""
+
+
+def test_methods_are_read_with_the_trait_or_impl_they_are_in(tmp_path):
+    """A trait's bounds over several lines, an impl with generics, a path and a where clause; a
+    signature the patch only rewrites is no new method, nor is a method of a type the patch defines."""
+    env = hermetic_env(tmp_path)
+    git(tmp_path, "init", "-q", env=env)
+    path = "compiler/rustc_codegen_ssa/src/traits/backend.rs"
+    before = BACKEND_RS.replace("    fn codegen_allocator(&self) -> Self::Module;\n", "").replace(
+        "impl fmt::Display for Helper {\n    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {\n"
+        "        Ok(())\n    }\n}\n", "").replace("pub struct Helper;\n", "").replace(
+        "    fn print_pass_timings(&self) {}\n", "    fn print_pass_timings(&self, out: &mut String) {}\n")
+    write(tmp_path / path, before)
+    commit_all(tmp_path, "base", env)
+    write(tmp_path / path, BACKEND_RS)
+    commit_all(tmp_path, "the patch", env)
+    patch = parse_patch(git(tmp_path, "format-patch", "-1", "--stdout", env=env).encode(), "p")
+    found = surface.find_surface([patch], lambda p: (tmp_path / p).read_text())
+    assert [(m.label, m.kind, m.supertraits, m.line) for m in found.methods] == [
+        ("ExtraBackendMethods::codegen_allocator", "trait",
+         ("CodegenBackend", "WriteBackendMethods", "Sized", "Send", "Sync"), 4)]
+    assert found.traits == []  # the trait is the base's: its header is context, not added
+    lines = BACKEND_RS.split("\n")
+    block = surface.enclosing(lines, lines.index("    fn print_pass_timings(&self) {}"))
+    assert block == surface.Block("impl", "Wrapper", "WriteBackendMethods", (), 7)
