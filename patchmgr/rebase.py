@@ -57,7 +57,8 @@ CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED = (
     "skipped by hand")
 NO_COMPILE = "does not compile"
 DIR_GONE = "directory gone upstream"
-OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, DIR_GONE, GONE, BY_HAND, SKIPPED, NO_COMPILE)
+OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, upstreamed.PARTLY, DIR_GONE, GONE, BY_HAND, SKIPPED,
+                 NO_COMPILE)
 REPORT_NAME = "rebase-report.md"
 
 
@@ -358,16 +359,17 @@ def decide(replay: carry.Replay, journal: state.RebaseJournal, repo: Repo, patch
             return Decision(DROPPED, f"absorbed by the resolution of patch {label}")
         twin = upstreamed.upstream_twin(repo, patch, old_base, onto)
         return Decision(DROPPED, f"same change as upstream {twin}" if twin else "every hunk is already upstream")
+    pieces = upstreamed.Pieces()
     if repo.label == SUPERPROJECT and patch.label not in journal.taken:
         tip_view = replay.view(replay.tree_of(tip))
-        found = upstreamed.superseded_by(patch, lambda path: repo.read(commit, path), tip_view)
-        if found:
-            finding = f"{SUPERSEDED} ({'; '.join(found)})"
+        pieces = upstreamed.upstream_pieces(patch, lambda path: repo.read(commit, path), tip_view)
+        if pieces.superseded:
+            finding = f"{SUPERSEDED} ({'; '.join(pieces.found)})"
             if journal.drop_superseded:
                 return Decision(finding, "dropped with --drop-superseded")
             return Decision(finding, stop=True)
-    if carried.word == carry.FAILED:
-        finding = f"{GONE} ({'; '.join(carried.failures)})" if carried.gone else ""
+    if carried.word == carry.FAILED:  # a conflict stop; what upstream has of the patch is its finding
+        finding = f"{GONE} ({'; '.join(carried.failures)})" if carried.gone else pieces.partly()
         detail = "" if carried.gone else "; ".join(carried.failures + carried.findings)
         return Decision(finding, detail, stop=True, am=True, relocations=carried.relocations)
     if carried.findings and patch.label not in journal.taken:

@@ -236,7 +236,7 @@ def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes:
     ws = Workspace.open(tree, load_manifest(patches))
     p = rebase.plan(ws, ws.inspect(set_name), onto, "bench-scored", None)
     journal = state.RebaseJournal(set=p.name, patch_branch="bench", repos=[], from_set=p.old.name, onto_arg=onto,
-                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="", fuzz=fuzz)
+                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, fuzz=fuzz)
     repo = ws.repo(SUPERPROJECT)
     replay = carry.Replay(repo, fuzz)
     diffs = {}
@@ -438,7 +438,9 @@ def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, 
     print("| patch | outcome |")
     print("|---|---|")
     for label, outcome in autodiff.items():
-        print(f"| {label} | {word(outcome)}: {outcome[:160]} |")
+        # the finding in full (where upstream has each piece), what the stop would be about in short
+        finding, stops, why = outcome.partition(": the rebase stops here")
+        print(f"| {label} | {word(outcome)}: {finding}{stops}{why[:120]} |")
     print()
     print("| command | time | baseline | baseline time | ratio | peak RSS |")
     print("|---|---|---|---|---|---|")

@@ -98,6 +98,34 @@ def hermetic_env(tmp: Path) -> dict:
     return env
 
 
+def series_as_set(world: World, set_name: str, base: str, commits: list[tuple[str, list[tuple[str, str | None, str]]]],
+                  work_name: str) -> None:
+    """The set's superproject patches made anew as git format-patch writes them: on upstream's
+    `base`, each commit (message, edits) of its edits (path, old text, new text; no old text and no
+    file: the commit creates it). The manifest names them; the checkout is reset to `base`."""
+    env = world.env
+    work = world.tmp / work_name
+    git(world.tmp, "clone", "-q", str(world.upstream), str(work), env=env)
+    git(work, "checkout", "-q", base, env=env)
+    git(work, "submodule", "update", "-q", "--init", env=env)
+    for message, edits in commits:
+        for path, old, new in edits:
+            file = work / path
+            if not old and not file.exists():
+                write(file, new)
+            else:
+                assert old and old in file.read_text(), (path, old)
+                file.write_text(file.read_text().replace(old, new, 1))
+        commit_all(work, message, env)
+    rust_dir = world.patches / set_name / "rust"
+    shutil.rmtree(rust_dir)
+    git(work, "format-patch", "-q", "-o", str(rust_dir), f"{base}..HEAD", env=env)
+    llvm = sorted(p.name for p in (world.patches / set_name / "llvm-project").iterdir())
+    world.write_manifest(manifest_text(set_name, base, world.enzyme_pin, sorted(p.name for p in rust_dir.iterdir()), llvm))
+    world.git("fetch", "-q", "origin")
+    world.git("reset", "-q", "--hard", base)
+
+
 def manifest_text(set_name: str, commit: str, enzyme_pin: str, super_patches: list[str], llvm_patches: list[str],
                   enzyme_url: str = ENZYME_URL, enzyme_path: str | None = None) -> str:
     def quoted(names):

@@ -11,11 +11,10 @@ listed under "Relocated hunks" with how it was placed.
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 
 import pytest
-from fixture import commit_all, commit_upstream, git, manifest_text, write
+from fixture import commit_upstream, series_as_set, write
 
 OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"
 
@@ -65,23 +64,8 @@ def series_onto(world, files: dict[str, str], edits: list[tuple[str, str, str, s
     for path, text in files.items():
         write(up / path, text)
     base = commit_upstream(up, "Rust 1.63.0 with more files", env)
-    work = world.tmp / "placement-series"
-    git(world.tmp, "clone", "-q", str(up), str(work), env=env)
-    git(work, "checkout", "-q", base, env=env)
-    git(work, "submodule", "update", "-q", "--init", env=env)
-    for path, old, new, message in edits:
-        file = work / path
-        if not old and not file.exists():  # the patch creates the file
-            write(file, new)
-        else:
-            assert old in file.read_text()
-            file.write_text(file.read_text().replace(old, new, 1))
-        commit_all(work, message, env)
-    rust_dir = world.patches / OLD / "rust"
-    shutil.rmtree(rust_dir)
-    git(work, "format-patch", "-q", "-o", str(rust_dir), f"{base}..HEAD", env=env)
-    llvm = sorted(p.name for p in (world.patches / OLD / "llvm-project").iterdir())
-    world.write_manifest(manifest_text(OLD, base, world.enzyme_pin, sorted(p.name for p in rust_dir.iterdir()), llvm))
+    series_as_set(world, OLD, base, [(message, [(path, old, new)]) for path, old, new, message in edits],
+                  "placement-series")
     for path, text in new_files.items():
         if text is None:
             (up / path).unlink()
@@ -90,7 +74,6 @@ def series_onto(world, files: dict[str, str], edits: list[tuple[str, str, str, s
     write(up / "src/version", "1.64.0\n")
     commit_upstream(up, "Import rustc 1.64.0", env)
     world.git("fetch", "-q", "origin")
-    world.git("reset", "-q", "--hard", base)
 
 
 def report_of(world, *options: str) -> tuple[str, str]:
