@@ -48,6 +48,7 @@ _COMMON = 40
 _STARTS = 6
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"\w+|\s+|[^\w\s]")
+_IDENT = re.compile(r"^[A-Za-z_]\w*$")
 MARK_OURS, MARK_BASE, MARK_SEP, MARK_THEIRS = "<" * 7, "|" * 7, "=" * 7, ">" * 7
 #: the first marker line of every block a proposal writes: what --continue looks for
 MARK_PROPOSAL = MARK_OURS + " proposal"
@@ -212,8 +213,27 @@ def merge_lines(base: Sequence[str], ours: Sequence[str], theirs: Sequence[str])
         if len(clean) != len(words):
             return None
         merged += split_lines("".join(clean))
-    text = "".join(merged)
-    return split_lines(text)
+    renames = renamed(base, theirs)
+    if renames:
+        kept_lines = set(theirs)
+        merged = [line if line in kept_lines else _WORD.sub(lambda m: renames.get(m.group(0), m.group(0)), line)
+                  for line in merged]
+    return split_lines("".join(merged))
+
+
+def renamed(base: Sequence[str], theirs: Sequence[str]) -> dict[str, str]:
+    """Identifiers upstream renamed throughout the lines (`debugging_opts` -> `unstable_opts`):
+    each old name replaced by the same new one wherever the two differ by it, and gone from
+    the new lines. The lines the patch adds take the new names, as a maintainer would write them."""
+    a, b = _WORD.findall("".join(base)), _WORD.findall("".join(theirs))
+    pairs: dict[str, set[str]] = collections.defaultdict(set)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            for old, new in zip(a[i1:i2], b[j1:j2]):
+                if old != new and _IDENT.match(old) and _IDENT.match(new):
+                    pairs[old].add(new)
+    gone = set(b)
+    return {old: next(iter(new)) for old, new in pairs.items() if len(new) == 1 and old not in gone}
 
 
 def block(label: str, hunk_path: str, hunk: Hunk, window: list[str], candidate: list[str] | None,

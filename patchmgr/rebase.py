@@ -226,6 +226,7 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
                 state.save_op(ws.git_dir, journal)
                 repo.run("am", "--skip")
             else:
+                _require_no_proposal_markers(repo, journal.proposals.get(label, []))
                 res = repo.try_run("am", "--continue")
                 if res.status != 0 and engine.am_in_progress(repo):
                     stopped = next(p for p in patches[origin.path] if p.label == label)
@@ -245,6 +246,18 @@ def resume(ws: Workspace, how: str, note: str | None = None) -> PatchSet:
         state.save_op(ws.git_dir, journal)
     _replay(ws, journal, old, patches)
     return _finish(ws, journal, old)
+
+
+def _require_no_proposal_markers(repo: Repo, records: list[state.Proposal]) -> None:
+    """Refuse --continue while a staged file still holds a proposal's conflict block: git am
+    would commit the markers into the new set."""
+    for target in dict.fromkeys(r.target for r in records if r.target):
+        staged = repo.read("", target) or ""
+        at = next((n for n, line in enumerate(staged.splitlines(), 1) if line.startswith(proposal.MARK_PROPOSAL)), None)
+        if at is not None:
+            prefix = "" if repo.label == SUPERPROJECT else f"-C {repo.label} "
+            raise Conflict(f"{target} as staged still has the proposal's conflict markers (line {at}); edit them out, "
+                           f"git {prefix}add {target}, then patchmgr rebase --continue")
 
 
 def _how_resolved(repo: Repo, records: list[state.Proposal]) -> str:

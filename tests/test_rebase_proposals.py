@@ -150,3 +150,18 @@ def test_abort_after_a_proposal_was_written_restores_everything(world):
     res = world.run("rebase", "--abort")
     assert res.returncode == 0, res.stderr
     assert snapshot(world) == before
+
+
+def test_continue_refuses_a_resolution_that_still_has_the_proposals_markers(world):
+    """git am would commit whatever is staged: a file added with the proposal's block still in
+    it is refused in one line, before anything changes, and the stop stays as it was."""
+    series_onto(world, {CONFIG: TEXT}, [EDIT], {CONFIG: FILLER + REWORDED + OTHER})
+    stop(world)
+    world.git("add", CONFIG)
+    before = snapshot(world)
+    res = world.run("rebase", "--continue", "--no-config")
+    assert res.returncode == 6, res.stderr
+    error = res.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"patchmgr: error: {CONFIG} as staged still has the proposal's conflict markers \(line \d+\); "
+                        rf"edit them out, git add {CONFIG}, then patchmgr rebase --continue", error), res.stderr
+    assert snapshot(world) == before
