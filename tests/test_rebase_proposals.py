@@ -140,12 +140,19 @@ def test_continue_records_whether_the_resolution_kept_the_proposal(world, resolu
     assert "<<<<<<<" not in path.read_text()
 
 
-def test_abort_after_a_proposal_was_written_restores_everything(world):
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_abort_after_a_proposal_was_written_restores_everything(world, how):
     """The proposal writes into the stop's work tree (here into the file upstream split the
-    function into, which the patch never names): --abort still puts every byte back."""
+    function into, which the patch never names): --abort still puts every byte back, also after
+    a kill right after the write, before the journal records the proposal."""
     series_onto(world, {CONFIG: TEXT}, [EDIT], {CONFIG: FILLER + OTHER, OPTS: "use super::*;\n\n" + REWORDED})
     before = snapshot(world)
-    stop(world)
+    if how == "stopped":
+        stop(world)
+    else:
+        res = world.run("rebase", "--onto", "origin/main", "--no-config",
+                        env_extra={"PATCHMGR_TEST_FAULT": f"rebase:proposal:{OPTS}"})
+        assert res.returncode == -9, res.stderr
     assert "<<<<<<< proposal for " in (world.checkout / OPTS).read_text()
     res = world.run("rebase", "--abort")
     assert res.returncode == 0, res.stderr
