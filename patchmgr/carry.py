@@ -55,6 +55,17 @@ _CRATE_DIR = re.compile(r"^(.+?)-\d+\.\d+\.\d+(?:[-+][\w.+-]*)?$")
 _GREP_FILES = 25  # files a distinctive line may be in and still say where a hunk belongs
 
 
+@dataclass(frozen=True)
+class Unplaced:
+    """A hunk the carry could not place, for a proposal (patchmgr/proposal.py): its file's
+    diff, its index there, and the files its file is or may have become (the file itself when
+    it still exists, else `Replay._candidates`)."""
+
+    diff: FileDiff
+    index: int
+    candidates: tuple[str, ...]
+
+
 @dataclass
 class Carried:
     """What carrying one patch gave: the word, the new tree, and what a reviewer should check."""
@@ -68,6 +79,7 @@ class Carried:
     #: created files whose directory is gone upstream to no place that can be told: the tree has
     #: them at their old path, which a reviewer must decide on
     findings: list[str] = field(default_factory=list)
+    unplaced: list[Unplaced] = field(default_factory=list)  # the hunks behind `failures`
 
 
 class TreeView:
@@ -410,6 +422,7 @@ class Replay(MailCommitter):
                 found = searched or ("context found nowhere in the new tree" if not any(tip.grep(w) for w in words)
                                      else "context not found as a whole (changed upstream)")
                 result.failures.append(f"{path}:{hunk.old_start}: hunk does not apply ({where}); {found}")
+                result.unplaced.append(Unplaced(fd, k, tuple(candidates)))
                 continue
             target, placement = searched
             modes.setdefault(target, tip.paths[target])

@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "and patches stay as they are; the set may be applied)")
     p.add_argument("--report", metavar="FILE", help="with --dry-run: where the report goes "
                                                     "(default: rebase-dry-run-<new set>.md in the patches directory)")
+    p.add_argument("--proposals", action="store_true",
+                   help="with --dry-run: also a proposal (likely place and candidate) for each hunk that would stop, "
+                        "as a real stop writes one; slower, minutes on a large series")
     p.add_argument("--fuzz", type=int, default=0, metavar="N",
                    help="a hunk may be placed with up to N outer context lines changed upstream, where its removed "
                         "lines match at one place only (default 0: exact)")

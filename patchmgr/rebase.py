@@ -29,11 +29,12 @@ from pathlib import Path
 
 import unidiff
 
-from patchmgr import carry, engine, releases, state, store, upstreamed
+from patchmgr import carry, engine, proposal, releases, state, store, upstreamed
 from patchmgr.errors import BadInput, BuildFailed, Conflict, UsageError, WrongState
 from patchmgr.export import write_patches
 from patchmgr.faults import fault
 from patchmgr.gitio import Repo, scratch_clones
+from patchmgr.hunks import split_lines
 from patchmgr.lint import check_against_base, load_patches
 from patchmgr.output import say, show
 from patchmgr.patchfile import TRAILER_PATCH, TRAILER_SET, Patch, parse_trailers
@@ -55,6 +56,8 @@ from patchmgr.workspace import View, Workspace, patch_branch
 CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, GONE, BY_HAND, SKIPPED = (
     "clean", "merged 3-way", "relocated", "dropped as upstream", "superseded by upstream", "gone", "resolved by hand",
     "skipped by hand")
+#: a stopped patch whose resolution keeps every candidate its proposal wrote
+FROM_PROPOSAL = "resolved by hand from the proposal"
 NO_COMPILE = "does not compile"
 DIR_GONE = "directory gone upstream"
 OUTCOME_WORDS = (CLEAN, MERGED, RELOCATED, DROPPED, SUPERSEDED, upstreamed.PARTLY, DIR_GONE, GONE, BY_HAND, SKIPPED,
@@ -152,7 +155,8 @@ def start(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, 
 
 
 def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None, llvm: int | None,
-            fuzz: int = 0, drop_superseded: bool = False, report: str | None = None) -> None:
+            fuzz: int = 0, drop_superseded: bool = False, report: str | None = None,
+            with_proposals: bool = False) -> None:
     """The whole replay in scratch clones, never stopping; the user's repositories and patches stay as they are.
 
     A patch the real rebase would stop on is reported with why and left out,
@@ -168,7 +172,8 @@ def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None
     with scratch_clones("rebase") as scratch:
         for series in p.old.apply_order():
             clone = scratch.clone(ws.repo(series.path))
-            dry_carry(journal, clone, p.patches[series.path], p.old_bases[series.path], p.ontos[series.path])
+            dry_carry(journal, clone, p.patches[series.path], p.old_bases[series.path], p.ontos[series.path],
+                      with_proposals=with_proposals)
     text = render_report(journal, p.old, {}, dry_run=True)
     path = Path(report) if report else p.old.root / f"rebase-dry-run-{p.name}.md"
     path.write_text(text, encoding="utf-8")
@@ -177,9 +182,11 @@ def dry_run(ws: Workspace, onto: str, set_name: str | None, new_name: str | None
 
 
 def dry_carry(journal: state.RebaseJournal, repo: Repo, patches: list[Patch], old_base: str, tip: str,
-              stops: str = "the rebase stops here") -> None:
+              stops: str = "the rebase stops here", with_proposals: bool = False) -> None:
     """Carry `patches` from `old_base` onto `tip` in `repo` (a scratch one), never stopping: each
-    outcome (a patch it would stop on with why, and left out) and relocation into the journal."""
+    outcome (a patch it would stop on with why, and left out) and relocation into the journal;
+    `with_proposals`: also a proposal for each hunk of a patch it would stop on (minutes on a
+    large series: the proposals read the new base's files and their history, hunk by hunk)."""
     replay = carry.Replay(repo, journal.fuzz)
     try:
         commits = replay.materialize(old_base, patches, [engine.tagged(patch, journal.set) for patch in patches])
@@ -188,6 +195,8 @@ def dry_carry(journal: state.RebaseJournal, repo: Repo, patches: list[Patch], ol
             if decision.stop:
                 journal.outcomes[patch.label] = [decision.outcome or "conflict", stops
                                                  + (f": {decision.detail}" if decision.detail else "")]
+                if with_proposals and decision.unplaced:
+                    journal.proposals[patch.label] = [f.record for f in proposals(replay, journal, repo, tip, decision)]
             else:
                 if decision.tree is not None:
                     tip = repo.recommit(commit, tip, tree=decision.tree)
@@ -233,11 +242,12 @@ def settle(ws: Workspace, journal: state.RebaseJournal, repo: Repo, patches: lis
             state.save_op(ws.git_dir, journal)
             repo.run("am", "--skip")
         else:
+            _require_no_proposal_markers(repo, journal.proposals.get(label, []))
             res = repo.try_run("am", "--continue")
             if res.status != 0 and engine.am_in_progress(repo):
                 stopped = next(p for p in patches if p.label == label)
                 raise _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, stopped)
-            outcomes[label] = [_after(finding, BY_HAND), note or ""]
+            outcomes[label] = [_after(finding, _how_resolved(repo, journal.proposals.get(label, []))), note or ""]
         say(f"{label}: {outcomes[label][0]}")
     elif journal.stopped in labels and journal.stopped not in outcomes:  # stopped on a finding
         label = journal.stopped
@@ -250,6 +260,27 @@ def settle(ws: Workspace, journal: state.RebaseJournal, repo: Repo, patches: lis
         return
     journal.stopped = None
     state.save_op(ws.git_dir, journal)
+
+
+def _require_no_proposal_markers(repo: Repo, records: list[state.Proposal]) -> None:
+    """Refuse --continue while a staged file still holds a proposal's conflict block: git am
+    would commit the markers into the new set."""
+    for target in dict.fromkeys(r.target for r in records if r.target):
+        staged = repo.read("", target) or ""
+        at = next((n for n, line in enumerate(staged.splitlines(), 1) if line.startswith(proposal.MARK_PROPOSAL)), None)
+        if at is not None:
+            prefix = "" if repo.label == SUPERPROJECT else f"-C {repo.label} "
+            raise Conflict(f"{target} as staged still has the proposal's conflict markers (line {at}); edit them out, "
+                           f"git {prefix}add {target}, then patchmgr rebase --continue")
+
+
+def _how_resolved(repo: Repo, records: list[state.Proposal]) -> str:
+    """FROM_PROPOSAL when the committed resolution keeps the candidate of every proposal that
+    had one (at least one), else BY_HAND."""
+    with_candidate = [r for r in records if r.candidate is not None and r.target]
+    if with_candidate and all(proposal.kept(repo.read("HEAD", r.target or ""), r) for r in with_candidate):
+        return FROM_PROPOSAL
+    return BY_HAND
 
 
 def _after(finding: str, word: str) -> str:
@@ -343,6 +374,7 @@ class Decision:
     stop: bool = False
     am: bool = False  # a stop the user resolves in git am's conflict state (else a decision to take)
     relocations: list[str] = dataclasses.field(default_factory=list)
+    unplaced: list[carry.Unplaced] = dataclasses.field(default_factory=list)  # the hunks a proposal is made for
 
 
 def decide(replay: carry.Replay, journal: state.RebaseJournal, repo: Repo, patch: Patch, commit: str, tip: str,
@@ -371,7 +403,8 @@ def decide(replay: carry.Replay, journal: state.RebaseJournal, repo: Repo, patch
     if carried.word == carry.FAILED:  # a conflict stop; what upstream has of the patch is its finding
         finding = f"{GONE} ({'; '.join(carried.failures)})" if carried.gone else pieces.partly()
         detail = "" if carried.gone else "; ".join(carried.failures + carried.findings)
-        return Decision(finding, detail, stop=True, am=True, relocations=carried.relocations)
+        return Decision(finding, detail, stop=True, am=True, relocations=carried.relocations,
+                        unplaced=carried.unplaced)
     if carried.findings and patch.label not in journal.taken:
         # git am would create the file in the old directory without a word: a decision, not a conflict
         return Decision(f"{DIR_GONE} ({'; '.join(carried.findings)})", stop=True, relocations=carried.relocations)
@@ -438,7 +471,7 @@ def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches:
         journal.stopped = stop[0].label if stop else None
         state.save_op(ws.git_dir, journal)
         if stop:
-            _stop(ws, repo, journal, *stop)
+            _stop(ws, repo, journal, *stop, proposals(replay, journal, repo, tip, stop[1]))
             return True
         return False
     finally:
@@ -459,7 +492,7 @@ def _materialized(ws: Workspace, journal: state.RebaseJournal, replay: carry.Rep
 
 def _resolved(repo: Repo, journal: state.RebaseJournal) -> list[tuple[str, str]]:
     """(label, commit) of each patch of this repository resolved by hand so far."""
-    by_hand = {label for label, (outcome, _) in journal.outcomes.items() if outcome.endswith(BY_HAND)}
+    by_hand = {label for label, (outcome, _) in journal.outcomes.items() if BY_HAND in outcome}
     if not by_hand or repo.branch() != "refs/heads/" + journal.patch_branch:
         return []
     found = []
@@ -478,8 +511,21 @@ def _move(ws: Workspace, repo: Repo, journal: state.RebaseJournal, tip: str, on_
         repo.run("-c", "submodule.recurse=false", "reset", "-q", "--keep", tip)
 
 
-def _stop(ws: Workspace, repo: Repo, journal: state.RebaseJournal, patch: Patch, decision: Decision) -> None:
-    """Stop on `patch`: in git am's conflict state when it does not apply, or for a decision on a finding."""
+def proposals(replay: carry.Replay, journal: state.RebaseJournal, repo: Repo, tip: str,
+              decision: Decision) -> list[proposal.Found]:
+    """A proposal for each hunk the stop is about, on the tip's tree, with the upstream commits
+    that rewrote its lines (the dry run shows them too; the rebase writes them into the stop)."""
+    if not decision.am or not decision.unplaced:
+        return []
+    found = proposal.propose_all(replay, replay.tree_of(tip), decision.unplaced)
+    proposal.with_commits(repo, found, journal.old_bases[repo.label], journal.ontos[repo.label])
+    return found
+
+
+def _stop(ws: Workspace, repo: Repo, journal: state.RebaseJournal, patch: Patch, decision: Decision,
+          found: list[proposal.Found]) -> None:
+    """Stop on `patch`: in git am's conflict state when it does not apply (each hunk's proposal
+    written into the work tree), or for a decision on a finding."""
     journal.findings[patch.label] = decision.outcome
     state.save_op(ws.git_dir, journal)
     if not decision.am:
@@ -495,7 +541,40 @@ def _stop(ws: Workspace, repo: Repo, journal: state.RebaseJournal, patch: Patch,
         return
     error = _with_history(engine.conflict(repo, res.out + res.err, "rebase"), repo, journal, patch)
     finding = [f"finding: {decision.outcome}"] if decision.outcome else []
-    raise Conflict(str(error), "\n".join([error.report, *finding, *(f"  {line}" for line in decision.relocations)]))
+    _write_proposals(repo, patch.label, found)
+    journal.proposals[patch.label] = [f.record for f in found]
+    state.save_op(ws.git_dir, journal)
+    raise Conflict(str(error), "\n".join([error.report, *finding, *(f"  {line}" for line in decision.relocations),
+                                          *proposal_lines(journal.proposals[patch.label])]))
+
+
+def proposal_lines(records: list[state.Proposal]) -> list[str]:
+    """The proposals of a stop, for its message and for status."""
+    if not records:
+        return []
+    return ["proposals (a suggestion each, never counted as carried: edit the markers, git add, then "
+            "patchmgr rebase --continue):", *(f"  {proposal.describe(r)}" for r in records)]
+
+
+def _write_proposals(repo: Repo, label: str, found: list[proposal.Found]) -> None:
+    """Each proposal's block at its place in the stop's work tree (git's own conflict there
+    replaced); a place the work tree no longer has as upstream's lines is said, not written."""
+    by_target: dict[str, list[proposal.Found]] = {}
+    for f in found:
+        if f.record.target is not None:
+            by_target.setdefault(f.record.target, []).append(f)
+    for target, items in by_target.items():
+        path = repo.path / target
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            text = repo.read("HEAD", target) or ""
+        lines = split_lines(text)
+        for f in sorted(items, key=lambda f: -f.record.start):  # bottom up: the places above stay where they are
+            lines, f.record.written = proposal.write_into(lines, f, label)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(lines), encoding="utf-8", errors="surrogateescape")
+        fault(f"rebase:proposal:{target}")
 
 
 def _with_history(error: Conflict, repo: Repo, journal: state.RebaseJournal, patch: Patch) -> Conflict:
@@ -527,24 +606,9 @@ def touching_commits(repo: Repo, diff: str, old_base: str, onto: str) -> list[st
         if patched.is_added_file:
             continue
         path = patched.source_file[2:] if patched.source_file.startswith("a/") else patched.path
-        ranges = [f"-L{max(h.source_start, 1)},+{max(h.source_length, 1)}" for h in patched]
-        res = repo.try_run("blame", "--reverse", f"{old_base}..{onto}", "--porcelain", *ranges, "--", path,
-                           readonly=True)
-        if res.status != 0:
-            continue
-        last_seen = []
-        for line in res.out.splitlines():
-            m = re.match(r"^([0-9a-f]{40}) \d+ \d+", line)
-            if m and m.group(1) not in last_seen:
-                last_seen.append(m.group(1))
-        for sha in last_seen:
-            if sha == onto:
-                continue
-            after = repo.run("rev-list", "--reverse", "--ancestry-path", f"{sha}..{onto}", "--", path,
-                             readonly=True).split()
-            if after and after[0] not in found:
-                found.append(after[0])
-    return [repo.run("log", "-1", "--format=%h %s", sha, readonly=True).strip() for sha in found]
+        ranges = [(h.source_start, h.source_length) for h in patched]
+        found += [sha for sha in proposal.rewriting_commits(repo, path, ranges, old_base, onto) if sha not in found]
+    return proposal.subjects(repo, found)
 
 
 # --- the new set ------------------------------------------------------------
@@ -679,6 +743,14 @@ def render_report(journal: state.RebaseJournal, old: PatchSet, names: dict[str, 
             text = (outcome + (f": {detail}" if detail else "")).replace("|", "\\|")
             lines.append(f"| {label} | {text} | {names.get(label, '-')} |")
     lines += ["", "Totals: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), ""]
+    if journal.proposals:
+        lines += ["## Proposals for the hunks that stopped", "",
+                  "Where each hunk most likely belongs now, and whether a merge made a candidate there: "
+                  "a suggestion, never counted as carried.", ""]
+        for label, proposed in journal.proposals.items():
+            lines.append(f"- {label}")
+            lines += [f"  - {proposal.describe(record)}" for record in proposed]
+        lines.append("")
     if journal.relocations:
         lines += ["## Relocated hunks", "", "Each hunk placed away from where its patch said: check every one.", ""]
         for label, records in journal.relocations.items():
@@ -714,7 +786,8 @@ def command(ws: Workspace, args) -> None:
     elif not args.onto:
         raise UsageError("rebase needs --onto REV|VERSION (or --continue, --skip, --abort)")
     elif args.dry_run:
-        dry_run(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded, args.report)
+        dry_run(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded, args.report,
+                args.proposals)
         return
     else:
         patch_set = start(ws, args.onto, args.set_name, args.new_set, args.llvm, args.fuzz, args.drop_superseded,

@@ -157,6 +157,23 @@ class PinMove:
     work: str  # absolute path of the scratch repository's work tree
 
 
+@dataclass
+class Proposal:
+    """Where a hunk a rebase stopped on most likely belongs now, and a candidate resolution
+    there (patchmgr/proposal.py); kept so --continue can tell whether the user took it."""
+
+    path: str  # the file the patch names
+    line: int  # the hunk's first line there, on the old base
+    target: str | None = None  # the file of the most likely place; None: no likely place
+    start: int = 0  # its first line there (1-based)
+    end: int = 0  # its last line
+    similarity: float = 0.0  # of upstream's lines there to the hunk's old lines (0 to 1); the best one's when no place
+    runner_up: str = ""  # "path:start-end (similarity)" when the next-best place is close
+    commits: list[str] = field(default_factory=list)  # "sha subject" of the upstream commits that rewrote the lines
+    candidate: list[str] | None = None  # the hunk's change merged onto upstream's lines; None: no merge made one
+    written: str = ""  # where it was written into the stop's work tree, or why not
+
+
 @dataclass(kw_only=True)
 class RebaseJournal(Journal):
     """A rebase under way. `repos` are the origins --abort returns to; the replay
@@ -176,6 +193,7 @@ class RebaseJournal(Journal):
     findings: dict[str, str] = field(default_factory=dict)  # label -> what it stopped with ("superseded by ...")
     taken: dict[str, str] = field(default_factory=dict)  # label -> note: kept with --continue despite its finding
     relocations: dict[str, list[str]] = field(default_factory=dict)  # label -> "old:line -> new:line (why)"
+    proposals: dict[str, list[Proposal]] = field(default_factory=dict)  # label -> one per hunk it stopped on
     materialized: dict[str, list[str]] = field(default_factory=dict)  # repository -> the set as commits on its old base
     fuzz: int = 0  # --fuzz: outer context lines a relocated hunk may leave unmatched
     drop_superseded: bool = False  # --drop-superseded

@@ -17,7 +17,8 @@ def command(ws: Workspace, args) -> None:
     if isinstance(op, state.RebaseJournal):
         shown = {"set": op.set, "from": op.from_set, "onto_arg": op.onto_arg, "ontos": op.ontos,
                  "outcomes": op.outcomes, "stopped": op.stopped,
-                 "pin": dataclasses.asdict(op.pin) if op.pin else None}
+                 "pin": dataclasses.asdict(op.pin) if op.pin else None,
+                 "proposals": [dataclasses.asdict(r) for r in op.proposals.get(op.stopped or "", [])]}
         show(json.dumps({"rebase": shown}, indent=2) if args.json else describe_rebase(op))
         return
     view = ws.inspect(args.set_name or (op.set if op else None))
@@ -41,7 +42,7 @@ def describe_rebase(journal: state.RebaseJournal) -> str:
     lines += [f"  {label}: {outcome}" + (f" ({detail})" if detail else "")
               for label, (outcome, detail) in journal.outcomes.items()]
     if journal.stopped:
-        from patchmgr.rebase import SUPERSEDED
+        from patchmgr.rebase import SUPERSEDED, proposal_lines
 
         finding = journal.findings.get(journal.stopped, "")
         if finding.startswith(SUPERSEDED):
@@ -51,6 +52,7 @@ def describe_rebase(journal: state.RebaseJournal) -> str:
             where = f" in {pin.work}" if pin is not None else ""
             lines.append(f"  stopped at {journal.stopped}" + (f", {finding}" if finding else "")
                          + f": resolve{where}, git add, then patchmgr rebase --continue (or --skip, --abort)")
+            lines += [f"  {line}" for line in proposal_lines(journal.proposals.get(journal.stopped, []))]
     elif journal.final is not None:
         lines.append("  the new set is written; completing its apply stopped: patchmgr rebase --continue "
                      "(or --abort)")

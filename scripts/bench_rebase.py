@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
@@ -54,6 +55,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from bench_apply import bench_tree, git, measure  # noqa: E402
 from prepare_bootstrap import debian_dir, quilt_series  # noqa: E402
 from realtree import enzyme_standin  # noqa: E402
+
+from patchmgr.hunks import split_lines  # noqa: E402
 
 SET = "autodiff-1.63.0"
 NEW = "bench-rebased"
@@ -222,12 +225,22 @@ def changes(diff: str, strip: int) -> tuple[set[str], set[str]]:
     return files, added
 
 
-def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes: dict[str, str],
-                  fuzz: int = 0) -> dict[str, str]:
-    """label -> the carried patch as a diff on the new base, for each patch the dry run carried.
+@dataclass
+class Proposed:
+    """The proposals of one stopped patch, with the new tree's files they were measured on."""
 
-    The same decisions as the dry run (rebase.decide), replayed in the tree's object store only
-    (no work tree, no index of the tree's), for the carried patches only: a stopped one leaves the tip as it was.
+    found: list  # proposal.Found
+    files: dict[str, list[str]]  # path -> lines of the tip's file
+    seconds: float  # what making them took (as the dry run makes them)
+
+
+def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes: dict[str, str],
+                  fuzz: int = 0) -> tuple[dict[str, str], dict[str, Proposed]]:
+    """label -> the carried patch as a diff on the new base, for each patch the dry run carried;
+    and label -> the proposals for the hunks of each patch it stopped on.
+
+    The same decisions as the dry run (rebase.decide, rebase.proposals), replayed in the tree's
+    object store only (no work tree, no index of the tree's): a stopped patch leaves the tip as it was.
     """
     from patchmgr import carry, engine, rebase, state
     from patchmgr.series import SUPERPROJECT, load_manifest
@@ -239,13 +252,22 @@ def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes:
                                   old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, fuzz=fuzz)
     repo = ws.repo(SUPERPROJECT)
     replay = carry.Replay(repo, fuzz)
-    diffs = {}
+    diffs, proposed = {}, {}
     try:
         pending = p.patches[SUPERPROJECT]
         commits = replay.materialize(p.old_bases[SUPERPROJECT], pending,
                                      [engine.tagged(patch, p.name) for patch in pending])
         tip = p.ontos[SUPERPROJECT]
         for patch, commit in zip(pending, commits):
+            if word(outcomes.get(patch.label, "")) == "stop (conflict)":
+                decision = rebase.decide(replay, journal, repo, patch, commit, tip, [])
+                start = time.perf_counter()
+                found = rebase.proposals(replay, journal, repo, tip, decision)
+                seconds = time.perf_counter() - start
+                view = replay.view(replay.tree_of(tip))
+                files = {path: split_lines(view.text(path) or "")
+                         for f in found for path in {f.record.path, f.record.target} if path}
+                proposed[patch.label] = Proposed(found, files, seconds)
             if word(outcomes.get(patch.label, "")) not in CARRIED:
                 continue
             decision = rebase.decide(replay, journal, repo, patch, commit, tip, [])
@@ -256,7 +278,105 @@ def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes:
             tip = new_tip
     finally:
         replay.close()
-    return diffs
+    return diffs, proposed
+
+
+def debian_hunks(diff: str) -> dict[str, list]:
+    """path -> the hunks (hunks.Hunk) of a Debian quilt patch, paths without their first component."""
+    import unidiff
+
+    from patchmgr.hunks import parse_section
+
+    found: dict[str, list] = {}
+    for f in unidiff.PatchSet(diff):
+        name = (f.source_file if f.source_file != "/dev/null" else f.target_file).split("/", 1)[-1]
+        found[name] = [parse_section(str(h), name, name).hunks[0] for h in f]
+    return found
+
+
+def _changed(hunk) -> list[str]:
+    """The lines a hunk removes and adds, stripped: what it is about, wherever it sits."""
+    core_before = hunk.before[hunk.lead:len(hunk.before) - hunk.trail]
+    core_after = hunk.after[hunk.lead:len(hunk.after) - hunk.trail]
+    return [line.strip() for line in (*core_before, "=>", *core_after)]
+
+
+def counterpart(hunk, theirs: dict[str, list]) -> tuple[str, object] | None:
+    """The hunk of Debian's refresh that makes the same change (most similar removed and added
+    lines, at least half alike), or None: Debian dropped that hunk, or rewrote it beyond recognition."""
+    from patchmgr.proposal import similarity, tokens
+
+    mine = tokens(" ".join(_changed(hunk)))
+    scored = [(similarity(mine, tokens(" ".join(_changed(h)))), path, h) for path, hs in theirs.items() for h in hs]
+    if not scored:
+        return None
+    best = max(scored, key=lambda x: x[0])
+    return (best[1], best[2]) if best[0] >= 0.5 else None
+
+
+def debian_span(lines: list[str], hunk) -> tuple[int, int]:
+    """Where Debian's hunk changes the file (0-based, end exclusive): its preimage found in the file
+    (else its own line number), its removed lines, or the two lines around a pure insertion."""
+    from patchmgr.hunks import find_block
+
+    at = find_block(lines, hunk.before, max(hunk.old_start - 1, 0))
+    at = at if at is not None else max(hunk.old_start - 1, 0)
+    first, last = at + hunk.lead, at + len(hunk.before) - hunk.trail
+    return (first, last) if last > first else (max(first - 1, 0), first + 1)
+
+
+def score_proposals(labels, kept, quilt_of, new_patches, proposed: dict[str, Proposed]) -> dict:
+    """The stopped hunks of the kept patches against Debian's refresh: how many have a counterpart
+    there, how many of those the proposal places where it changes (same file, overlapping lines),
+    how many candidates equal it (the file with the candidate is the file with Debian's hunk)."""
+    from patchmgr.hunks import find_block
+    from patchmgr.proposal import block, describe
+
+    total = with_truth = place_right = equal = no_place = merged = 0
+    rows, blocks = [], []
+    for label in labels:
+        if label not in kept or label not in proposed:
+            continue
+        quilt = quilt_of[label].removesuffix(".patch")
+        theirs = debian_hunks(new_patches[quilt].read_text(encoding="utf-8", errors="surrogateescape"))
+        got = proposed[label]
+        for f in got.found:
+            total += 1
+            r = f.record
+            no_place += r.target is None
+            merged += r.candidate is not None
+            match = counterpart(f.hunk, theirs)
+            verdict = "no counterpart in Debian's refresh"
+            if match is not None:
+                with_truth += 1
+                path, hunk = match
+                verdict = "place wrong"
+                if r.target == path:
+                    lines = got.files.get(path) or []
+                    first, last = debian_span(lines, hunk)
+                    if r.start - 1 < last and first < r.end:
+                        place_right += 1
+                        verdict = "place right"
+                        at = find_block(lines, hunk.before, max(hunk.old_start - 1, 0))
+                        if r.candidate is not None and at is not None:
+                            ours = lines[:r.start - 1] + r.candidate + lines[r.end:]
+                            if ours == lines[:at] + list(hunk.after) + lines[at + len(hunk.before):]:
+                                equal += 1
+                                verdict += ", candidate equal"
+            rows.append((quilt, proposal_text(r), verdict))
+            blocks.append(f"## {quilt}: {verdict}\n{describe(r)}\n" + "".join(
+                block(label, r.path, f.hunk, f.window, r.candidate, r.similarity) if r.target else []))
+    if os.environ.get("BENCH_PROPOSALS"):  # every block as the rebase would write it, for reading
+        Path(os.environ["BENCH_PROPOSALS"]).write_text("\n".join(blocks), encoding="utf-8")
+    seconds = sum(p.seconds for p in proposed.values())
+    return {"total": total, "with_truth": with_truth, "place_right": place_right, "equal": equal,
+            "no_place": no_place, "merged": merged, "rows": rows, "seconds": seconds}
+
+
+def proposal_text(record) -> str:
+    from patchmgr.proposal import describe
+
+    return describe(record).replace("|", "\\|")
 
 
 def git_rebase_skipping(tree: Path, env: dict, onto: str, base: str, branch: str) -> tuple[float, int, int, int]:
@@ -317,7 +437,7 @@ def debian_main(args: argparse.Namespace) -> int:
         times = [measure([*patchmgr, "rebase", "--dry-run", "--onto", NEW_VERSION, "--report", str(report)], tree, env)
                  for _ in range(args.runs)]
         outcomes = report_outcomes(report)
-        diffs = carried_diffs(tree, patches, "debian-1.63.0", onto, outcomes)
+        diffs, proposed = carried_diffs(tree, patches, "debian-1.63.0", onto, outcomes)
         relocations = _relocations(report)
         scores = [("default", outcomes, diffs, relocations)]
         if args.fuzz:
@@ -328,7 +448,7 @@ def debian_main(args: argparse.Namespace) -> int:
                 raise SystemExit(f"bench: the dry run with --fuzz {args.fuzz} failed: {res.stderr[-500:]}")
             fuzz_outcomes = report_outcomes(fuzzed)
             scores.append((f"--fuzz {args.fuzz}", fuzz_outcomes,
-                           carried_diffs(tree, patches, "debian-1.63.0", onto, fuzz_outcomes, args.fuzz),
+                           carried_diffs(tree, patches, "debian-1.63.0", onto, fuzz_outcomes, args.fuzz)[0],
                            _relocations(fuzzed)))
 
         git_runs = []
@@ -348,7 +468,9 @@ def debian_main(args: argparse.Namespace) -> int:
             raise SystemExit(f"bench: the autodiff set's dry run failed: {res.stderr[-500:]}")
 
         _print_debian(args, imported.group(1), labels, quilt_of, new_patches, scores, times, git_runs,
-                      report_outcomes(autodiff_report))
+                      report_outcomes(autodiff_report), proposed)
+        if os.environ.get("BENCH_KEEP_REPORT"):
+            shutil.copy(report, os.environ["BENCH_KEEP_REPORT"])
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -400,7 +522,7 @@ def _score(labels, kept, quilt_of, new_patches, outcomes, diffs, relocations) ->
             "wrong_flag": wrong_flag}
 
 
-def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, git_runs, autodiff) -> None:
+def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, git_runs, autodiff, proposed) -> None:
     kept = [label for label in labels if quilt_of[label].removesuffix(".patch") in new_patches]
     dropped = [label for label in labels if label not in kept]
     scored = [(name, _score(labels, kept, quilt_of, new_patches, outcomes, diffs, relocations))
@@ -434,6 +556,8 @@ def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, 
         cells = " | ".join(f"{s['rows'][label][0]} | {s['rows'][label][1]}" for _, s in scored)
         print(f"| {quilt} | {truth} | {cells} |")
     print()
+    _print_proposals(score_proposals(labels, kept, quilt_of, new_patches, proposed), pt)
+    print()
     print(f"autodiff set ({SET}) onto {NEW_VERSION}:\n")
     print("| patch | outcome |")
     print("|---|---|")
@@ -446,6 +570,25 @@ def _print_debian(args, imported, labels, quilt_of, new_patches, scores, times, 
     print("|---|---|---|---|---|---|")
     print(f"| patchmgr rebase --dry-run | {pt:.1f} s | git rebase, every stop skipped ({gstops} stops, "
           f"{gcarried} commits carried) | {gt:.1f} s | {pt / gt:.2f}x | {prss} MB (git: {grss} MB) |")
+
+
+def _print_proposals(s: dict, dry_run_seconds: float) -> None:
+    """The proposals for the stopped hunks of the kept patches, scored against Debian's refresh."""
+    truth = s["with_truth"] or 1
+    print(f"Proposals for the {s['total']} hunks the kept patches stop on ({s['with_truth']} with a counterpart "
+          f"in Debian's refresh; {s['no_place']} said no likely place; {s['merged']} with a merged candidate); "
+          f"made in {s['seconds']:.1f} s (the dry run: {dry_run_seconds:.1f} s)\n")
+    print("| measure | result | target |")
+    print("|---|---|---|")
+    print(f"| proposed place where Debian's refreshed hunk changes (same file, overlapping lines) | "
+          f"{s['place_right']}/{s['with_truth']} ({100 * s['place_right'] / truth:.0f}%) | >= 80% |")
+    print(f"| candidate equal to Debian's refreshed hunk | {s['equal']}/{s['with_truth']} "
+          f"({100 * s['equal'] / truth:.0f}%) | >= 30% |")
+    print()
+    print("| patch (Debian's name) | proposal | against Debian's refresh |")
+    print("|---|---|---|")
+    for quilt, text, verdict in s["rows"]:
+        print(f"| {quilt} | {text} | {verdict} |")
 
 
 if __name__ == "__main__":
