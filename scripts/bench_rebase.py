@@ -234,7 +234,7 @@ def carried_diffs(tree: Path, patches: Path, set_name: str, onto: str, outcomes:
     ws = Workspace.open(tree, load_manifest(patches))
     p = rebase.plan(ws, ws.inspect(set_name), onto, "bench-scored", None)
     journal = state.RebaseJournal(set=p.name, patch_branch="bench", repos=[], from_set=p.old.name, onto_arg=onto,
-                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, manifest="", fuzz=fuzz)
+                                  old_bases=p.old_bases, ontos=p.ontos, new=p.new, dirs={}, fuzz=fuzz)
     repo = ws.repo(SUPERPROJECT)
     replay = carry.Replay(repo, fuzz)
     diffs = {}
