@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -53,6 +54,7 @@ CLEAN, MERGED, RELOCATED, EMPTY, FAILED = "clean", "merged", "relocated", "empty
 #: a vendored crate's directory: name-1.2.3 (or name-0.1.0+wasi..., name-1.0.0-beta)
 _CRATE_DIR = re.compile(r"^(.+?)-\d+\.\d+\.\d+(?:[-+][\w.+-]*)?$")
 _GREP_FILES = 25  # files a distinctive line may be in and still say where a hunk belongs
+_OVER_AT_MOST = 5000  # changed files up to which a view is made over another (TreeView)
 
 
 @dataclass(frozen=True)
@@ -83,32 +85,62 @@ class Carried:
 
 
 class TreeView:
-    """One tree of one repository, read lazily and at most once per path."""
+    """One tree of one repository, read lazily and at most once per path.
 
-    def __init__(self, repo: Repo, tree: str):
+    A view made `over` another (a full view of a tree this one differs from in
+    a few files: the new base under the patches carried so far, the old base
+    under the set's commits) reads only those files itself and takes the rest
+    from the other: on rustc's tree a listing costs a second and a search of
+    every file several, while the trees of one carry differ in a few dozen
+    files.
+    """
+
+    def __init__(self, repo: Repo, tree: str, over: TreeView | None = None,
+                 changes: dict[str, str | None] | None = None):
         self.repo, self.tree = repo, tree
+        self.over = over
+        self.changes = changes or {}  # path -> mode (None: deleted), against `over`
         self._paths: dict[str, str] | None = None  # path -> mode
         self._texts: dict[str, str | None] = {}
-        self._grep: dict[str, list[str]] = {}
+        self._found: dict[str, set[str]] = {}  # line -> every file holding it
         self._names: dict[str, list[str]] | None = None
+        #: the lines the first search of the tree looks up too (see Replay.expect)
+        self.expected: Callable[[], list[str]] | None = None
 
     @property
     def paths(self) -> dict[str, str]:
         if self._paths is None:
-            out = self.repo.run("ls-tree", "-r", "-z", "--full-tree", self.tree, readonly=True, strip=False)
-            self._paths = {}
-            for entry in out.split("\0"):
-                meta, _, path = entry.partition("\t")
-                if path:
-                    self._paths[path] = meta.split()[0]
+            if self.over is not None:
+                self._paths = dict(self.over.paths)
+                for path, mode in self.changes.items():
+                    if mode is None:
+                        self._paths.pop(path, None)
+                    else:
+                        self._paths[path] = mode
+            else:
+                out = self.repo.run("ls-tree", "-r", "-z", "--full-tree", self.tree, readonly=True, strip=False)
+                self._paths = {}
+                for entry in out.split("\0"):
+                    meta, _, path = entry.partition("\t")
+                    if path:
+                        self._paths[path] = meta.split(" ", 1)[0]
         return self._paths
 
     def by_name(self) -> dict[str, list[str]]:
         """File name -> paths; a module's x/mod.rs is also found under x.rs."""
         if self._names is None:
-            self._names = collections.defaultdict(list)
-            for path in self.paths:
-                self._names[PurePosixPath(module_key(path)).name].append(path)
+            if self.over is not None:
+                names = dict(self.over.by_name())
+                for path in self.changes:
+                    name = _file_name(module_key(path))
+                    names[name] = [p for p in names.get(name, []) if p != path]
+                    if path in self.paths:
+                        names[name].append(path)
+                self._names = collections.defaultdict(list, names)
+            else:
+                self._names = collections.defaultdict(list)
+                for path in self.paths:
+                    self._names[_file_name(module_key(path))].append(path)
         return self._names
 
     def has_dir(self, directory: str) -> bool:
@@ -116,6 +148,8 @@ class TreeView:
         return any(p.startswith(prefix) for p in self.paths)
 
     def text(self, path: str) -> str | None:
+        if self.over is not None and path not in self.changes:
+            return self.over.text(path)
         if path not in self._texts:
             self._texts[path] = self.repo.read(self.tree, path) if path in self.paths else None
         return self._texts[path]
@@ -123,18 +157,32 @@ class TreeView:
     def grep(self, line: str) -> list[str]:
         """Files of the tree containing `line` (fixed string); more than a few say nothing."""
         self.grep_all([line])
-        return self._grep.get(line, [])
+        found = self._found.get(line, set())
+        return sorted(found) if len(found) <= _GREP_FILES else []
 
     def grep_all(self, lines: list[str]) -> None:
         """Look up every line not looked up yet in one `git grep` of the tree (one pass over a
         large tree costs about what one line does), so that `grep` answers them from memory.
+        A view over another takes the other's answer for the files they share and reads its own
+        changed files itself.
 
         `-o` prints each match with its file; a line that is part of a longer one matched at
         the same place is counted in that file too.
         """
-        todo = [line for line in dict.fromkeys(lines) if line not in self._grep and line and "\n" not in line]
+        todo = [line for line in dict.fromkeys(lines) if line not in self._found and line and "\n" not in line]
         if not todo:
             return
+        if self.over is not None:
+            self.over.grep_all(todo)
+            own = [path for path, mode in self.changes.items() if mode is not None and _searchable(self.text(path))]
+            for line in todo:
+                self._found[line] = {p for p in self.over._found[line] if p not in self.changes} | \
+                    {p for p in own if line in (self.text(p) or "")}
+            return
+        if self.expected is not None:
+            expected, self.expected = self.expected(), None
+            todo += [line for line in dict.fromkeys(expected) if line not in self._found and line and "\n" not in line
+                     and line not in todo]
         res = self.repo.try_run("grep", "-F", "-o", "-z", "-I", "-f", "-", self.tree, "--", readonly=True,
                                 strip=False, input="".join(line + "\n" for line in todo))
         found: dict[str, set[str]] = {line: set() for line in todo}
@@ -148,8 +196,16 @@ class TreeView:
                 path = name[len(prefix):]
                 for line in [match, *within[match]] if match in within else []:
                     found[line].add(path)
-        for line, paths in found.items():
-            self._grep[line] = sorted(paths) if len(paths) <= _GREP_FILES else []
+        self._found.update(found)
+
+
+def _file_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _searchable(text: str | None) -> bool:
+    """What `git grep -I` searches: a file with no NUL in its first 8000 bytes (git's binary test)."""
+    return text is not None and "\0" not in text[:8000]
 
 
 def gone_directory(path: str, old: TreeView, tip: TreeView) -> str | None:
@@ -218,16 +274,70 @@ class Replay(MailCommitter):
         self.fuzz = fuzz
         self._views: dict[str, TreeView] = {}
         self._candidates_of: dict[tuple[str, str], list[str]] = {}
+        #: the full views the others are made over: the first tip carried onto, the first old tree
+        self._roots: dict[str, TreeView] = {}
+        self._expected: list[Patch] = []  # see expect
 
-    def view(self, tree: str) -> TreeView:
-        if tree not in self._views:
-            self._views = {tree: TreeView(self.repo, tree)} | dict(list(self._views.items())[-3:])
-        return self._views[tree]
+    def view(self, tree: str, family: str | None = None) -> TreeView:
+        """The view of `tree`; with `family` ("tip": the new base and the trees carried onto it,
+        "old": the old base and the set's commits), made over the family's first view when the
+        two differ in few files (one `diff-tree`, where a full view lists the whole tree)."""
+        if tree in self._views:
+            return self._views[tree]
+        root = self._roots.get(family) if family else None
+        if root is not None and root.tree == tree:
+            made = root
+        else:
+            made = self._view_over(root, tree) if root is not None else TreeView(self.repo, tree)
+            if family and root is None:
+                self._roots[family] = made
+                if family == "tip":
+                    made.expected = lambda: self._likely_searched(made)
+        self._views = {tree: made} | dict(list(self._views.items())[-3:])
+        return made
+
+    def _view_over(self, root: TreeView, tree: str) -> TreeView:
+        """A view of `tree` over `root`, or a full one when they differ in many files."""
+        out = self.repo.run("diff-tree", "-r", "-z", "--no-renames", root.tree, tree, readonly=True, strip=False)
+        fields = out.split("\0")
+        changes: dict[str, str | None] = {}
+        for meta, path in zip(fields[::2], fields[1::2]):
+            parts = meta.split(" ")
+            changes[path] = None if parts[-1] == "D" else parts[1]
+            if len(changes) > _OVER_AT_MOST:
+                return TreeView(self.repo, tree)
+        return TreeView(self.repo, tree, root, changes)
+
+    def expect(self, patches: list[Patch]) -> None:
+        """`patches` are to be carried: the first search of the new tree also looks up the lines
+        of every hunk of theirs that is likely to need one (`_likely_searched`), so that the
+        whole carry makes one pass over the tree (each costs seconds on rustc's) where it would
+        make one per patch. A line not looked up then is looked up when it is needed."""
+        self._expected = list(patches)
+
+    def _likely_searched(self, tip: TreeView) -> list[str]:
+        """The distinctive lines of each expected hunk that does not apply, on its own, where its
+        file is on the new base or where that file went (as `_relocate_hunks` first tries): those
+        the carry looks for in the whole tree. Each line costs the search a pass of its own
+        (git grep matches the patterns one by one), so the hunks that will apply are left out."""
+        lines: list[str] = []
+        texts: dict[str, list[str]] = {}
+        for patch in self._expected:
+            for fd in self.file_diffs(patch):
+                if fd.old_path is None or fd.new_path is None or fd.binary:
+                    continue  # created, deleted or binary: never searched for
+                targets = [fd.old_path] if fd.old_path in tip.paths else self._candidates(fd.old_path, tip)
+                for hunk in fd.hunks:
+                    if not any(place(texts.setdefault(t, split_lines(tip.text(t) or "")), (hunk,), self.fuzz,
+                                     compiletest(t))[1] for t in targets):
+                        lines += distinctive(hunk)
+        return lines
 
     # --- the set as commits on its old base -----------------------------------
     def materialize(self, base: str, patches: list[Patch], mails: list[str]) -> list[str]:
         """Commit each patch on the one before, from `base`, as apply's git am would; `mails` are
         the tagged texts (messages). The committer is the author, so the ids depend on the mails only."""
+        self.expect(patches)
         parent, out = base, []
         for patch, mail in zip(patches, mails):
             parent = self.commit_mail(parent, mail, patch.diff, as_author=True)
@@ -238,6 +348,7 @@ class Replay(MailCommitter):
     def carry(self, tip: str, commit: str, patch: Patch, relocate: bool = True) -> Carried:
         """`commit` (a materialized patch) carried onto `tip`, without touching any work tree."""
         tip_tree = self.tree_of(tip)
+        self.view(tip_tree, "tip")
         parent = self.repo.run("rev-parse", f"{commit}^", readonly=True).strip()
         diffs = self.file_diffs(patch)
         moved_dirs = self._vanished_dirs(diffs, parent, tip_tree)
@@ -262,7 +373,7 @@ class Replay(MailCommitter):
         """Directories above a created file that existed on the old base and are gone now: git
         apply would create the file there and bring the old directory back, so the file must
         follow the directory's move instead (see `_new_file_path`)."""
-        old, tip = self.view(self.tree_of(parent)), self.view(tip_tree)
+        old, tip = self.view(self.tree_of(parent), "old"), self.view(tip_tree, "tip")
         return [gone for fd in diffs if fd.old_path is None and fd.new_path
                 and (gone := gone_directory(fd.new_path, old, tip)) is not None]
 
@@ -306,9 +417,9 @@ class Replay(MailCommitter):
 
     def _relocate(self, diffs: list[FileDiff], parent: str, commit: str, tip_tree: str, merged: str,
                   conflicted: list[str]) -> Carried:
-        tip = self.view(tip_tree)
-        old = self.view(self.tree_of(parent))
-        sides = (old, self.view(self.tree_of(commit)))
+        tip = self.view(tip_tree, "tip")
+        old = self.view(self.tree_of(parent), "old")
+        sides = (old, self.view(self.tree_of(commit), "old"))
         result = Carried(RELOCATED)
         contents: dict[str, list[str] | None] = {}  # path -> new lines (None: delete)
         modes: dict[str, str] = {}
@@ -468,7 +579,7 @@ class Replay(MailCommitter):
             return self._candidates_of[tip.tree, path]
         names = tip.by_name()
         key = module_key(path)
-        found = [p for p in names.get(PurePosixPath(key).name, []) if p != path]
+        found = [p for p in names.get(_file_name(key), []) if p != path]
         scored = [(tail_score(key, module_key(p)), p) for p in found]
         if not (len(scored) == 1 and scored[0][0] >= 1):
             scored = [(s, p) for s, p in scored if s >= 2]

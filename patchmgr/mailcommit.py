@@ -95,7 +95,9 @@ class MailCommitter:
                 return self.write_tree(), ""
             error += "; 3-way: " + (_first(res.err or res.out, ("fatal:", "Applied patch")) or
                                     _first(res.err or res.out, ("error:",)) or f"exit {res.status}")
-        self._index_tree = None
+            self._index_tree = None
+        # else the index still holds `tree`: git apply writes it only when the whole patch applied,
+        # so the next apply on the same tree (the carry's next patch) needs no read-tree
         return None, error
 
     def tree_with(self, tree: str, entries: list[str]) -> str:

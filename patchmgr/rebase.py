@@ -450,6 +450,7 @@ def _carry_repo(ws: Workspace, journal: state.RebaseJournal, path: str, patches:
     replay = carry.Replay(repo, journal.fuzz)
     try:
         commits = _materialized(ws, journal, replay, path, patches)
+        replay.expect(pending)
         tip = repo.head() if on_branch else journal.ontos[path]
         decided: dict[str, list[str]] = {}
         stop: tuple[Patch, Decision] | None = None

@@ -66,13 +66,19 @@ def git(cwd: Path, env: dict, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def bench_args(doc: str) -> argparse.Namespace:
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark on the real tree takes (--runs, --tree, --enzyme); a benchmark
+    adds its own to it."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tree", type=Path, help="an imported rustc 1.63.0 tree to clone (it is left as it was)")
     parser.add_argument("--enzyme", type=Path, metavar="DIR",
                         help="a local Enzyme repository whose HEAD the set pins (default: the tests' stand-in)")
-    return parser.parse_args()
+    return parser
+
+
+def bench_args(doc: str) -> argparse.Namespace:
+    return bench_parser(doc).parse_args()
 
 
 def bench_tree(args: argparse.Namespace, tmp: Path) -> tuple[Path, dict]:
@@ -123,6 +129,9 @@ def pin_enzyme(args: argparse.Namespace, tmp: Path, env: dict, manifest) -> str:
         repo, commit = enzyme_standin(tmp, env)
         # the set's patches for Enzyme itself need the real sources: left out with the stand-in
         manifest["sets"][SET]["repos"].pop(str(enzyme.get("path", LLVM + "/enzyme")), None)
+        print("bench: NO --enzyme: the set pins the tests' small Enzyme stand-in (tests/enzyme-standin), and its "
+              "patches for Enzyme itself are LEFT OUT; pass --enzyme DIR (a local Enzyme repository) to measure "
+              "the whole set on the real Enzyme", file=sys.stderr)
     enzyme["commit"] = commit
     config = env["GIT_CONFIG_GLOBAL"]
     git(tmp, env, "config", "--file", config, f"url.{repo}.insteadOf", str(enzyme["url"]))

@@ -3,13 +3,19 @@
 
 The new upstream is the 1.63.0 release with Debian's 37 quilt patches
 committed on top (the series replays onto it without conflicts, so both
-tools run to the end). Same run, same four commits: `git rebase --onto` of a
-branch made with `git am`, and `patchmgr rebase --onto` of the set's files
-(which also exports the new set and applies it, Enzyme submodule included,
-as its documentation says). Medians of --runs runs, peak RSS of each
-command's process tree.
+tools run to the end). Same run, same commits (the set's patches for
+rustc): `git rebase --onto` of a branch made with `git am`, and `patchmgr
+rebase --onto` of the set's files (which also exports the new set and
+applies it, Enzyme submodule and Enzyme's own patches included, as its
+documentation says). Medians of --runs runs, peak RSS of each command's
+process tree.
 
-    python3 scripts/bench_rebase.py [--runs 5] [--tree DIR]
+    python3 scripts/bench_rebase.py [--runs 5] [--tree DIR] [--enzyme DIR]
+
+--enzyme pins HEAD of a local Enzyme repository, as scripts/bench_apply.py
+does; without it the set pins the tests' Enzyme stand-in, which lacks the
+files the set's Enzyme patches change, so those patches are left out (the
+benchmark says so on stderr).
 
 --debian measures the rebase engine on a real series instead: Debian's 37
 quilt patches for rustc 1.63, imported with `patchmgr import`, carried onto
@@ -52,13 +58,11 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
-from bench_apply import bench_tree, git, measure  # noqa: E402
+from bench_apply import SET, bench_parser, bench_tree, git, measure, pin_enzyme  # noqa: E402
 from prepare_bootstrap import debian_dir, quilt_series  # noqa: E402
-from realtree import enzyme_standin  # noqa: E402
 
 from patchmgr.hunks import split_lines  # noqa: E402
 
-SET = "autodiff-1.63.0"
 NEW = "bench-rebased"
 
 
@@ -79,9 +83,7 @@ def debian_upstream(tree: Path, env: dict, scratch: Path) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--tree", type=Path, help="an imported rustc 1.63.0 tree to clone (it is left as it was)")
+    parser = bench_parser(__doc__)
     parser.add_argument("--debian", action="store_true",
                         help="Debian's 1.63 series onto 1.85.0, scored against Debian's 1.85 series (see above)")
     parser.add_argument("--fuzz", type=int, default=0, metavar="N",
@@ -96,15 +98,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="patchmgr-bench-rebase-"))
     try:
         tree, env = bench_tree(args, tmp)
-        enzyme_repo, enzyme_commit = enzyme_standin(tmp, env)
         patches = tmp / "patches"
         shutil.copytree(REPO / "patches", patches)
         manifest_path = patches / "series.toml"
         manifest = tomlkit.parse(manifest_path.read_text())
-        manifest["sets"][SET]["enzyme"]["commit"] = enzyme_commit
-        git(tmp, env, "config", "--file", env["GIT_CONFIG_GLOBAL"], f"url.{enzyme_repo}.insteadOf",
-            str(manifest["sets"][SET]["enzyme"]["url"]))
-        git(tmp, env, "config", "--file", env["GIT_CONFIG_GLOBAL"], "protocol.file.allow", "always")
+        enzyme = pin_enzyme(args, tmp, env, manifest)
         manifest_path.write_text(tomlkit.dumps(manifest))
         pristine = manifest_path.read_bytes()
         files = [str(p) for p in sorted((patches / SET / "rust").glob("*.patch"))]
@@ -131,8 +129,8 @@ def main() -> int:
 
         (pt, prss), (gt, grss) = [(statistics.median(t for t, _ in rows[k]), max(r for _, r in rows[k]))
                                   for k in ("patchmgr rebase", "git rebase")]
-        print(f"real rustc 1.63.0 tree onto Debian's 37 patches, {len(files)} commits, median of {args.runs} runs, "
-              f"{os.cpu_count()} cores\n")
+        print(f"real rustc 1.63.0 tree onto Debian's 37 patches, {len(files)} commits, {enzyme}, median of "
+              f"{args.runs} runs, {os.cpu_count()} cores\n")
         print("| command | time | baseline | baseline time | ratio | target | peak RSS |")
         print("|---|---|---|---|---|---|---|")
         print(f"| patchmgr rebase | {pt * 1000:.0f} ms | git rebase | {gt * 1000:.0f} ms | {pt / gt:.2f}x | <= 1.2x | "

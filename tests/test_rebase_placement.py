@@ -15,6 +15,7 @@ import tomllib
 
 import pytest
 from fixture import commit_upstream, series_as_set, write
+from test_speed import git_command_counts
 
 OLD, NEW = "autodiff-1.63.0", "autodiff-1.64.0"
 
@@ -250,3 +251,37 @@ def test_a_file_created_in_a_directory_gone_to_no_one_place_stops_with_a_finding
     report = (world.patches / NEW / "rebase-report.md").read_text()
     assert finding + ", resolved by hand" in report, report
     assert (world.checkout / NEW_TEST[0]).read_text() == NEW_TEST[2]
+
+
+def rule_file(prefix: str) -> str:
+    """A module of functions whose every line is distinctive (a search of the tree finds them)."""
+    return "".join(f"pub fn {prefix}_rule_{i}(input: &str) -> usize {{\n    input.len() * {i} + {prefix.upper()}_BIAS\n}}\n"
+                   for i in range(6))
+
+
+def test_hunks_found_by_a_search_of_the_tree_cost_one_search_for_the_whole_series(world, tmp_path):
+    """Upstream merged two modules into one file of another name in another directory: each of two
+    patches has its hunk found there by a search of the new tree, the second in the file the first
+    patch just changed. rustc's tree costs seconds per search and per listing, so the carry
+    searches the new base once for every hunk of the series and lists each side's tree once; the
+    later trees are read as the few files they change."""
+    lexer, parser = "compiler/rustc_lex/src/lexer_rules.rs", "compiler/rustc_lex/src/parser_table.rs"
+    merged = "compiler/rustc_grammar/src/grammar.rs"
+    filler = "".join(f"// upstream's grammar note {i}, unrelated to the rules\n" for i in range(80))
+    series_onto(world, {lexer: rule_file("lexer"), parser: rule_file("parser")},
+                [(lexer, "input.len() * 3 + LEXER_BIAS", "input.len() * 3 + LEXER_BIAS + 1", "lexer: one more"),
+                 (parser, "input.len() * 4 + PARSER_BIAS", "input.len() * 4 - PARSER_BIAS", "parser: less bias")],
+                {lexer: None, parser: None, merged: filler + rule_file("lexer") + rule_file("parser")})
+    out, trace = tmp_path / "report.md", tmp_path / "trace"
+    res = world.run("rebase", "--dry-run", "--onto", "origin/main", "--report", str(out),
+                    env_extra={"GIT_TRACE": str(trace)})
+    assert res.returncode == 0, res.stderr
+    report = out.read_text()
+    rows = [line.split(" | ")[1] for line in report.splitlines() if line.startswith(f"| {OLD}/rust/")]
+    assert rows == ["relocated: 1 hunk placed elsewhere, see below"] * 2, report
+    assert f"{lexer}:8 -> {merged}:88 (context found by a search of the new tree)" in report, report
+    assert f"{parser}:11 -> {merged}:109 (context found by a search of the new tree)" in report, report
+    assert git_command_counts(trace)["grep"] == 1, trace.read_text()
+    # the new base listed whole once; the tree carrying the first patch is read as its changes
+    listings = [line for line in trace.read_text().splitlines() if " ls-tree -r -z --full-tree " in line]
+    assert len(listings) == 1, listings

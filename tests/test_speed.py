@@ -7,6 +7,7 @@ instead (patchmgr/mailcommit.py), and each commit must be the one git am makes.
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import shlex
@@ -104,13 +105,18 @@ def test_mail_committed_in_the_object_store_is_the_commit_git_am_makes(tmp_path,
 
 def git_commands(trace: Path) -> set[str]:
     """The git commands a GIT_TRACE file records (past global options such as -c key=value)."""
-    found = set()
+    return set(git_command_counts(trace))
+
+
+def git_command_counts(trace: Path) -> collections.Counter[str]:
+    """git command -> how many times a GIT_TRACE file records it run."""
+    found: collections.Counter[str] = collections.Counter()
     for line in trace.read_text(errors="replace").splitlines():
         _, sep, argv = line.partition("trace: built-in: git ")
         if sep:
             args = shlex.split(argv)
-            found.add(next((a for i, a in enumerate(args) if not a.startswith("-")
-                            and (i == 0 or args[i - 1] not in ("-c", "-C"))), ""))
+            found[next((a for i, a in enumerate(args) if not a.startswith("-")
+                        and (i == 0 or args[i - 1] not in ("-c", "-C"))), "")] += 1
     return found
 
 
