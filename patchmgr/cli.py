@@ -23,7 +23,7 @@ SEE_MAIN_HELP = "exit codes: patchmgr --help lists them (the same for every comm
 #: commands for which --set means nothing (diff-sets names its two sets as arguments)
 NO_SET = frozenset({"diff-sets"})
 
-#: one or two typical command lines per command, shown by its --help
+#: a few typical command lines per command, shown by its --help
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "apply": ("patchmgr apply", "patchmgr -C ~/src/rust --patches ~/my-series apply --no-config"),
     "unapply": ("patchmgr unapply", "patchmgr unapply --force   # keep edited commits under refs/patchmgr/backup/"),
